@@ -1,0 +1,77 @@
+"""Errors named by what to do about them (STYLE.md item 7).
+
+Each vendor client keeps one table that maps HTTP statuses and vendor error
+codes to these classes; nothing outside the client looks at a status code.
+Messages name the endpoint, status and record id, never a body or a secret.
+"""
+
+from __future__ import annotations
+
+
+class CrmsyncError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(CrmsyncError):
+    """A person must fix a file, a setting or a credential; retrying will not help."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[Problem] = problems or []
+
+
+class AuthError(ConfigError):
+    """The CRM refused the credentials (HubSpot 401, Salesforce INVALID_SESSION_ID after a refresh)."""
+
+
+class TransientError(CrmsyncError):
+    """A failure that is expected to pass: retry with backoff (5xx, reset, lock)."""
+
+
+class RateLimited(TransientError):
+    """The vendor's short-window limit was hit; wait ``retry_after`` seconds if known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QuotaExhausted(CrmsyncError):
+    """The daily or rolling allocation is used up: stop the run and say so, do not retry."""
+
+
+class RecordRejected(CrmsyncError):
+    """The CRM refused one record: skip it, report it, keep going."""
+
+    def __init__(self, record_id: str, code: str, message: str) -> None:
+        super().__init__(f"record {record_id} rejected: {code}: {message}")
+        self.record_id = record_id
+        self.code = code
+
+
+class Problem:
+    """One problem found in a file: where (file and key) and what."""
+
+    __slots__ = ("file", "key", "message")
+
+    def __init__(self, file: str, key: str, message: str) -> None:
+        self.file = file
+        self.key = key
+        self.message = message
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.key}" if self.key else self.file
+        return f"{where}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"Problem({self.file!r}, {self.key!r}, {self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Problem) and (self.file, self.key, self.message) == (
+            other.file,
+            other.key,
+            other.message,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.key, self.message))

@@ -1,0 +1,70 @@
+"""Job files (``jobs/<name>.toml``): what to sync, when, and whether to write back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connector.errors import ConfigError, Problem
+from connector.loading import load_model
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str | None = None
+    connections: list[str] = Field(min_length=1)
+    """Connection names from ``config.toml``."""
+    schedule: str = "*/15 * * * *"
+    """Cron expression (five fields, UTC) for ``crmsync scheduler``."""
+    mode: Literal["incremental", "full"] = "incremental"
+    """``incremental`` pulls what changed since the checkpoint; ``full`` re-reads everything every run."""
+    write_back: bool = True
+    """Write stage fields to the CRM; off = decide and record only."""
+    dry_run: bool = False
+    """Plan writes and report them without making them."""
+    rules: str | None = None
+    """Optional rules file for this job, relative to the config's folder (default: ``paths.rules``)."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not croniter.is_valid(value) or len(value.split()) != 5:
+            raise ValueError(f"not a five-field cron expression: {value!r}")
+        return value
+
+
+def load_job(path: Path) -> Job:
+    job = load_model(Job, path)
+    if job.name != path.stem:
+        problem = Problem(str(path), "name", f"must match the file name ({path.stem!r})")
+        raise ConfigError(str(problem), [problem])
+    return job
+
+
+def load_jobs(folder: Path) -> tuple[dict[str, Job], list[Problem]]:
+    """Every job in ``folder``, plus the problems of those that did not load."""
+    jobs: dict[str, Job] = {}
+    problems: list[Problem] = []
+    if not folder.is_dir():
+        return jobs, [Problem(str(folder), "", "jobs folder not found")]
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            job = load_job(path)
+        except ConfigError as error:
+            problems.extend(error.problems)
+            continue
+        jobs[job.name] = job
+    return jobs, problems
+
+
+def find_job(folder: Path, name: str) -> Job:
+    path = folder / f"{name}.toml"
+    if not path.exists():
+        known = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+        raise ConfigError(f"no job {name!r} in {folder} (known: {', '.join(known) or 'none'})")
+    return load_job(path)

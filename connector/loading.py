@@ -1,0 +1,71 @@
+"""Reading TOML files into validated models, with every problem reported at once.
+
+Shared by the config, mapping, rules and job loaders so that each reports
+its problems the same way: file, dotted key, message.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from connector.errors import ConfigError, Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse one TOML file; a missing or malformed file is a ``ConfigError`` naming it."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found", [Problem(str(path), "", "file not found")]) from None
+    except tomllib.TOMLDecodeError as error:
+        problem = Problem(str(path), "", f"not valid TOML: {error}")
+        raise ConfigError(str(problem), [problem]) from None
+
+
+def problems_from(error: ValidationError, file: str, prefix: str = "") -> list[Problem]:
+    """One ``Problem`` per pydantic error, keyed by the dotted path of the TOML key."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        key = ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
+        if prefix:
+            key = f"{prefix}.{key}" if key else prefix
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(Problem(file, key, message))
+    return problems
+
+
+def _is_union_tag(part: object) -> bool:
+    # pydantic puts the union member's name in the location ("str", "function-after[...]")
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "list[str]", "FieldSpec"})
+
+
+def validate_file(model: type[M], data: dict[str, Any], file: str) -> M:
+    """Validate ``data`` as ``model`` or raise one ``ConfigError`` listing every problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = problems_from(error, file)
+        raise ConfigError(_summary(file, problems), problems) from None
+
+
+def load_model(model: type[M], path: Path) -> M:
+    return validate_file(model, read_toml(path), str(path))
+
+
+def _summary(file: str, problems: list[Problem]) -> str:
+    lines = [f"{file}: {len(problems)} problem(s)"] + [f"  {problem}" for problem in problems]
+    return "\n".join(lines)
+
+
+def raise_problems(file: str, problems: list[Problem]) -> None:
+    if problems:
+        raise ConfigError(_summary(file, problems), problems)

@@ -1,0 +1,351 @@
+"""Field and activity mappings between one CRM and the common model.
+
+A mapping file (``mappings/hubspot.toml``, ``mappings/salesforce.toml``) is
+data, not code: a small strict vocabulary, loaded and checked here. The
+vendor clients use the compiled :class:`CrmMapping` to normalise records at
+their boundary; the write planner uses its stage section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from connector.errors import ConfigError, Problem
+from connector.loading import load_model
+from connector.model import LADDER, ActivityKind, Stage
+
+_STRICT = ConfigDict(frozen=True, extra="forbid")
+
+COMMON_FIELDS: tuple[str, ...] = (
+    "email",
+    "first_name",
+    "last_name",
+    "job_title",
+    "company.name",
+    "company.domain",
+    "company.employees",
+    "company.industry",
+    "company.country",
+)
+
+
+class Transform(StrEnum):
+    """What may be done to a CRM value on its way into the common model."""
+
+    TEXT = "text"
+    """Stripped text; empty becomes missing."""
+    LOWER = "lower"
+    UPPER = "upper"
+    EMAIL = "email"
+    """Stripped and lower-cased; must look like an address."""
+    INT = "int"
+    """A whole number; ``"1,200"`` and ``"120.0"`` are accepted."""
+    INT_RANGE = "int_range"
+    """The lower bound of a range such as ``"25-50"`` or ``"1000+"`` (HubSpot ``numemployees``); plain numbers too."""
+    DATETIME = "datetime"
+    """ISO-8601 (a ``Z`` or offset; naive means UTC), ``YYYY-MM-DD``, or epoch milliseconds."""
+
+
+class FieldSpec(BaseModel):
+    model_config = _STRICT
+
+    field: str = Field(min_length=1)
+    transform: Transform = Transform.TEXT
+
+
+class PersonObject(BaseModel):
+    """One CRM object that holds people (HubSpot ``contacts``; Salesforce ``Lead``, ``Contact``)."""
+
+    model_config = _STRICT
+
+    fields: dict[str, str | FieldSpec]
+
+    @field_validator("fields")
+    @classmethod
+    def _known_targets(cls, value: dict[str, str | FieldSpec]) -> dict[str, str | FieldSpec]:
+        unknown = sorted(set(value) - set(COMMON_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown common field(s) {unknown}; known: {list(COMMON_FIELDS)}")
+        if "email" not in value:
+            raise ValueError("the e-mail field must be mapped")
+        return value
+
+    def specs(self) -> dict[str, FieldSpec]:
+        return {
+            target: spec if isinstance(spec, FieldSpec) else FieldSpec(field=spec)
+            for target, spec in self.fields.items()
+        }
+
+
+class ActivityRule(BaseModel):
+    """CRM records of ``object`` whose fields match ``when`` become activities of ``kind``."""
+
+    model_config = _STRICT
+
+    object: str = Field(min_length=1)
+    kind: ActivityKind
+    at: str = Field(min_length=1)
+    """The CRM field that holds the instant the activity happened."""
+    detail: str | None = None
+    """Optional CRM field shown with the activity (a title, a campaign name)."""
+    when: dict[str, str | list[str]] = Field(default_factory=dict)
+    """Every listed field must hold the value (or one of the values); values compare case-insensitively."""
+
+    _wanted: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._wanted = {
+            name: frozenset(v.strip().lower() for v in ([wanted] if isinstance(wanted, str) else wanted))
+            for name, wanted in self.when.items()
+        }
+
+    def matches(self, values: Mapping[str, Any]) -> bool:
+        for name, wanted in self._wanted.items():
+            value = values.get(name)
+            if value is None or str(value).strip().lower() not in wanted:
+                return False
+        return True
+
+
+class SecondaryStageField(BaseModel):
+    """Another field written along with the stage, e.g. HubSpot's own ``lifecyclestage``.
+
+    Its values follow the ladder's order; several rungs may share a value and
+    rungs may be left out (nothing is written to this field for them).
+    """
+
+    model_config = _STRICT
+
+    field: str = Field(min_length=1)
+    values: dict[Stage, str]
+
+
+class StageSection(BaseModel):
+    model_config = _STRICT
+
+    field: str = Field(min_length=1)
+    """The CRM field that holds the rung (a picklist / enumeration)."""
+    values: dict[Stage, str]
+    """The CRM value for each rung; every rung needs one, each value used once."""
+    protected: list[Stage] = Field(default_factory=list)
+    """Rungs people set by hand: a record on one is never changed by crmsync.
+    CRM values outside the ladder are always protected."""
+    reached_at_field: str | None = None
+    """Optional field that gets the date the current rung was reached."""
+    reason_field: str | None = None
+    """Optional text field that gets a short reason sales people read, e.g. "MQL: guide 2026-10-02"."""
+    reason_max_length: int = Field(default=255, ge=20)
+    also: list[SecondaryStageField] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StageSection:
+        missing = [stage.value for stage in LADDER if stage not in self.values]
+        if missing:
+            raise ValueError(f"values: no CRM value for rung(s) {missing}")
+        seen: dict[str, Stage] = {}
+        for stage, value in self.values.items():
+            if value in seen:
+                raise ValueError(f"values: {stage.value} and {seen[value].value} both map to {value!r}")
+            seen[value] = stage
+        targets = [self.field, self.reached_at_field, self.reason_field, *(a.field for a in self.also)]
+        named = [t for t in targets if t]
+        duplicates = sorted({t for t in named if named.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"field(s) {duplicates} written twice")
+        return self
+
+
+class MappingFile(BaseModel):
+    model_config = _STRICT
+
+    crm: Literal["hubspot", "salesforce"]
+    people: dict[str, PersonObject] = Field(min_length=1)
+    activities: list[ActivityRule] = Field(default_factory=list)
+    stage: StageSection
+
+    @model_validator(mode="after")
+    def _no_duplicate_rules(self) -> MappingFile:
+        seen: set[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]] = set()
+        for index, rule in enumerate(self.activities):
+            key = (
+                rule.object,
+                tuple(sorted((name, tuple(sorted([w] if isinstance(w, str) else w))) for name, w in rule.when.items())),
+            )
+            if key in seen:
+                raise ValueError(f"activities[{index}] repeats an earlier rule for {rule.object} with the same 'when'")
+            seen.add(key)
+        return self
+
+
+class CrmMapping:
+    """A loaded mapping, with the look-ups the clients and the planner need."""
+
+    def __init__(self, spec: MappingFile, source: str = "<memory>") -> None:
+        self.spec = spec
+        self.source = source
+        self.crm = spec.crm
+        self.people = {name: obj.specs() for name, obj in spec.people.items()}
+        self.stage = spec.stage
+        self._stage_by_value = {value: stage for stage, value in spec.stage.values.items()}
+        self._activity_rules: dict[str, list[ActivityRule]] = {}
+        for rule in spec.activities:
+            self._activity_rules.setdefault(rule.object, []).append(rule)
+
+    # -- stages -----------------------------------------------------------
+    def stage_for_value(self, value: str | None) -> Stage | None:
+        """The rung a primary stage-field value stands for; ``None`` when empty or outside the ladder."""
+        return self._stage_by_value.get(value) if value else None
+
+    def value_for_stage(self, stage: Stage) -> str:
+        return self.stage.values[stage]
+
+    def stage_fields(self) -> list[str]:
+        """Every CRM field that carries a stage: the primary field first."""
+        return [self.stage.field, *(also.field for also in self.stage.also)]
+
+    def written_fields(self) -> list[str]:
+        extra = [f for f in (self.stage.reached_at_field, self.stage.reason_field) if f]
+        return [*self.stage_fields(), *extra]
+
+    # -- activities ----------------------------------------------------------
+    def activity_objects(self) -> list[str]:
+        return list(self._activity_rules)
+
+    def activity_rules(self, crm_object: str) -> list[ActivityRule]:
+        return self._activity_rules.get(crm_object, [])
+
+    def activity_fields(self, crm_object: str) -> list[str]:
+        """CRM fields to read for ``crm_object`` so that its rules can be applied."""
+        names: dict[str, None] = {}
+        for rule in self.activity_rules(crm_object):
+            names[rule.at] = None
+            if rule.detail:
+                names[rule.detail] = None
+            for name in rule.when:
+                names[name] = None
+        return list(names)
+
+    def kind_for(self, crm_object: str, values: Mapping[str, Any]) -> ActivityRule | None:
+        """The first rule of ``crm_object`` that matches ``values``; ``None`` means unmapped."""
+        for rule in self.activity_rules(crm_object):
+            if rule.matches(values):
+                return rule
+        return None
+
+    # -- people ------------------------------------------------------------
+    def person_fields(self, crm_object: str) -> list[str]:
+        return [spec.field for spec in self.people[crm_object].values()]
+
+    def normalise_person(self, crm_object: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Common-model fields (nested ``company``) from one CRM record's values.
+
+        Raises ``ValueError`` naming the field when a value cannot be transformed.
+        """
+        person: dict[str, Any] = {}
+        company: dict[str, Any] = {}
+        for target, spec in self.people[crm_object].items():
+            value = apply_transform(spec.transform, values.get(spec.field), spec.field)
+            if value is None:
+                continue
+            if target.startswith("company."):
+                company[target.removeprefix("company.")] = value
+            else:
+                person[target] = value
+        if company:
+            person["company"] = company
+        return person
+
+
+def apply_transform(transform: Transform, value: Any, field: str) -> Any:
+    """Apply one mapping transform; ``None`` for a missing or empty value."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+    try:
+        match transform:
+            case Transform.TEXT:
+                return str(value)
+            case Transform.LOWER:
+                return str(value).lower()
+            case Transform.UPPER:
+                return str(value).upper()
+            case Transform.EMAIL:
+                return normalise_email(str(value))
+            case Transform.INT:
+                return _to_int(value)
+            case Transform.INT_RANGE:
+                return _to_int(str(value).split("-")[0].rstrip("+"))
+            case Transform.DATETIME:
+                return parse_instant(value)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise ValueError(f"{field}: {error}") from None
+    raise AssertionError(transform)  # pragma: no cover - StrEnum is exhaustive
+
+
+def normalise_email(value: str) -> str:
+    email = value.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or " " in email or len(email) > 254:
+        raise ValueError(f"not an e-mail address: {value[:80]!r}")
+    return email
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    text = str(value).replace(",", "").replace(" ", "")
+    return int(float(text)) if "." in text else int(text)
+
+
+def parse_instant(value: Any) -> datetime:
+    """An aware UTC datetime from ISO-8601 text, a date, or epoch milliseconds."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    text = str(value).strip()
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+    parsed = datetime.fromisoformat(text.replace("+0000", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def load_mapping(path: Path) -> CrmMapping:
+    """Load and check one mapping file; every problem is reported at once as a ``ConfigError``."""
+    spec = load_model(MappingFile, path)
+    return CrmMapping(spec, str(path))
+
+
+def check_mapping(path: Path) -> list[Problem]:
+    try:
+        load_mapping(path)
+    except ConfigError as error:
+        return error.problems
+    return []
+
+
+__all__ = [
+    "ActivityRule",
+    "CrmMapping",
+    "FieldSpec",
+    "MappingFile",
+    "Transform",
+    "apply_transform",
+    "check_mapping",
+    "load_mapping",
+    "normalise_email",
+    "parse_instant",
+]

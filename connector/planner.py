@@ -1,0 +1,108 @@
+"""The write planner: decision vs what the CRM shows vs policy. Pure.
+
+Given a contact as read from a CRM, the rules' decision and the mapping,
+say what to write, or why nothing. Policies (DOMAIN.md):
+
+- a CRM value outside the ladder always wins (never overwritten);
+- rungs the mapping marks ``protected`` are never changed;
+- forward only, unless the rules allow regression;
+- nothing is written when the CRM already shows the value.
+
+Secondary stage fields (HubSpot's ``lifecyclestage``) follow the same
+policies field by field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from connector.crm import ContactRecord, StageUpdate
+from connector.mapping import CrmMapping, SecondaryStageField
+from connector.model import LADDER, Stage, StageDecision
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do for one record: ``update`` to write, or ``skip`` saying why not."""
+
+    update: StageUpdate | None
+    skip: str | None
+    current: Stage | None
+    target: Stage | None
+
+
+def plan_write(
+    record: ContactRecord,
+    decision: StageDecision,
+    mapping: CrmMapping,
+    *,
+    regression: bool,
+    now: datetime,
+) -> Plan:
+    """Plan the write for one record; ``now`` dates the stage when no activity does."""
+    target = decision.stage
+    primary = mapping.stage.field
+    current_value = record.stage_values.get(primary)
+    current = mapping.stage_for_value(current_value)
+    if target is None:
+        return Plan(None, "no rung", current, None)
+    if current_value and current is None:
+        return Plan(None, f"CRM value {current_value!r} is outside the ladder", current, target)
+    if current is not None and current in mapping.stage.protected:
+        return Plan(None, f"{current.value} is protected", current, target)
+    if current == target:
+        return Plan(None, "unchanged", current, target)
+    if current is not None and current.rank > target.rank and not regression:
+        return Plan(None, f"forward only: CRM shows {current.value}", current, target)
+
+    fields = {primary: mapping.value_for_stage(target)}
+    for also in mapping.stage.also:
+        value = _secondary_value(also, target, record.stage_values.get(also.field), regression)
+        if value is not None:
+            fields[also.field] = value
+    if mapping.stage.reached_at_field:
+        fields[mapping.stage.reached_at_field] = _reached_on(decision, now)
+    if mapping.stage.reason_field:
+        fields[mapping.stage.reason_field] = _clip(decision.summary(), mapping.stage.reason_max_length)
+    update = StageUpdate(
+        crm_id=record.crm_id,
+        object_type=record.object_type,
+        stage=target,
+        fields=fields,
+        previous_value=current_value,
+        allow_regression=regression,
+    )
+    return Plan(update, None, current, target)
+
+
+def _secondary_value(also: SecondaryStageField, target: Stage, current: str | None, regression: bool) -> str | None:
+    wanted = also.values.get(target)
+    if wanted is None or wanted == current:
+        return None
+    if current:
+        order = _value_order(also)
+        if current not in order:
+            return None  # outside the ladder (e.g. HubSpot "customer"): it wins
+        if order[current] > order[wanted] and not regression:
+            return None
+    return wanted
+
+
+def _value_order(also: SecondaryStageField) -> dict[str, int]:
+    """Rank of each value: the highest rung that maps to it."""
+    order: dict[str, int] = {}
+    for stage in LADDER:
+        value = also.values.get(stage)
+        if value is not None:
+            order[value] = stage.rank
+    return order
+
+
+def _reached_on(decision: StageDecision, now: datetime) -> str:
+    dates = [fact.at for fact in decision.facts if fact.source == "activity" and fact.at is not None]
+    return (max(dates) if dates else now).date().isoformat()
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
