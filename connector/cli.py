@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ from connector.connections import connection_mapping, open_client
 from connector.errors import ConfigError, CrmsyncError, Problem
 from connector.jobs import load_jobs
 from connector.lifecycle.rules import Rules, check_rules, decide, load_rules
+from connector.loading import read_toml
+from connector.mapping import check_mapping
 from connector.model import Contact
 
 app = typer.Typer(
@@ -73,6 +76,10 @@ def collect_problems(config_path: Path, *, remote: bool) -> tuple[list[Problem],
     notes: list[str] = []
     config, problems = config_problems(config_path)
     if config is None:
+        # Keep going with the paths the file names (or the defaults) so that
+        # every problem of every file is listed at once.
+        if config_path.exists():
+            problems.extend(_problems_without_config(config_path))
         return problems, notes
     problems.extend(check_rules(config.rules_path))
     for name in config.connections:
@@ -80,17 +87,7 @@ def collect_problems(config_path: Path, *, remote: bool) -> tuple[list[Problem],
             connection_mapping(config, name)
         except ConfigError as error:
             problems.extend(error.problems or [Problem(str(config_path), f"connections.{name}.mapping", str(error))])
-    jobs, job_problems = load_jobs(config.jobs_dir)
-    problems.extend(job_problems)
-    for job in jobs.values():
-        job_file = str(config.jobs_dir / f"{job.name}.toml")
-        for index, connection in enumerate(job.connections):
-            if connection not in config.connections:
-                problems.append(
-                    Problem(job_file, f"connections.{index}", f"no connection {connection!r} in {config_path}")
-                )
-        if job.rules:
-            problems.extend(check_rules(config.resolve(Path(job.rules))))
+    problems.extend(_job_problems(config.jobs_dir, set(config.connections), config_path, config.resolve))
     if remote and not problems:
         for name in config.connections:
             try:
@@ -106,6 +103,52 @@ def collect_problems(config_path: Path, *, remote: bool) -> tuple[list[Problem],
             finally:
                 client.close()
     return problems, notes
+
+
+def _job_problems(
+    jobs_dir: Path, connections: set[str] | None, config_path: Path, resolve: Callable[[Path], Path]
+) -> list[Problem]:
+    jobs, problems = load_jobs(jobs_dir)
+    for job in jobs.values():
+        job_file = str(jobs_dir / f"{job.name}.toml")
+        for index, connection in enumerate(job.connections):
+            if connections is not None and connection not in connections:
+                problems.append(
+                    Problem(job_file, f"connections.{index}", f"no connection {connection!r} in {config_path}")
+                )
+        if job.rules:
+            problems.extend(check_rules(resolve(Path(job.rules))))
+    return problems
+
+
+def _problems_without_config(config_path: Path) -> list[Problem]:
+    """Check the rules, mappings and jobs a broken config file points at (or the defaults)."""
+    try:
+        data = read_toml(config_path)
+    except ConfigError:
+        data = {}
+    base = config_path.parent
+    paths_value = data.get("paths")
+    paths: dict[str, Any] = paths_value if isinstance(paths_value, dict) else {}
+
+    def resolve(path: Path) -> Path:
+        return path if path.is_absolute() else base / path
+
+    def configured(key: str, default: str) -> Path:
+        value = paths.get(key, default)
+        return resolve(Path(value if isinstance(value, str) else default))
+
+    problems = check_rules(configured("rules", "mappings/lifecycle.toml"))
+    mappings_dir = configured("mappings", "mappings")
+    connections_value = data.get("connections")
+    connections: dict[str, Any] = connections_value if isinstance(connections_value, dict) else {}
+    for settings in connections.values():
+        kind = settings.get("type") if isinstance(settings, dict) else None
+        mapping = settings.get("mapping", f"{kind}.toml") if isinstance(settings, dict) else None
+        if isinstance(mapping, str) and kind in ("hubspot", "salesforce"):
+            problems.extend(check_mapping(mappings_dir / mapping))
+    problems.extend(_job_problems(configured("jobs", "jobs"), None, config_path, resolve))
+    return problems
 
 
 @app.command()

@@ -173,7 +173,7 @@ def load_config(path: Path | None = None) -> Config:
     try:
         return Config(**data)
     except ValidationError as error:
-        problems = problems_from(error, str(path))
+        problems = problems_from(error, str(path), union_tags=frozenset({"hubspot", "salesforce"}))
         raise_problems(str(path), problems)
         raise  # pragma: no cover
 

@@ -29,11 +29,19 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(problem), [problem]) from None
 
 
-def problems_from(error: ValidationError, file: str, prefix: str = "") -> list[Problem]:
-    """One ``Problem`` per pydantic error, keyed by the dotted path of the TOML key."""
+def problems_from(
+    error: ValidationError, file: str, prefix: str = "", union_tags: frozenset[str] = frozenset()
+) -> list[Problem]:
+    """One ``Problem`` per pydantic error, keyed by the dotted path of the TOML key.
+
+    ``union_tags`` are discriminator values pydantic puts in error locations
+    (a connection's ``type``); they are not keys of the file and are left out.
+    """
     problems = []
     for item in error.errors(include_url=False, include_input=False):
-        key = ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
+        loc = item["loc"]
+        parts = [part for index, part in enumerate(loc) if not (index == 2 and part in union_tags)]
+        key = ".".join(str(part) for part in parts if not _is_union_tag(part))
         if prefix:
             key = f"{prefix}.{key}" if key else prefix
         message = item["msg"]

@@ -1,0 +1,93 @@
+"""The pure write planner: decision vs CRM value vs policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.crm import ContactRecord
+from connector.mapping import CrmMapping, load_mapping
+from connector.model import Contact, Fact, Stage, StageDecision
+from connector.planner import plan_write
+from tests.core.builders import NOW, activity
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def hubspot() -> CrmMapping:
+    return load_mapping(ROOT / "mappings" / "hubspot.toml")
+
+
+def record(mapping: CrmMapping, stage_value: str | None, lifecycle: str | None = None) -> ContactRecord:
+    return ContactRecord(
+        crm_id="101",
+        object_type="contact",
+        contact=Contact(email="a@example.fr", stage=mapping.stage_for_value(stage_value)),
+        stage_values={"crmsync_lifecycle_stage": stage_value, "lifecyclestage": lifecycle},
+    )
+
+
+def decision(stage: Stage | None) -> StageDecision:
+    acts = (activity("content_download", 3),)
+    facts = tuple(Fact(source="activity", name=a.kind, value=a.kind, at=a.occurred_at) for a in acts)
+    return StageDecision(stage=stage, rule=stage.value if stage else None, facts=facts)
+
+
+def test_new_stage_writes_every_field(hubspot: CrmMapping) -> None:
+    plan = plan_write(record(hubspot, None), decision(Stage.MQL), hubspot, regression=False, now=NOW)
+    assert plan.update is not None
+    assert plan.update.fields == {
+        "crmsync_lifecycle_stage": "mql",
+        "lifecyclestage": "marketingqualifiedlead",
+        "crmsync_stage_reached_at": "2026-11-17",
+        "crmsync_stage_reason": "MQL: download 2026-11-17",
+    }
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "skip"),
+    [
+        pytest.param("mql", Stage.MQL, "unchanged", id="same value: nothing written"),
+        pytest.param("sql", Stage.LEAD, "forward only", id="lower rung: forward only"),
+        pytest.param("champion", Stage.LEAD, "outside the ladder", id="outside-ladder value wins"),
+        pytest.param(None, None, "no rung", id="no rung: nothing written"),
+    ],
+)
+def test_skips(hubspot: CrmMapping, current: str | None, target: Stage | None, skip: str) -> None:
+    plan = plan_write(record(hubspot, current), decision(target), hubspot, regression=False, now=NOW)
+    assert plan.update is None
+    assert plan.skip is not None and skip in plan.skip
+
+
+def test_regression_when_allowed(hubspot: CrmMapping) -> None:
+    plan = plan_write(
+        record(hubspot, "sql", "salesqualifiedlead"), decision(Stage.LEAD), hubspot, regression=True, now=NOW
+    )
+    assert plan.update is not None and plan.update.allow_regression
+    assert plan.update.fields["lifecyclestage"] == "lead"
+
+
+def test_protected_rung_is_never_changed(tmp_path: Path) -> None:
+    text = (ROOT / "mappings" / "hubspot.toml").read_text().replace("protected = []", 'protected = ["meeting"]')
+    path = tmp_path / "hubspot.toml"
+    path.write_text(text)
+    mapping = load_mapping(path)
+    plan = plan_write(record(mapping, "meeting"), decision(Stage.MEETING), mapping, regression=True, now=NOW)
+    assert plan.update is None and plan.skip == "meeting is protected"
+
+
+@pytest.mark.parametrize(
+    ("lifecycle", "expected"),
+    [
+        pytest.param("customer", None, id="HubSpot customer is outside the ladder: kept"),
+        pytest.param("salesqualifiedlead", None, id="secondary field higher: forward only"),
+        pytest.param("marketingqualifiedlead", None, id="secondary already right"),
+        pytest.param("subscriber", "marketingqualifiedlead", id="secondary moves up"),
+    ],
+)
+def test_secondary_field_follows_the_policies(hubspot: CrmMapping, lifecycle: str, expected: str | None) -> None:
+    plan = plan_write(record(hubspot, "lead", lifecycle), decision(Stage.MQL), hubspot, regression=False, now=NOW)
+    assert plan.update is not None
+    assert plan.update.fields.get("lifecyclestage") == expected
