@@ -212,7 +212,7 @@ def classify_line(line: str, rules: Rules, now: datetime, explain: bool) -> str:
     if explain:
         result["rule"] = decision.rule
         result["score"] = decision.score
-        result["facts"] = [fact.model_dump(mode="json", exclude_none=True) for fact in decision.facts]
+        result["facts"] = [fact.as_json() for fact in decision.facts]
         result["unknown_kinds"] = dict(decision.unknown_kinds)
     return json.dumps(result, ensure_ascii=False)
 

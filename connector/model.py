@@ -7,6 +7,7 @@ always aware and in UTC.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -150,22 +151,30 @@ class Contact(BaseModel):
     activities: tuple[Activity, ...] = ()
 
 
-class Fact(BaseModel):
-    """One piece of evidence behind a decision: an activity, a field value or a score part."""
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One piece of evidence behind a decision: an activity, a field value or a score part.
 
-    model_config = _FROZEN
+    A plain frozen dataclass, like :class:`StageDecision`: the rules engine
+    makes several per contact, and pydantic's construction cost shows there.
+    """
 
     source: str
     """``activity``, ``field``, ``score`` or ``policy``."""
     name: str
     value: str
-    at: UtcDatetime | None = None
+    at: datetime | None = None
+
+    def as_json(self) -> dict[str, str]:
+        data = {"source": self.source, "name": self.name, "value": self.value}
+        if self.at is not None:
+            data["at"] = self.at.isoformat().replace("+00:00", "Z")
+        return data
 
 
-class StageDecision(BaseModel):
+@dataclass(frozen=True, slots=True)
+class StageDecision:
     """The rung a contact belongs on, the rule that put it there and why."""
-
-    model_config = _FROZEN
 
     stage: Stage | None
     rule: str | None
@@ -175,6 +184,16 @@ class StageDecision(BaseModel):
     score: float = 0.0
     unknown_kinds: tuple[tuple[str, int], ...] = ()
     """Activity kinds the rules do not know, with how many were seen (ignored, never guessed)."""
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "stage": self.stage.value if self.stage else None,
+            "rule": self.rule,
+            "reasons": list(self.reasons),
+            "facts": [fact.as_json() for fact in self.facts],
+            "score": self.score,
+            "unknown_kinds": dict(self.unknown_kinds),
+        }
 
     def summary(self) -> str:
         """A short line for sales people, e.g. ``MQL: guide 2026-10-02, webinar 2026-10-20``."""

@@ -400,9 +400,16 @@ class _Evaluation:
             result = False
         elif rung.signals:
             if rung.match_all:
-                result = all(self.signal_holds(s) for s in rung.signals)
+                for signal in rung.signals:
+                    if not self.signal_holds(signal):
+                        result = False
+                        break
             else:
-                result = any(self.signal_holds(s) for s in rung.signals)
+                result = False
+                for signal in rung.signals:
+                    if self.signal_holds(signal):
+                        result = True
+                        break
         if result and rung.requires is not None:
             result = self.holds(self.rules.rungs[rung.requires])
         self.memo[rung.stage] = result

@@ -1,0 +1,5 @@
+"""`python -m connector` is the `crmsync` command."""
+
+from connector.cli import run
+
+run()
