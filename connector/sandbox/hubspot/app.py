@@ -1,0 +1,808 @@
+"""The HubSpot sandbox's HTTP layer: a plain ASGI app served by uvicorn.
+
+It answers the endpoints the connector uses with HubSpot's shapes,
+statuses, error bodies and headers (``CRM_FACTS.md``): bearer auth with
+HubSpot's 401 body; rate limits with ``X-HubSpot-RateLimit-*`` headers and
+429 bodies; list pages of 100 with inline associations; search with filter
+groups, sorts, ``limit`` up to 200 and the 10,000-result cap (HTTP 400 past
+it); batch read and update capped at 100 inputs, 200 vs 207 with errors
+matched by id; the backwards ``lifecyclestage`` rule; associations v4
+batch read; properties; forms and form submissions (50 a page, newest
+first). A raw ASGI app rather than a framework, so that a fault can drop
+the connection mid-response and so each request costs little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from array import array
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from connector.sandbox.hubspot.faults import Fault, Faults
+from connector.sandbox.hubspot.limits import Limits, RateLimiter
+from connector.sandbox.hubspot.requestlog import LoggedRequest, RequestLog
+from connector.sandbox.hubspot.store import (
+    ASSOCIATION_TYPE,
+    FORMS,
+    LIFECYCLE_ORDER,
+    OBJECT_TITLE,
+    Engagements,
+    PropertyDef,
+    Store,
+    iso,
+)
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+LIST_MAX = 100
+SEARCH_MAX = 200
+BATCH_MAX = 100
+ASSOCIATION_BATCH_MAX = 1000
+FORM_PAGE_MAX = 50
+LIFECYCLE_RANK = {value: rank for rank, value in enumerate(LIFECYCLE_ORDER)}
+CONTACT_DEFAULTS = ("firstname", "lastname", "email", "createdate", "lastmodifieddate", "hs_object_id")
+ENGAGEMENT_DEFAULTS = ("hs_createdate", "hs_lastmodifieddate", "hs_object_id")
+OBJECTS = ("contacts", "meetings", "emails", "calls")
+
+
+class HttpError(Exception):
+    """An error response with HubSpot's error body."""
+
+    def __init__(self, status: int, category: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.category = category
+        self.message = message
+        self.extra = extra
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    endpoint: str
+    """Request-log name; ``{0}`` is replaced by the first path group."""
+    handler: str
+    search: bool = False
+
+
+def _route(method: str, path: str, endpoint: str, handler: str, search: bool = False) -> Route:
+    return Route(method, re.compile("^" + path + "$"), endpoint, handler, search)
+
+
+ROUTES: tuple[Route, ...] = (
+    _route("GET", r"/crm/v3/objects/(contacts|meetings|emails|calls)", "{0}.list", "list_objects"),
+    _route("POST", r"/crm/v3/objects/(contacts|meetings|emails|calls)/search", "{0}.search", "search", True),
+    _route("POST", r"/crm/v3/objects/(contacts)/batch/read", "{0}.batch_read", "batch_read"),
+    _route("POST", r"/crm/v3/objects/(contacts)/batch/update", "{0}.batch_update", "batch_update"),
+    _route(
+        "POST",
+        r"/crm/v4/associations/(meetings|emails|calls)/contacts/batch/read",
+        "associations.batch_read",
+        "associations",
+    ),
+    _route("GET", r"/crm/v3/properties/(contacts)", "properties.list", "list_properties"),
+    _route("GET", r"/crm/v3/properties/(contacts)/([A-Za-z0-9_]+)", "properties.get", "get_property"),
+    _route("POST", r"/crm/v3/properties/(contacts)", "properties.create", "create_property"),
+    _route("GET", r"/marketing/v3/forms/?", "forms.list", "list_forms"),
+    _route("GET", r"/form-integrations/v1/submissions/forms/([0-9a-fA-F-]+)", "forms.submissions", "submissions"),
+)
+
+
+class HubSpotApp:
+    """The ASGI application. State lives in ``store``; ``faults``, ``limits`` and ``log`` steer and record it."""
+
+    def __init__(self, store: Store, *, token: str, limits: Limits, faults: Faults, log: RequestLog) -> None:
+        self.store = store
+        self.token = token
+        self.limits = limits
+        self.limiter = RateLimiter(limits)
+        self.faults = faults
+        self.log = log
+        self._correlation = 0
+        self._search_cache: OrderedDict[tuple[Any, ...], array[int]] = OrderedDict()
+
+    # -- ASGI --------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":  # pragma: no cover
+            return
+        method: str = scope["method"]
+        path: str = scope["path"]
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        route, groups = self._match(method, path)
+        endpoint = route.endpoint.format(*groups) if route else f"unknown {method} {path}"
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        status, payload, extra_headers, fault_name = await self._respond(route, groups, scope, headers, body, endpoint)
+        if fault_name == "reset":
+            self.log.add(LoggedRequest(endpoint, method, path, 0, "reset"))
+            # a response cut short: HubSpot's edge dropping the connection looks like this to urllib3
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"results": [', "more_body": True})
+            return
+        data = json.dumps(payload, separators=(",", ":")).encode() if payload is not None else b""
+        raw_headers = [
+            (b"content-type", b"application/json;charset=utf-8"),
+            (b"content-length", str(len(data)).encode()),
+        ]
+        raw_headers += [(k.encode(), v.encode()) for k, v in extra_headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": data})
+        self.log.add(LoggedRequest(endpoint, method, path, status, fault_name))
+
+    def _match(self, method: str, path: str) -> tuple[Route | None, tuple[str, ...]]:
+        for route in ROUTES:
+            if route.method != method:
+                continue
+            found = route.pattern.match(path)
+            if found:
+                return route, found.groups()
+        return None, ()
+
+    async def _respond(
+        self,
+        route: Route | None,
+        groups: tuple[str, ...],
+        scope: Scope,
+        headers: dict[str, str],
+        body: bytes,
+        endpoint: str,
+    ) -> tuple[int, Json | None, dict[str, str], str | None]:
+        self._correlation += 1
+        correlation = f"00000000-0000-4000-8000-{self._correlation:012d}"
+        auth = headers.get("authorization", "")
+        if auth != f"Bearer {self.token}":
+            return (
+                401,
+                _error_body(
+                    "INVALID_AUTHENTICATION",
+                    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find "
+                    "more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+                    correlation,
+                ),
+                {},
+                "auth",
+            )
+        verdict = self.limiter.admit(search=bool(route and route.search))
+        rate_headers = self._rate_headers(verdict.burst_remaining, verdict.daily_used)
+        if verdict.policy is not None:
+            retry = verdict.retry_after if self.limits.send_retry_after and verdict.policy != "DAILY" else None
+            return 429, _rate_body(verdict.policy, correlation), _with_retry(rate_headers, retry), verdict.policy
+        faults = {f.kind: f for f in self.faults.draw(endpoint)}
+        if "slow" in faults:
+            await asyncio.sleep(faults["slow"].delay)
+        if "reset" in faults:
+            return 0, None, {}, "reset"
+        if "rate_limit" in faults:
+            fault = faults["rate_limit"]
+            return (
+                429,
+                _rate_body(fault.policy, correlation),
+                _with_retry(rate_headers, fault.retry_after),
+                ("rate_limit"),
+            )
+        if "server_error" in faults:
+            fault = faults["server_error"]
+            return (
+                fault.status,
+                _error_body("INTERNAL_ERROR", "Internal error", correlation),
+                rate_headers,
+                ("server_error"),
+            )
+        if route is None:
+            return 404, _error_body("OBJECT_NOT_FOUND", "Resource not found", correlation), rate_headers, None
+        query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
+        try:
+            request = json.loads(body) if body else {}
+            handler = getattr(self, route.handler)
+            with self.store.lock:
+                status, payload = handler(*groups, query=query, body=request, partial=faults.get("partial"))
+        except HttpError as error:
+            return (
+                error.status,
+                _error_body(error.category, error.message, correlation, **error.extra),
+                rate_headers,
+                ("partial" if "partial" in faults else None),
+            )
+        except json.JSONDecodeError:
+            return 400, _error_body("VALIDATION_ERROR", "Invalid input JSON", correlation), rate_headers, None
+        return status, payload, rate_headers, "partial" if "partial" in faults else None
+
+    def _rate_headers(self, burst_remaining: int | None, daily_used: int) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.limits.daily is not None:
+            headers["X-HubSpot-RateLimit-Daily"] = str(self.limits.daily)
+            headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(max(self.limits.daily - daily_used, 0))
+        if self.limits.burst is not None:
+            headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = str(int(self.limits.burst_window_seconds * 1000))
+            headers["X-HubSpot-RateLimit-Max"] = str(self.limits.burst)
+            headers["X-HubSpot-RateLimit-Remaining"] = str(burst_remaining if burst_remaining is not None else 0)
+        return headers
+
+    # -- objects: reading ---------------------------------------------------------
+    def _view(self, name: str) -> ObjectView:
+        if name == "contacts":
+            return ContactView(self.store)
+        return EngagementView(self.store, self.store.engagements[name])
+
+    def list_objects(
+        self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        view = self._view(name)
+        limit = min(_int(query.get("limit", ["10"])[0], "limit"), LIST_MAX)
+        after = _int(query.get("after", ["0"])[0] or "0", "after")
+        properties = _names(query.get("properties", []))
+        associations = _names(query.get("associations", []))
+        start = view.index_of(after) if after else 0
+        if start is None:
+            start = view.first_index_after(after)
+        stop = min(start + max(limit, 1), view.count)
+        results = [view.record(i, properties, associations) for i in range(start, stop)]
+        page: Json = {"results": results}
+        if stop < view.count:
+            nxt = str(view.id_of(stop))
+            page["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
+        return 200, page
+
+    def search(self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        view = self._view(name)
+        limit = body.get("limit", 10)
+        if not isinstance(limit, int) or limit < 1 or limit > SEARCH_MAX:
+            raise HttpError(400, "VALIDATION_ERROR", f"limit must be between 1 and {SEARCH_MAX}")
+        after = _int(str(body.get("after") or "0"), "after")
+        cap = self.limits.search_result_cap
+        if after >= cap:
+            raise HttpError(
+                400,
+                "VALIDATION_ERROR",
+                f"There was a problem with the request: paging past {cap} results is not supported",
+            )
+        groups = body.get("filterGroups") or []
+        if len(groups) > 5 or any(len(g.get("filters", [])) > 6 for g in groups):
+            raise HttpError(400, "VALIDATION_ERROR", "Too many filter groups or filters")
+        sorts = body.get("sorts") or []
+        matches = self._search_matches(name, view, groups, sorts)
+        properties = list(body.get("properties") or [])
+        stop = min(after + limit, len(matches), cap)
+        results = [view.record(matches[i], properties, []) for i in range(after, stop)]
+        page: Json = {"total": len(matches), "results": results}
+        if stop < len(matches):
+            page["paging"] = {"next": {"after": str(stop)}}
+        return 200, page
+
+    def _search_matches(self, name: str, view: ObjectView, groups: list[Json], sorts: list[Any]) -> array[int]:
+        key = (name, self.store.version, json.dumps(groups, sort_keys=True), json.dumps(sorts, sort_keys=True))
+        cached = self._search_cache.get(key)
+        if cached is not None:
+            return cached
+        compiled = [[_compile_filter(f, view) for f in g.get("filters", [])] for g in groups]
+        if compiled:
+            found = array("l", (i for i in range(view.count) if any(all(t(i) for t in g) for g in compiled)))
+        else:
+            found = array("l", range(view.count))
+        if sorts:
+            sort = sorts[0]
+            prop, direction = (
+                (sort, "ASCENDING")
+                if isinstance(sort, str)
+                else (sort.get("propertyName", "hs_object_id"), sort.get("direction", "ASCENDING"))
+            )
+            values = view.sort_column(prop)
+            order = sorted(
+                found,
+                key=lambda i: (values(i) is None, values(i) or 0, view.id_of(i)),
+                reverse=direction == "DESCENDING",
+            )
+            found = array("l", order)
+        self._search_cache[key] = found
+        while len(self._search_cache) > 8:
+            self._search_cache.popitem(last=False)
+        return found
+
+    def batch_read(
+        self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        view = ContactView(self.store)
+        inputs = body.get("inputs") or []
+        if len(inputs) > BATCH_MAX:
+            raise HttpError(400, "VALIDATION_ERROR", f"Batch input size exceeds the limit of {BATCH_MAX}")
+        id_property = body.get("idProperty")
+        properties = list(body.get("properties") or [])
+        results, missing = [], []
+        for item in inputs:
+            raw = str(item.get("id", ""))
+            index = (
+                self.store.by_email.get(raw.lower())
+                if id_property == "email"
+                else view.index_of(int(raw))
+                if raw.isdigit()
+                else None
+            )
+            if index is None:
+                missing.append(raw)
+                continue
+            record = view.record(index, properties, [])
+            if id_property == "email":
+                record["id"] = str(view.id_of(index))
+            results.append(record)
+        payload = _batch_payload(results)
+        if missing:
+            payload["numErrors"] = 1
+            payload["errors"] = [_not_found(missing)]
+            return 207, payload
+        return 200, payload
+
+    def associations(
+        self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        engagements = self.store.engagements[name]
+        inputs = body.get("inputs") or []
+        if len(inputs) > ASSOCIATION_BATCH_MAX:
+            raise HttpError(400, "VALIDATION_ERROR", f"Batch input size exceeds the limit of {ASSOCIATION_BATCH_MAX}")
+        type_id, _ = ASSOCIATION_TYPE[name]
+        results, missing = [], []
+        for item in inputs:
+            raw = str(item.get("id", ""))
+            index = engagements.index_of(int(raw)) if raw.isdigit() else None
+            if index is None:
+                missing.append(raw)
+                continue
+            contact = self.store.contact_id(engagements.contact[index])
+            results.append(
+                {
+                    "from": {"id": raw},
+                    "to": [
+                        {
+                            "toObjectId": contact,
+                            "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}],
+                        }
+                    ],
+                }
+            )
+        payload = _batch_payload(results)
+        if missing:
+            payload["numErrors"] = 1
+            payload["errors"] = [_not_found(missing, name.upper().rstrip("S"))]
+            return 207, payload
+        return 200, payload
+
+    # -- contacts: writing --------------------------------------------------------
+    def batch_update(
+        self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        store = self.store
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise HttpError(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
+        if len(inputs) > BATCH_MAX:
+            raise HttpError(400, "VALIDATION_ERROR", f"Batch input size exceeds the limit of {BATCH_MAX}")
+        ids = [str(item.get("id", "")) for item in inputs]
+        if len(set(ids)) != len(ids):
+            raise HttpError(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
+        rejected = self.faults.rejected(partial, ids) if partial else set()
+        view = ContactView(store)
+        errors: dict[tuple[str, str], list[str]] = {}
+        results = []
+        for item, raw in zip(inputs, ids, strict=True):
+            index = view.index_of(int(raw)) if raw.isdigit() else None
+            if index is None or (raw in rejected and partial and partial.category == "OBJECT_NOT_FOUND"):
+                errors.setdefault(("OBJECT_NOT_FOUND", ""), []).append(raw)
+                continue
+            if raw in rejected:
+                errors.setdefault(("VALIDATION_ERROR", "Property values were not valid"), []).append(raw)
+                continue
+            values: dict[str, Any] = item.get("properties") or {}
+            problem = self._invalid_property(values)
+            if problem:
+                errors.setdefault(("VALIDATION_ERROR", problem), []).append(raw)
+                continue
+            for prop, value in values.items():
+                text = "" if value is None else str(value)
+                if prop == "lifecyclestage" and text:
+                    current = store.get(index, "lifecyclestage")
+                    # HubSpot keeps the old lifecycle stage on a backwards move (no error): clear it first
+                    if current and LIFECYCLE_RANK.get(text, 99) < LIFECYCLE_RANK.get(current, 99):
+                        continue
+                store.set(index, prop, text)
+            store.touch(index)
+            results.append(view.record(index, list(values), []))
+        payload = _batch_payload(results)
+        if errors:
+            payload["numErrors"] = sum(len(v) for v in errors.values())
+            payload["errors"] = [
+                _not_found(bad)
+                if category == "OBJECT_NOT_FOUND"
+                else {
+                    "status": "error",
+                    "category": category,
+                    "message": message,
+                    "context": {"ids": bad},
+                    "errors": [],
+                }
+                for (category, message), bad in errors.items()
+            ]
+            return 207, payload
+        return 200, payload
+
+    def _invalid_property(self, values: dict[str, Any]) -> str | None:
+        for prop, value in values.items():
+            definition = self.store.properties.get(prop)
+            if definition is None or prop in ("hs_object_id", "createdate", "lastmodifieddate"):
+                return f'Property "{prop}" does not exist'
+            text = "" if value is None else str(value)
+            if definition.type == "enumeration" and text and text not in definition.options:
+                return f'{text} was not one of the allowed options for property "{prop}"'
+            if definition.type == "date" and text and not re.fullmatch(r"\d{4}-\d{2}-\d{2}|\d+", text):
+                return f'{text} is not a valid date for property "{prop}"'
+        return None
+
+    # -- properties -----------------------------------------------------------------
+    def list_properties(
+        self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        return 200, {"results": [_property_json(p) for p in self.store.properties.values()]}
+
+    def get_property(
+        self, name: str, prop: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        definition = self.store.properties.get(prop)
+        if definition is None:
+            raise HttpError(404, "OBJECT_NOT_FOUND", f"Unable to find property {prop}")
+        return 200, _property_json(definition)
+
+    def create_property(
+        self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        prop = str(body.get("name") or "")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", prop) or not body.get("type") or not body.get("fieldType"):
+            raise HttpError(400, "VALIDATION_ERROR", "name, type and fieldType are required")
+        if prop in self.store.properties:
+            raise HttpError(409, "OBJECT_ALREADY_EXISTS", f"A property named '{prop}' already exists.")
+        options = [str(o.get("value")) for o in body.get("options") or []]
+        if body["type"] == "enumeration" and not options:
+            raise HttpError(400, "VALIDATION_ERROR", "enumeration properties need options")
+        definition = self.store.create_property(
+            PropertyDef(
+                prop,
+                str(body.get("label") or prop),
+                str(body["type"]),
+                str(body["fieldType"]),
+                options,
+                group=str(body.get("groupName") or "contactinformation"),
+            )
+        )
+        return 201, _property_json(definition)
+
+    # -- forms ------------------------------------------------------------------------
+    def list_forms(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        return 200, {
+            "results": [
+                {
+                    "id": form.guid,
+                    "name": form.name,
+                    "formType": "hubspot",
+                    "archived": False,
+                    "createdAt": "2025-01-06T09:00:00.000Z",
+                    "updatedAt": "2025-01-06T09:00:00.000Z",
+                }
+                for form in FORMS
+            ]
+        }
+
+    def submissions(
+        self, guid: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        form = self.store.forms.get(guid)
+        if form is None:
+            raise HttpError(404, "OBJECT_NOT_FOUND", f"Form {guid} not found")
+        limit = min(_int(query.get("limit", ["20"])[0], "limit"), FORM_PAGE_MAX)
+        after = query.get("after", [""])[0]
+        start = 0
+        if after:
+            try:
+                at, seq = (int(part) for part in after.split("-"))
+            except ValueError:
+                raise HttpError(400, "VALIDATION_ERROR", "invalid after token") from None
+            start = form.position_after((-at, -seq))
+        stop = min(start + max(limit, 1), len(form.items))
+        store = self.store
+        results = []
+        for item in form.items[start:stop]:
+            values = [{"name": "email", "value": store.get(item.contact, "email")}]
+            first = store.get(item.contact, "firstname")
+            if first:
+                values.append({"name": "firstname", "value": first})
+            results.append(
+                {
+                    "conversionId": f"{guid[-4:]}-{item.seq:010d}",
+                    "submittedAt": item.submitted_at,
+                    "values": values,
+                    "pageUrl": store.details.texts[item.page],
+                }
+            )
+        page: Json = {"results": results}
+        if stop < len(form.items):
+            last = form.items[stop - 1]
+            token = f"{last.submitted_at}-{last.seq}"
+            page["paging"] = {"next": {"after": token, "link": f"?after={token}"}}
+        return 200, page
+
+
+# -- views over the store ------------------------------------------------------------
+
+
+class ObjectView:
+    count: int
+
+    def id_of(self, index: int) -> int:
+        raise NotImplementedError
+
+    def index_of(self, object_id: int) -> int | None:
+        raise NotImplementedError
+
+    def first_index_after(self, object_id: int) -> int:
+        index = self.index_of(object_id)
+        return self.count if index is None else index
+
+    def record(self, index: int, properties: list[str], associations: list[str]) -> Json:
+        raise NotImplementedError
+
+    def sort_column(self, name: str) -> Callable[[int], Any]:
+        raise NotImplementedError
+
+
+class ContactView(ObjectView):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.count = store.contact_count
+
+    def id_of(self, index: int) -> int:
+        return self.store.contact_id(index)
+
+    def index_of(self, object_id: int) -> int | None:
+        return self.store.contact_index(object_id)
+
+    def record(self, index: int, properties: list[str], associations: list[str]) -> Json:
+        store = self.store
+        names = [*properties, "createdate", "lastmodifieddate", "hs_object_id"] if properties else CONTACT_DEFAULTS
+        props = {name: store.get(index, name) for name in names if name in store.properties}
+        return {
+            "id": str(store.contact_id(index)),
+            "properties": props,
+            "createdAt": iso(store.instants["createdate"][index]),
+            "updatedAt": iso(store.instants["lastmodifieddate"][index]),
+            "archived": False,
+        }
+
+    def sort_column(self, name: str) -> Callable[[int], Any]:
+        store = self.store
+        return lambda i: store.sort_value(i, name)
+
+
+class EngagementView(ObjectView):
+    def __init__(self, store: Store, engagements: Engagements) -> None:
+        self.store = store
+        self.e = engagements
+        self.count = len(engagements)
+        self.name = engagements.name
+        self.title = OBJECT_TITLE[self.name]
+        self.association = ASSOCIATION_TYPE[self.name][1]
+
+    def id_of(self, index: int) -> int:
+        return self.e.object_id(index)
+
+    def index_of(self, object_id: int) -> int | None:
+        return self.e.index_of(object_id)
+
+    def first_index_after(self, object_id: int) -> int:
+        return max(0, min(object_id - self.e.base - 1, self.count))
+
+    def value(self, index: int, name: str) -> str | None:
+        e = self.e
+        if name in ("hs_timestamp", "hs_createdate", "hs_meeting_start_time"):
+            if name == "hs_meeting_start_time" and self.name != "meetings":
+                return None
+            return iso(e.at[index])
+        if name == "hs_lastmodifieddate":
+            return iso(e.modified[index])
+        if name == "hs_object_id":
+            return str(e.object_id(index))
+        if name == e.code_property:
+            return e.code_values[e.code[index]]
+        if name == self.title:
+            return self.store.details.texts[e.detail[index]]
+        if name == "hs_call_status" and self.name == "calls":
+            return "COMPLETED"
+        if name == "hs_meeting_end_time" and self.name == "meetings":
+            return iso(e.at[index] + 1_800_000)
+        return None
+
+    def record(self, index: int, properties: list[str], associations: list[str]) -> Json:
+        e = self.e
+        names = [*properties, *ENGAGEMENT_DEFAULTS] if properties else ENGAGEMENT_DEFAULTS
+        record: Json = {
+            "id": str(e.object_id(index)),
+            "properties": {name: self.value(index, name) for name in names},
+            "createdAt": iso(e.at[index]),
+            "updatedAt": iso(e.modified[index]),
+            "archived": False,
+        }
+        if "contacts" in associations or "contact" in associations:
+            record["associations"] = {
+                "contacts": {
+                    "results": [{"id": str(self.store.contact_id(e.contact[index])), "type": self.association}]
+                }
+            }
+        return record
+
+    def sort_column(self, name: str) -> Callable[[int], Any]:
+        e = self.e
+        if name in ("hs_timestamp", "hs_createdate", "hs_meeting_start_time"):
+            return lambda i: e.at[i]
+        if name == "hs_lastmodifieddate":
+            return lambda i: e.modified[i]
+        if name == "hs_object_id":
+            return e.object_id
+        return lambda i: self.value(i, name)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _compile_filter(spec: Json, view: ObjectView) -> Callable[[int], bool]:
+    prop = str(spec.get("propertyName", ""))
+    operator = str(spec.get("operator", "EQ")).upper()
+    column = view.sort_column(prop)
+
+    def coerce(raw: Any) -> Any:
+        if raw is None:
+            return None
+        text = str(raw).strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        if re.match(r"^\d{4}-\d{2}-\d{2}", text):
+            from connector.mapping import parse_instant
+
+            return int(parse_instant(text).timestamp() * 1000)
+        return text.lower()
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, str):
+            return int(value) if value.lstrip("-").isdigit() else value.lower()
+        return value
+
+    value = coerce(spec.get("value"))
+    values = {coerce(v) for v in spec.get("values") or []}
+    high = coerce(spec.get("highValue"))
+    match operator:
+        case "HAS_PROPERTY":
+            return lambda i: column(i) not in (None, "")
+        case "NOT_HAS_PROPERTY":
+            return lambda i: column(i) in (None, "")
+        case "EQ":
+            return lambda i: norm(column(i)) == value
+        case "NEQ":
+            return lambda i: norm(column(i)) != value
+        case "IN":
+            return lambda i: norm(column(i)) in values
+        case "NOT_IN":
+            return lambda i: norm(column(i)) not in values
+        case "GT" | "GTE" | "LT" | "LTE" | "BETWEEN":
+
+            def compare(i: int) -> bool:
+                current = norm(column(i))
+                if current is None or type(current) is not type(value):
+                    return False
+                if operator == "GT":
+                    return bool(current > value)
+                if operator == "GTE":
+                    return bool(current >= value)
+                if operator == "LT":
+                    return bool(current < value)
+                if operator == "LTE":
+                    return bool(current <= value)
+                return bool(value <= current <= high)
+
+            return compare
+        case "CONTAINS_TOKEN":
+            return lambda i: isinstance(column(i), str) and str(value) in str(column(i)).lower()
+    raise HttpError(400, "VALIDATION_ERROR", f"Unknown operator {operator}")
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise HttpError(400, "VALIDATION_ERROR", f"{name} must be a number") from None
+
+
+def _names(values: list[str]) -> list[str]:
+    return [name for value in values for name in value.split(",") if name]
+
+
+def _batch_payload(results: list[Json]) -> Json:
+    return {
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": "2026-01-01T00:00:00.000Z",
+        "completedAt": "2026-01-01T00:00:00.050Z",
+    }
+
+
+def _not_found(ids: list[str], kind: str = "CONTACT") -> Json:
+    return {
+        "status": "error",
+        "category": "OBJECT_NOT_FOUND",
+        "message": f"Could not get some {kind} objects, they may be deleted or not exist. Check that ids are valid.",
+        "context": {"ids": ids},
+        "errors": [],
+    }
+
+
+def _error_body(category: str, message: str, correlation: str, **extra: Any) -> Json:
+    return {"status": "error", "message": message, "correlationId": correlation, "category": category, **extra}
+
+
+def _rate_body(policy: str, correlation: str) -> Json:
+    names = {"TEN_SECONDLY_ROLLING": "ten_secondly_rolling", "SECONDLY": "secondly", "DAILY": "daily"}
+    return {
+        "status": "error",
+        "message": f"You have reached your {names.get(policy, policy.lower())} limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": correlation,
+        "policyName": policy,
+    }
+
+
+def _with_retry(headers: dict[str, str], retry_after: float | None) -> dict[str, str]:
+    if retry_after is None:
+        return headers
+    return {**headers, "Retry-After": f"{retry_after:g}"}
+
+
+def _property_json(p: PropertyDef) -> Json:
+    return {
+        "name": p.name,
+        "label": p.label,
+        "type": p.type,
+        "fieldType": p.field_type,
+        "groupName": p.group,
+        "options": [{"label": o, "value": o, "displayOrder": n, "hidden": False} for n, o in enumerate(p.options)],
+        "hubspotDefined": p.hubspot_defined,
+        "calculated": False,
+        "hasUniqueValue": p.name == "email",
+        "formField": True,
+        "archived": False,
+        "createdAt": "2025-01-06T09:00:00.000Z",
+        "updatedAt": "2025-01-06T09:00:00.000Z",
+    }

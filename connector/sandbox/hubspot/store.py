@@ -1,0 +1,433 @@
+"""The HubSpot sandbox's data: contacts, engagement objects and form submissions, held compactly.
+
+Records are kept in columns (``array`` of ints for ids, instants and codes,
+lists of shared strings for text) rather than one dict per record, so a
+sandbox with a million activities stays small. Everything the HTTP layer
+returns is rendered from the columns on demand, the way HubSpot renders
+properties: every value a string, instants as ISO-8601 with milliseconds.
+
+Generated activities are translated into HubSpot's own records here (see
+``KIND_RECORDS``). HubSpot's CRM objects cannot express ``page_view``,
+``email_open``, ``email_click`` or ``webinar_attended`` (those live in web
+analytics and marketing-email events, which the connector does not read):
+the sandbox keeps their volume as ordinary CRM records that no mapping rule
+matches (sent e-mails and unconnected calls), which is what a real portal
+is full of, so the client's unmapped count is exercised too.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from connector.sandbox.generator import FakeActivity, FakePerson
+
+CONNECTED = "f240bbac-87c9-4f6e-bf70-924b57d47db7"
+NO_ANSWER = "73a0d17f-1163-4015-bdd5-ec830791da20"
+LEFT_VOICEMAIL = "b2cf5968-551e-4856-9783-52b3da59a7d0"
+
+LIFECYCLE_ORDER: tuple[str, ...] = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+)
+STAGE_PROPERTY = "crmsync_lifecycle_stage"
+STAGE_OPTIONS: tuple[str, ...] = ("suspect", "lead", "prospect", "mql", "sql", "meeting")
+
+INDUSTRY: dict[str, str] = {
+    "logistics": "LOGISTICS_AND_SUPPLY_CHAIN",
+    "manufacturing": "MECHANICAL_OR_INDUSTRIAL_ENGINEERING",
+    "retail": "RETAIL",
+    "wholesale": "WHOLESALE",
+    "transportation": "TRANSPORTATION_TRUCKING_RAILROAD",
+    "software": "COMPUTER_SOFTWARE",
+    "finance": "FINANCIAL_SERVICES",
+    "healthcare": "HOSPITAL_HEALTH_CARE",
+    "education": "EDUCATION_MANAGEMENT",
+}
+"""Neutral industry keys to HubSpot's ``industry`` option values."""
+
+EMPLOYEE_RANGES: tuple[tuple[int, str], ...] = (
+    (1000, "1000+"),
+    (500, "500-1000"),
+    (100, "100-500"),
+    (50, "50-100"),
+    (25, "25-50"),
+    (5, "5-25"),
+    (0, "1-5"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    guid: str
+    name: str
+
+
+FORMS: tuple[Form, ...] = (
+    Form("5b0a4f2e-1d1c-4c8e-9c1a-000000000001", "Guide download"),
+    Form("5b0a4f2e-1d1c-4c8e-9c1a-000000000002", "Case study download"),
+    Form("5b0a4f2e-1d1c-4c8e-9c1a-000000000003", "Newsletter"),
+    Form("5b0a4f2e-1d1c-4c8e-9c1a-000000000004", "Webinar registration"),
+    Form("5b0a4f2e-1d1c-4c8e-9c1a-000000000005", "Information request"),
+    Form("5b0a4f2e-1d1c-4c8e-9c1a-000000000006", "Demo request"),
+    Form("5b0a4f2e-1d1c-4c8e-9c1a-000000000007", "Careers"),
+)
+
+# kind -> (object, code); for form submissions the code is the form's index in FORMS
+KIND_RECORDS: dict[str, tuple[str, int]] = {
+    "meeting_booked": ("meetings", 0),
+    "meeting_held": ("meetings", 2),
+    "email_reply": ("emails", 1),
+    "call_connected": ("calls", 0),
+    "content_download": ("form_submissions", 0),
+    "newsletter_signup": ("form_submissions", 2),
+    "webinar_registered": ("form_submissions", 3),
+    "info_request": ("form_submissions", 4),
+    "demo_request": ("form_submissions", 5),
+    # not expressible in HubSpot's CRM objects: kept as records no rule maps
+    "email_open": ("emails", 0),
+    "email_click": ("emails", 2),
+    "webinar_attended": ("emails", 0),
+    "page_view": ("calls", 1),
+}
+UNEXPRESSED_KINDS: tuple[str, ...] = ("page_view", "email_open", "email_click", "webinar_attended")
+
+OBJECT_CODES: dict[str, dict[str, tuple[str, ...]]] = {
+    "meetings": {"hs_meeting_outcome": ("SCHEDULED", "RESCHEDULED", "COMPLETED", "NO_SHOW", "CANCELED")},
+    "emails": {"hs_email_direction": ("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL")},
+    "calls": {"hs_call_disposition": (CONNECTED, NO_ANSWER, LEFT_VOICEMAIL)},
+}
+OBJECT_TITLE = {"meetings": "hs_meeting_title", "emails": "hs_email_subject", "calls": "hs_call_title"}
+OBJECT_ID_BASE = {"contacts": 0, "meetings": 20_000_000_000, "emails": 30_000_000_000, "calls": 40_000_000_000}
+ASSOCIATION_TYPE = {
+    "meetings": (200, "meeting_event_to_contact"),
+    "emails": (198, "email_to_contact"),
+    "calls": (194, "call_to_contact"),
+}
+
+CONTACT_TEXT: tuple[str, ...] = (
+    "email",
+    "firstname",
+    "lastname",
+    "jobtitle",
+    "company",
+    "hs_email_domain",
+    "numemployees",
+    "industry",
+    "country",
+    "lifecyclestage",
+)
+CONTACT_INSTANTS = ("createdate", "lastmodifieddate")
+
+
+def iso(ms: int) -> str:
+    """HubSpot's rendering of an instant: ISO-8601, milliseconds, ``Z``."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def employees_range(count: int) -> str:
+    for floor, label in EMPLOYEE_RANGES:
+        if count >= floor:
+            return label
+    return "1-5"
+
+
+class Details:
+    """Interned short texts (titles, subjects, page URLs) referred to by index."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def code(self, text: str) -> int:
+        index = self._index.get(text)
+        if index is None:
+            index = self._index[text] = len(self.texts)
+            self.texts.append(text)
+        return index
+
+
+class Engagements:
+    """One engagement object (meetings, emails or calls) in columns; record ``i`` has id ``base + i + 1``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.base = OBJECT_ID_BASE[name]
+        self.contact = array("l")
+        """Contact index of each record (one association)."""
+        self.at = array("q")
+        self.modified = array("q")
+        self.code = array("b")
+        self.detail = array("l")
+        self.code_property, self.code_values = next(iter(OBJECT_CODES[name].items()))
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def add(self, contact: int, at_ms: int, modified_ms: int, code: int, detail: int) -> int:
+        self.contact.append(contact)
+        self.at.append(at_ms)
+        self.modified.append(modified_ms)
+        self.code.append(code)
+        self.detail.append(detail)
+        return len(self.at) - 1
+
+    def object_id(self, index: int) -> int:
+        return self.base + index + 1
+
+    def index_of(self, object_id: int) -> int | None:
+        index = object_id - self.base - 1
+        return index if 0 <= index < len(self.at) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    submitted_at: int
+    seq: int
+    contact: int
+    page: int
+
+
+class FormSubmissions:
+    """Submissions of one form, kept newest first (the order HubSpot pages them in)."""
+
+    def __init__(self, form: Form) -> None:
+        self.form = form
+        self.items: list[Submission] = []
+        self._keys: list[tuple[int, int]] = []  # (-submitted_at, -seq), ascending = newest first
+        self._pending: list[Submission] = []
+
+    def add(self, item: Submission, *, bulk: bool = False) -> None:
+        if bulk:
+            self._pending.append(item)
+            return
+        key = (-item.submitted_at, -item.seq)
+        position = bisect_right(self._keys, key)
+        self._keys.insert(position, key)
+        self.items.insert(position, item)
+
+    def settle(self) -> None:
+        """Sort what was added in bulk (seeding) into place."""
+        if self._pending:
+            self.items.extend(self._pending)
+            self._pending = []
+            self.items.sort(key=lambda s: (-s.submitted_at, -s.seq))
+            self._keys = [(-s.submitted_at, -s.seq) for s in self.items]
+
+    def position_after(self, key: tuple[int, int]) -> int:
+        """Index of the first submission older than the one with ``key``."""
+        return bisect_right(self._keys, key)
+
+
+@dataclass
+class PropertyDef:
+    name: str
+    label: str
+    type: str
+    field_type: str
+    options: list[str]
+    group: str = "contactinformation"
+    hubspot_defined: bool = True
+
+
+class Store:
+    """All the sandbox portal's data. Thread-safe for the server thread plus a test thread."""
+
+    def __init__(self, *, with_stage_property: bool = True, clock: Callable[[], float] | None = None) -> None:
+        self.lock = threading.RLock()
+        self.version = 0
+        """Bumped on every change; search caches key on it."""
+        self._clock = clock
+        self.text: dict[str, list[str | None]] = {name: [] for name in CONTACT_TEXT}
+        self.instants: dict[str, array[int]] = {name: array("q") for name in CONTACT_INSTANTS}
+        self.extra: dict[str, dict[int, str]] = {}
+        """Properties created through the API: sparse, contact index to value."""
+        self.by_email: dict[str, int] = {}
+        self.details = Details()
+        self.engagements = {name: Engagements(name) for name in ("meetings", "emails", "calls")}
+        self.forms = {form.guid: FormSubmissions(form) for form in FORMS}
+        self._submission_seq = 0
+        self.properties: dict[str, PropertyDef] = {}
+        for name in (*CONTACT_TEXT, *CONTACT_INSTANTS, "hs_object_id"):
+            kind = "datetime" if name in CONTACT_INSTANTS else "number" if name == "hs_object_id" else "string"
+            self.properties[name] = PropertyDef(name, name, kind, "text", [])
+        self.properties["lifecyclestage"] = PropertyDef(
+            "lifecyclestage", "Lifecycle Stage", "enumeration", "radio", list(LIFECYCLE_ORDER)
+        )
+        self.properties["industry"] = PropertyDef(
+            "industry", "Industry", "enumeration", "select", sorted(set(INDUSTRY.values()))
+        )
+        self.properties["numemployees"] = PropertyDef(
+            "numemployees", "Number of Employees", "enumeration", "select", [label for _, label in EMPLOYEE_RANGES]
+        )
+        if with_stage_property:
+            self.create_property(
+                PropertyDef(STAGE_PROPERTY, "Lifecycle stage (crmsync)", "enumeration", "select", list(STAGE_OPTIONS))
+            )
+            self.create_property(PropertyDef("crmsync_stage_reached_at", "Stage reached", "date", "date", []))
+            self.create_property(PropertyDef("crmsync_stage_reason", "Stage reason", "string", "text", []))
+
+    # -- clock ---------------------------------------------------------------
+    def now_ms(self) -> int:
+        import time
+
+        return int((self._clock() if self._clock else time.time()) * 1000)
+
+    # -- properties ------------------------------------------------------------
+    def create_property(self, definition: PropertyDef) -> PropertyDef:
+        with self.lock:
+            definition.hubspot_defined = False
+            self.properties[definition.name] = definition
+            if definition.name not in self.text and definition.name not in self.instants:
+                self.extra.setdefault(definition.name, {})
+            self.version += 1
+            return definition
+
+    # -- contacts ------------------------------------------------------------
+    @property
+    def contact_count(self) -> int:
+        return len(self.instants["createdate"])
+
+    @staticmethod
+    def contact_id(index: int) -> int:
+        return index + 1
+
+    def contact_index(self, contact_id: int) -> int | None:
+        index = contact_id - 1
+        return index if 0 <= index < self.contact_count else None
+
+    def add_contact(self, values: dict[str, str | None], *, created_ms: int, modified_ms: int) -> int:
+        with self.lock:
+            index = self.contact_count
+            for name, column in self.text.items():
+                column.append(values.get(name))
+            self.instants["createdate"].append(created_ms)
+            self.instants["lastmodifieddate"].append(modified_ms)
+            for name, value in values.items():
+                if name in self.extra and value is not None:
+                    self.extra[name][index] = value
+            email = values.get("email")
+            if email:
+                self.by_email[email.lower()] = index
+            self.version += 1
+            return index
+
+    def add_person(self, person: FakePerson) -> int:
+        company = person.company
+        return self.add_contact(
+            {
+                "email": person.email,
+                "firstname": person.first_name,
+                "lastname": person.last_name,
+                "jobtitle": person.job_title,
+                "company": company.name,
+                "hs_email_domain": company.domain,
+                "numemployees": employees_range(company.employees),
+                "industry": INDUSTRY.get(company.industry, company.industry.upper()),
+                "country": company.country,
+                "lifecyclestage": "subscriber",
+            },
+            created_ms=to_ms(person.created_at),
+            modified_ms=to_ms(person.modified_at),
+        )
+
+    def get(self, index: int, name: str) -> str | None:
+        """A contact's property as HubSpot renders it (``None`` when empty or unknown)."""
+        column = self.text.get(name)
+        if column is not None:
+            return column[index]
+        instants = self.instants.get(name)
+        if instants is not None:
+            return iso(instants[index])
+        if name == "hs_object_id":
+            return str(self.contact_id(index))
+        extra = self.extra.get(name)
+        return extra.get(index) if extra is not None else None
+
+    def sort_value(self, index: int, name: str) -> int | str | None:
+        """A contact's property for filters and sorts: instants and ids as ints."""
+        instants = self.instants.get(name)
+        if instants is not None:
+            return instants[index]
+        if name == "hs_object_id":
+            return self.contact_id(index)
+        return self.get(index, name)
+
+    def set(self, index: int, name: str, value: str) -> None:
+        """Write one property; caller holds the lock and bumps ``lastmodifieddate``."""
+        column = self.text.get(name)
+        stored: str | None = value if value != "" else None
+        if column is not None:
+            column[index] = stored
+            if name == "email" and stored:
+                self.by_email[stored.lower()] = index
+        elif name in self.extra:
+            if stored is None:
+                self.extra[name].pop(index, None)
+            else:
+                self.extra[name][index] = stored
+        else:  # pragma: no cover - the HTTP layer validates names first
+            raise KeyError(name)
+
+    def touch(self, index: int) -> None:
+        self.instants["lastmodifieddate"][index] = max(self.now_ms(), self.instants["lastmodifieddate"][index])
+        self.version += 1
+
+    # -- activities ------------------------------------------------------------
+    def add_activity(self, activity: FakeActivity, contact: int, *, bulk: bool = False) -> None:
+        target, code = KIND_RECORDS.get(activity.kind, ("emails", 0))
+        at = to_ms(activity.occurred_at)
+        if target == "form_submissions":
+            form = FORMS[code]
+            if activity.kind == "content_download" and activity.index % 3 == 0:
+                form = FORMS[1]
+            self.add_submission(form.guid, contact, at, activity.detail, bulk=bulk)
+            return
+        if activity.kind == "meeting_booked" and activity.index % 7 == 0:
+            code = 1  # RESCHEDULED counts as booked too
+        engagements = self.engagements[target]
+        with self.lock:
+            engagements.add(contact, at, at, code, self.details.code(activity.detail))
+            self.version += 1
+
+    def add_submission(self, guid: str, contact: int, at_ms: int, page: str, *, bulk: bool = False) -> None:
+        with self.lock:
+            self._submission_seq += 1
+            url = f"https://www.example.com{page}" if page.startswith("/") else f"https://www.example.com/{_slug(page)}"
+            self.forms[guid].add(Submission(at_ms, self._submission_seq, contact, self.details.code(url)), bulk=bulk)
+            self.version += 1
+
+    def seed(self, people: Iterable[tuple[FakePerson, list[FakeActivity]]]) -> None:
+        with self.lock:
+            for person, activities in people:
+                index = self.add_person(person)
+                for activity in activities:
+                    self.add_activity(activity, index, bulk=True)
+            for form in self.forms.values():
+                form.settle()
+            self.version += 1
+
+    def activity_total(self) -> int:
+        return sum(len(e) for e in self.engagements.values()) + sum(len(f.items) for f in self.forms.values())
+
+    def iter_contacts(self) -> Iterator[int]:
+        return iter(range(self.contact_count))
+
+
+def _slug(text: str) -> str:
+    return "-".join("".join(ch if ch.isalnum() else " " for ch in text.lower()).split())
