@@ -1,0 +1,609 @@
+"""The sandbox org's HTTP side: OAuth, REST endpoints, limits, faults, request log.
+
+A threaded ``http.server`` on loopback, serving TLS with a throwaway CA so
+that simple-salesforce (which only builds ``https://`` URLs) talks to it
+unchanged. Behaviour follows CRM_FACTS.md: ``Sforce-Limit-Info`` on every
+REST response, the rolling 24 h allocation ending in 403
+``REQUEST_LIMIT_EXCEEDED``, 401 ``INVALID_SESSION_ID``, query locators
+with ``nextRecordsUrl``, sObject collections answering HTTP 200 with
+per-record results in request order.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import secrets
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from connector.sandbox.salesforce.org import Org, QueryResult, RecordError
+from connector.sandbox.salesforce.schema import OBJECTS
+from connector.sandbox.salesforce.soql import SoqlError, parse
+
+log = logging.getLogger(__name__)
+
+_DAY = 86_400.0
+
+
+@dataclass
+class SandboxLimits:
+    """The org's limits; every number is adjustable, defaults as on a real org."""
+
+    daily_api_requests: int = 100_000
+    """Rolling 24 h allocation of REST calls (the OAuth token endpoint does not count)."""
+    page_size: int = 2_000
+    """Records per query page (``Sforce-Query-Options: batchSize`` may ask for fewer)."""
+    collection_max: int = 200
+    """Records per sObject collections call."""
+    max_cursors: int = 10
+    """Open query locators per org; the oldest is dropped past it (``INVALID_QUERY_LOCATOR``)."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected failure: ``kind`` is ``500``, ``503``, ``429``, ``reset`` or ``slow``."""
+
+    kind: str
+    endpoint: str | None = None
+    """Only requests to this endpoint (``query``, ``query_more``, ``composite/sobjects``, ``describe``,
+    ``limits``, ``oauth/token``...); ``None`` for any."""
+    delay: float = 0.0
+    """``slow``: seconds to wait before answering."""
+    retry_after: float | None = None
+    """``429``: the Retry-After header to send, if any."""
+
+
+class Faults:
+    """Queued faults (each fires once, in order, on the next matching request) and locked rows."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Fault] = deque()
+        self._locked: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, *, times: int = 1, endpoint: str | None = None, delay: float = 0.0,
+            retry_after: float | None = None) -> None:  # fmt: skip
+        if kind not in ("500", "503", "429", "reset", "slow"):
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self._queue.extend(Fault(kind, endpoint, delay, retry_after) for _ in range(times))
+
+    def lock_rows(self, record_ids: list[str], *, times: int = 1) -> None:
+        """The next ``times`` writes to each record fail with ``UNABLE_TO_LOCK_ROW``."""
+        with self._lock:
+            for record_id in record_ids:
+                self._locked[record_id] = self._locked.get(record_id, 0) + times
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._locked.clear()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def take(self, endpoint: str) -> Fault | None:
+        with self._lock:
+            for index, fault in enumerate(self._queue):
+                if fault.endpoint is None or fault.endpoint == endpoint:
+                    del self._queue[index]
+                    return fault
+        return None
+
+    def locked(self, record_id: str) -> bool:
+        with self._lock:
+            left = self._locked.get(record_id, 0)
+            if left <= 0:
+                return False
+            self._locked[record_id] = left - 1
+            return True
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    method: str
+    endpoint: str
+    status: int
+    seconds: float
+
+
+class RequestLog:
+    """What the sandbox served: counts per endpoint and the last requests."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.counts: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self.entries: deque[LoggedRequest] = deque(maxlen=keep)
+        self._lock = threading.Lock()
+
+    def add(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self.counts[entry.endpoint] += 1
+            self.statuses[entry.status] += 1
+            self.entries.append(entry)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.counts.clear()
+            self.statuses.clear()
+            self.entries.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"counts": dict(self.counts), "statuses": {str(k): v for k, v in self.statuses.items()}}
+
+
+class Allocation:
+    """The rolling 24 h API allocation, counted per minute."""
+
+    def __init__(self, limits: SandboxLimits, clock: Callable[[], float] = time.time) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._minutes: deque[list[int]] = deque()
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def _expire(self, now: float) -> None:
+        horizon = int((now - _DAY) // 60)
+        while self._minutes and self._minutes[0][0] <= horizon:
+            self._used -= self._minutes.popleft()[1]
+
+    @property
+    def used(self) -> int:
+        with self._lock:
+            self._expire(self._clock())
+            return self._used
+
+    @property
+    def total(self) -> int:
+        return self.limits.daily_api_requests
+
+    def take(self) -> bool:
+        """Count one call; ``False`` (and nothing counted) when the allocation is used up."""
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            if self._used >= self.limits.daily_api_requests:
+                return False
+            minute = int(now // 60)
+            if self._minutes and self._minutes[-1][0] == minute:
+                self._minutes[-1][1] += 1
+            else:
+                self._minutes.append([minute, 1])
+            self._used += 1
+            return True
+
+    def set_used(self, used: int) -> None:
+        """Pretend ``used`` calls were made in the last minute (tests of the quota stop)."""
+        with self._lock:
+            self._minutes.clear()
+            self._minutes.append([int(self._clock() // 60), used])
+            self._used = used
+
+
+@dataclass
+class Credentials:
+    client_id: str
+    client_secret: str
+    username: str
+    password: str
+    security_token: str
+
+
+class _Reply(Exception):
+    """An error answer, raised from deep inside a handler."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def _error(status: int, code: str, message: str) -> _Reply:
+    return _Reply(status, [{"message": message, "errorCode": code}])
+
+
+@dataclass
+class OrgService:
+    """Everything the handler needs; shared by all request threads."""
+
+    org: Org
+    credentials: Credentials
+    limits: SandboxLimits
+    faults: Faults
+    log: RequestLog
+    allocation: Allocation
+    instance_url: str = ""
+    sessions: set[str] = field(default_factory=set)
+    cursors: OrderedDict[str, QueryResult] = field(default_factory=OrderedDict)
+    cursor_number: int = 0
+
+    # -- OAuth ---------------------------------------------------------------
+    def token(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
+        grant = form.get("grant_type")
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        if authorization and authorization.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(authorization[6:]).decode()
+            except ValueError:
+                raise _Reply(
+                    400, {"error": "invalid_client", "error_description": "invalid client credentials"}
+                ) from None
+            client_id, _, client_secret = decoded.partition(":")
+        if grant not in ("password", "client_credentials"):
+            raise _Reply(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
+        creds = self.credentials
+        if client_id != creds.client_id:
+            raise _Reply(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
+        if not client_secret or not secrets.compare_digest(client_secret, creds.client_secret):
+            raise _Reply(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
+        if grant == "password":
+            password = form.get("password") or ""
+            accepted = (creds.password, creds.password + creds.security_token)
+            if form.get("username") != creds.username or password not in accepted:
+                raise _Reply(400, {"error": "invalid_grant", "error_description": "authentication failure"})
+        access_token = "00D5g0000000001!" + secrets.token_urlsafe(48)
+        self.sessions.add(access_token)
+        return {
+            "access_token": access_token,
+            "instance_url": self.instance_url,
+            "id": f"{self.instance_url}/id/00D5g0000000001EAA/0055g0000000001AAA",
+            "token_type": "Bearer",
+            "issued_at": str(int(time.time() * 1000)),
+            "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
+        }
+
+    def expire_sessions(self) -> None:
+        self.sessions.clear()
+
+    # -- REST ----------------------------------------------------------------
+    def query(self, version: str, soql: str, batch: int | None) -> dict[str, Any]:
+        try:
+            plan = parse(soql)
+            with self.org.lock:
+                result = self.org.run(plan, version)
+        except SoqlError as error:
+            raise _error(400, error.code, str(error)) from None
+        if batch:
+            result.extra["batch"] = batch
+        return self._page(version, result, None)
+
+    def query_more(self, version: str, locator: str) -> dict[str, Any]:
+        cursor_id, _, position = locator.partition("-")
+        result = self.cursors.get(cursor_id)
+        if result is None or not position.isdigit() or int(position) != result.position:
+            raise _error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return self._page(version, result, cursor_id)
+
+    def _page(self, version: str, result: QueryResult, cursor_id: str | None) -> dict[str, Any]:
+        size = min(self.limits.page_size, int(result.extra.get("batch") or self.limits.page_size))
+        start = result.position
+        chunk = result.rows[start : start + size]
+        with self.org.lock:
+            records = [result.render(row, version) for row in chunk]
+        result.position = start + len(chunk)
+        page: dict[str, Any] = {"totalSize": len(result.rows), "done": result.position >= len(result.rows)}
+        if page["done"]:
+            if cursor_id is not None:
+                self.cursors.pop(cursor_id, None)
+        else:
+            if cursor_id is None:
+                self.cursor_number += 1
+                cursor_id = f"01g5g{self.cursor_number:010d}AAA"
+                self.cursors[cursor_id] = result
+                while len(self.cursors) > self.limits.max_cursors:
+                    self.cursors.popitem(last=False)
+            page["nextRecordsUrl"] = f"/services/data/v{version}/query/{cursor_id}-{result.position}"
+        page["records"] = records
+        return page
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        fields = OBJECTS.get(sobject) or next((f for n, f in OBJECTS.items() if n.lower() == sobject.lower()), None)
+        if fields is None:
+            raise _error(404, "NOT_FOUND", f"The requested resource does not exist (sObject type '{sobject}')")
+        name = next(n for n, f in OBJECTS.items() if f is fields)
+        return {
+            "name": name,
+            "label": name,
+            "custom": False,
+            "queryable": True,
+            "updateable": True,
+            "fields": [f.describe() for f in fields],
+        }
+
+    def global_describe(self) -> dict[str, Any]:
+        return {
+            "encoding": "UTF-8",
+            "maxBatchSize": self.limits.collection_max,
+            "sobjects": [{"name": name, "label": name, "queryable": True, "updateable": True} for name in OBJECTS],
+        }
+
+    def limits_body(self) -> dict[str, Any]:
+        used = self.allocation.used
+        total = self.allocation.total
+        return {"DailyApiRequests": {"Max": total, "Remaining": max(0, total - used)}}
+
+    def record(self, version: str, sobject: str, record_id: str) -> dict[str, Any]:
+        with self.org.lock:
+            if sobject not in self.org.tables:
+                raise _error(404, "NOT_FOUND", "The requested resource does not exist")
+            values = self.org.get(sobject, record_id)
+        if values is None:
+            raise _error(404, "NOT_FOUND", "The requested resource does not exist")
+        url = f"/services/data/v{version}/sobjects/{sobject}/{record_id}"
+        return {"attributes": {"type": sobject, "url": url}, **values}
+
+    def collections_update(self, body: Any) -> list[dict[str, Any]]:
+        if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+            raise _error(400, "JSON_PARSER_ERROR", "records: expected an array of sObjects")
+        records: list[Any] = body["records"]
+        all_or_none = bool(body.get("allOrNone", False))
+        if len(records) > self.limits.collection_max:
+            raise _error(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {self.limits.collection_max} records into this call",
+            )
+        checked: list[tuple[str | None, str | None, dict[str, Any], RecordError | None]] = []
+        with self.org.lock:
+            for item in records:
+                if not isinstance(item, dict):
+                    raise _error(400, "JSON_PARSER_ERROR", "each record must be an object")
+                attributes = item.get("attributes") or {}
+                sobject = attributes.get("type") if isinstance(attributes, dict) else None
+                record_id = item.get("id") or item.get("Id")
+                values = {k: v for k, v in item.items() if k not in ("attributes", "id", "Id")}
+                problem: RecordError | None
+                if not sobject:
+                    problem = RecordError("INVALID_TYPE", "No type was specified in attributes")
+                elif not record_id:
+                    problem = RecordError("MISSING_ARGUMENT", "Id not specified in an update call")
+                else:
+                    problem = self.org.check_update(sobject, str(record_id), values)
+                    if problem is None and self.faults.locked(str(record_id)):
+                        problem = RecordError(
+                            "UNABLE_TO_LOCK_ROW",
+                            f"unable to obtain exclusive access to this record or 1 records: {record_id}",
+                        )
+                checked.append((sobject, record_id, values, problem))
+            failed = any(problem is not None for *_, problem in checked)
+            stamp = self.org.now_stamp()
+            results: list[dict[str, Any]] = []
+            for sobject, record_id, values, problem in checked:
+                if problem is not None:
+                    results.append({"id": record_id, "success": False, "errors": [problem.as_json()]})
+                elif all_or_none and failed:
+                    rolled_back = RecordError(
+                        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                        "Record rolled back because not all records were valid and the request was using AllOrNone header",
+                    )
+                    results.append({"id": record_id, "success": False, "errors": [rolled_back.as_json()]})
+                else:
+                    assert sobject is not None and record_id is not None
+                    self.org.apply_update(sobject, str(record_id), values, stamp)
+                    results.append({"id": record_id, "success": True, "errors": []})
+        return results
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, limit_info: bool = True) -> None:
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(payload)))
+        if limit_info:
+            allocation = self.server.service.allocation
+            self.send_header("Sforce-Limit-Info", f"api-usage={allocation.used}/{allocation.total}")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _reset(self) -> None:
+        # RST instead of FIN: the client sees "connection reset by peer"
+        self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.request.close()
+
+    def _serve(self, method: str) -> None:
+        started = time.perf_counter()
+        service = self.server.service
+        split = urlsplit(self.path)
+        path = split.path.rstrip("/")
+        endpoint, status = "unknown", 500
+        body = self._body()
+        try:
+            if path.startswith("/_sandbox"):
+                endpoint = "_sandbox"
+                status, answer = 200, self._admin(method, path, body)
+                self._send(status, answer, limit_info=False)
+                return
+            endpoint = _endpoint(method, path)
+            fault = service.faults.take(endpoint)
+            if fault is not None:
+                if fault.kind == "reset":
+                    status = 0
+                    self._reset()
+                    return
+                if fault.kind == "slow":
+                    time.sleep(fault.delay)
+                elif fault.kind == "429":
+                    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+                    raise _Reply(429, [{"message": "Too many requests", "errorCode": "TOO_MANY_REQUESTS"}], headers)
+                else:
+                    code = "SERVER_UNAVAILABLE" if fault.kind == "503" else "UNKNOWN_EXCEPTION"
+                    raise _error(int(fault.kind), code, "An unexpected error occurred. Please try again.")
+            if endpoint == "oauth/token":
+                if method != "POST":
+                    raise _error(405, "METHOD_NOT_ALLOWED", "HTTP Method not allowed")
+                form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+                status, answer = 200, service.token(form, self.headers.get("Authorization"))
+                self._send(status, answer, limit_info=False)
+                return
+            self._authorise()
+            if not service.allocation.take():
+                raise _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            status, answer = 200, self._rest(method, path, split.query, body)
+            self._send(status, answer)
+        except _Reply as reply:
+            status = reply.status
+            self._send(reply.status, reply.body, reply.headers, limit_info=endpoint != "oauth/token")
+        except (ConnectionError, ssl.SSLError, TimeoutError):
+            status = 0
+            self.close_connection = True
+        except Exception:  # a sandbox bug must show up as a 500, like an org's UNKNOWN_EXCEPTION
+            log.exception("sandbox request failed")
+            status = 500
+            self._send(500, [{"message": "An unexpected error occurred.", "errorCode": "UNKNOWN_EXCEPTION"}])
+        finally:
+            service.log.add(LoggedRequest(method, endpoint, status, time.perf_counter() - started))
+
+    def _authorise(self) -> None:
+        header = self.headers.get("Authorization") or ""
+        token = header[7:] if header.startswith("Bearer ") else header.removeprefix("OAuth ")
+        if not token or token not in self.server.service.sessions:
+            raise _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+
+    def _rest(self, method: str, path: str, query: str, body: bytes) -> Any:
+        service = self.server.service
+        parts = path.split("/")
+        # /services/data/vNN.N/...
+        if len(parts) < 4 or parts[1:3] != ["services", "data"]:
+            raise _error(404, "NOT_FOUND", "The requested resource does not exist")
+        if len(parts) == 3:
+            return [{"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"}]
+        version = parts[3].removeprefix("v")
+        rest = parts[4:]
+        match (method, rest):
+            case ("GET", ["query"]):
+                params = parse_qs(query)
+                soql = params.get("q", [""])[0]
+                if not soql:
+                    raise _error(400, "MALFORMED_QUERY", "missing query")
+                return service.query(version, soql, _batch_size(self.headers.get("Sforce-Query-Options")))
+            case ("GET", ["query", locator]):
+                return service.query_more(version, unquote(locator))
+            case ("GET", ["sobjects"]):
+                return service.global_describe()
+            case ("GET", ["sobjects", sobject, "describe"]):
+                return service.describe(sobject)
+            case ("GET", ["sobjects", sobject, record_id]):
+                return service.record(version, sobject, record_id)
+            case ("GET", ["limits"]):
+                return service.limits_body()
+            case ("PATCH", ["composite", "sobjects"]):
+                try:
+                    payload = json.loads(body or b"null")
+                except ValueError:
+                    raise _error(400, "JSON_PARSER_ERROR", "body is not JSON") from None
+                return service.collections_update(payload)
+        raise _error(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _admin(self, method: str, path: str, body: bytes) -> Any:
+        service = self.server.service
+        if path == "/_sandbox/stats" and method == "GET":
+            return {
+                "requests": service.log.snapshot(),
+                "api_usage": {"used": service.allocation.used, "total": service.allocation.total},
+                "records": {name: service.org.count(name) for name in service.org.tables},
+            }
+        if path == "/_sandbox/faults" and method == "POST":
+            spec = json.loads(body or b"{}")
+            service.faults.add(
+                str(spec["kind"]),
+                times=int(spec.get("times", 1)),
+                endpoint=spec.get("endpoint"),
+                delay=float(spec.get("delay", 0.0)),
+                retry_after=spec.get("retry_after"),
+            )
+            return {"pending": service.faults.pending}
+        if path == "/_sandbox/reset-log" and method == "POST":
+            service.log.clear()
+            return {}
+        raise _Reply(404, {"error": "unknown sandbox endpoint"})
+
+
+def _endpoint(method: str, path: str) -> str:
+    """A short name for the request log: ``query``, ``query_more``, ``composite/sobjects``..."""
+    if path == "/services/oauth2/token":
+        return "oauth/token"
+    parts = path.split("/")[4:]
+    if not parts:
+        return "versions"
+    if parts[0] == "query":
+        return "query" if len(parts) == 1 else "query_more"
+    if parts[0] == "sobjects":
+        if len(parts) == 3 and parts[2] == "describe":
+            return "describe"
+        return "sobjects" if len(parts) == 1 else "sobject"
+    return "/".join(parts[:2])
+
+
+def _batch_size(header: str | None) -> int | None:
+    if not header:
+        return None
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "batchsize" and value.strip().isdigit():
+            return max(200, min(2000, int(value)))
+    return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], service: OrgService, context: ssl.SSLContext | None) -> None:
+        super().__init__(address, _Handler)
+        self.service = service
+        self.ssl_context = context
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # the TLS handshake runs in the request's thread, not the accept loop
+        if self.ssl_context is not None:
+            try:
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("sandbox connection error from %s", client_address)
