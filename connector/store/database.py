@@ -1,0 +1,70 @@
+"""Opening the store: engine, SQLite pragmas, and migrations applied on open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from connector.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_store_engine(url: str, *, connect_args: dict[str, Any] | None = None) -> Engine:
+    """An engine for ``url`` (SQLite or PostgreSQL) set up for several writers.
+
+    SQLite: WAL (readers do not block the writer), a busy timeout, and every
+    transaction opened with ``BEGIN IMMEDIATE`` so two writers queue instead
+    of failing on a lock upgrade half-way through a transaction.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("store.url is not a SQLAlchemy URL (e.g. sqlite:///crmsync.db)") from None
+    args = dict(connect_args or {})
+    if parsed.get_backend_name() == "sqlite":
+        args.setdefault("timeout", 60)
+        args.setdefault("check_same_thread", False)
+        engine = create_engine(parsed, connect_args=args)
+        _sqlite_events(engine)
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError(f"store.url: unsupported database {parsed.get_backend_name()!r} (SQLite or PostgreSQL)")
+    return create_engine(parsed, connect_args=args, pool_pre_ping=True)
+
+
+def _sqlite_events(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # take transaction control away from pysqlite so BEGIN IMMEDIATE is ours to send
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent; safe for several processes on PostgreSQL)."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # one migrator at a time when several workers start together
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(72616365)")
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as error:
+        raise ConfigError(f"cannot open the state store: {type(error.orig).__name__}") from None

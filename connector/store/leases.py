@@ -1,0 +1,129 @@
+"""Job leases: one run of a job at a time, across processes and machines.
+
+A lease is one row per job: who holds it and until when. The holder renews
+it (a heartbeat) while it works; a holder that dies stops renewing and the
+lease expires, so another process can take the job over. Every commit of a
+run's results renews the lease in the same transaction, so a process that
+lost its lease (paused past the expiry, say) cannot commit anything more.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, or_, select, update
+
+from connector.store.state import Store, _upsert
+from connector.store.tables import leases
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class LeaseHeld(Exception):
+    """Another process runs this job now."""
+
+    def __init__(self, job: str, owner: str, expires_at: datetime) -> None:
+        super().__init__(f"job {job!r} is being run by {owner} (lease until {expires_at.isoformat()})")
+        self.job = job
+        self.owner = owner
+        self.expires_at = expires_at
+
+
+class LeaseLost(Exception):
+    """This process no longer holds the job's lease: stop without committing more."""
+
+
+def new_owner() -> str:
+    """A name for this holder that says where it runs (host, pid) and is unique."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Lease:
+    """A held lease on one job. Use :func:`acquire` to get one."""
+
+    def __init__(self, store: Store, job: str, owner: str, ttl: timedelta, clock: Clock) -> None:
+        self.store = store
+        self.job = job
+        self.owner = owner
+        self.ttl = ttl
+        self.clock = clock
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def renew(self, db: Connection) -> None:
+        """Extend the lease inside ``db``'s transaction; raise ``LeaseLost`` if another holder has it."""
+        now = self.clock()
+        result = db.execute(
+            update(leases)
+            .where(leases.c.job == self.job, leases.c.owner == self.owner)
+            .values(heartbeat_at=now, expires_at=now + self.ttl)
+        )
+        if result.rowcount != 1:
+            self.lost.set()
+            raise LeaseLost(f"lost the lease on job {self.job!r}")
+
+    def heartbeat(self) -> None:
+        with self.store.begin() as db:
+            self.renew(db)
+
+    def start_heartbeat(self, interval: float | None = None) -> None:
+        """Renew in the background (a long CRM call must not let the lease lapse)."""
+        period = interval if interval is not None else max(1.0, self.ttl.total_seconds() / 3)
+
+        def beat() -> None:
+            while not self._stop.wait(period):
+                try:
+                    self.heartbeat()
+                except LeaseLost:
+                    log.warning("lease lost", extra={"job": self.job})
+                    return
+                except Exception as error:  # the next beat may succeed; the fence in commits stays
+                    log.warning("lease heartbeat failed", extra={"job": self.job, "error": type(error).__name__})
+
+        self._thread = threading.Thread(target=beat, name=f"lease-{self.job}", daemon=True)
+        self._thread.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def release(self) -> None:
+        self.stop_heartbeat()
+        with self.store.begin() as db:
+            db.execute(delete(leases).where(leases.c.job == self.job, leases.c.owner == self.owner))
+
+
+def acquire(store: Store, job: str, owner: str, *, ttl: timedelta, clock: Clock) -> Lease:
+    """Take the lease on ``job`` or raise ``LeaseHeld``; an expired lease is taken over."""
+    now = clock()
+    values = {"owner": owner, "acquired_at": now, "heartbeat_at": now, "expires_at": now + ttl}
+    with store.begin() as db:
+        taken = db.execute(
+            update(leases)
+            .where(leases.c.job == job, or_(leases.c.owner == owner, leases.c.expires_at < now))
+            .values(**values)
+        ).rowcount
+        if taken != 1:
+            before = db.execute(select(leases.c.job).where(leases.c.job == job)).first()
+            if before is None:
+                _upsert(db, leases, [{"job": job, **values}], ["job"], [])
+        holder = db.execute(select(leases.c.owner, leases.c.expires_at).where(leases.c.job == job)).one()
+    if holder.owner != owner:
+        raise LeaseHeld(job, holder.owner, holder.expires_at)
+    return Lease(store, job, owner, ttl, clock)
+
+
+def current_holder(store: Store, job: str) -> tuple[str, datetime] | None:
+    with store.begin() as db:
+        row = db.execute(select(leases.c.owner, leases.c.expires_at).where(leases.c.job == job)).first()
+    return (row.owner, row.expires_at) if row else None

@@ -1,0 +1,222 @@
+"""The state store's tables (SQLAlchemy 2 Core).
+
+What is kept, and why:
+
+- ``contacts`` / ``activities``: the normalised records of each connection,
+  shared by every job that reads it. ``content_hash`` tells a re-read record
+  from a changed one, so an inclusive cursor or a re-run after a crash never
+  marks anything dirty twice. ``email`` is the normalised address, kept so a
+  later issue can merge one person across CRMs.
+- ``job_contacts``: per job, the queue of contacts to decide (``dirty``), the
+  retry backoff, the last decision and the last rung written.
+- ``pending_writes``: the outbox. A planned write is committed here *before*
+  the CRM is called; its ``intent_id`` keys the history row, so a write that
+  landed just before a crash is recognised on the re-run and recorded once.
+- ``stage_changes``: the history (from, to, when, run, rule, reasons).
+- ``dead_letters``, ``checkpoints``, ``runs``, ``leases``.
+
+No secret is ever written to any of them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (no time zones) and PostgreSQL alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+CONNECTION = 64
+CRM_ID = 64
+JOB = 64
+ID36 = 36
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("connection", String(CONNECTION), primary_key=True),
+    Column("crm_id", String(CRM_ID), primary_key=True),
+    Column("object_type", String(32), nullable=False),
+    Column("email", String(254), nullable=True),
+    Column("stage", String(16), nullable=True),
+    Column("stage_values", JSON, nullable=False),
+    Column("contact", Text, nullable=False),
+    Column("content_hash", String(40), nullable=False),
+    Column("modified_at", UtcDateTime, nullable=True),
+    Column("stored_at", UtcDateTime, nullable=False),
+    Index(None, "email"),
+)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("connection", String(CONNECTION), primary_key=True),
+    Column("contact_crm_id", String(CRM_ID), primary_key=True),
+    Column("crm_id", String(CRM_ID), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("content_hash", String(40), nullable=False),
+    Column("modified_at", UtcDateTime, nullable=True),
+    Index(None, "connection", "crm_id"),
+)
+
+job_contacts = Table(
+    "job_contacts",
+    metadata,
+    Column("job", String(JOB), primary_key=True),
+    Column("connection", String(CONNECTION), primary_key=True),
+    Column("crm_id", String(CRM_ID), primary_key=True),
+    Column("dirty", Boolean, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", UtcDateTime, nullable=True),
+    Column("decided_stage", String(16), nullable=True),
+    Column("rule", String(64), nullable=True),
+    Column("reasons", JSON, nullable=True),
+    Column("decided_at", UtcDateTime, nullable=True),
+    Column("written_stage", String(16), nullable=True),
+    Column("written_at", UtcDateTime, nullable=True),
+    Index(None, "job", "connection", "dirty", "crm_id"),
+    Index(None, "connection", "crm_id"),
+)
+
+pending_writes = Table(
+    "pending_writes",
+    metadata,
+    Column("job", String(JOB), primary_key=True),
+    Column("connection", String(CONNECTION), primary_key=True),
+    Column("crm_id", String(CRM_ID), primary_key=True),
+    Column("intent_id", String(ID36), nullable=False, unique=True),
+    Column("run_id", String(ID36), nullable=False),
+    Column("from_value", String(255), nullable=True),
+    Column("from_stage", String(16), nullable=True),
+    Column("to_stage", String(16), nullable=False),
+    Column("to_value", String(255), nullable=False),
+    Column("rule", String(64), nullable=True),
+    Column("reasons", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+stage_changes = Table(
+    "stage_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("intent_id", String(ID36), nullable=False, unique=True),
+    Column("job", String(JOB), nullable=False),
+    Column("run_id", String(ID36), nullable=False),
+    Column("connection", String(CONNECTION), nullable=False),
+    Column("crm_id", String(CRM_ID), nullable=False),
+    Column("email", String(254), nullable=True),
+    Column("from_stage", String(16), nullable=True),
+    Column("from_value", String(255), nullable=True),
+    Column("to_stage", String(16), nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
+    Column("rule", String(64), nullable=True),
+    Column("reasons", JSON, nullable=False),
+    Index(None, "connection", "crm_id", "changed_at"),
+    Index(None, "job", "changed_at"),
+    Index(None, "email"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(JOB), nullable=False),
+    Column("connection", String(CONNECTION), nullable=False),
+    Column("crm_id", String(CRM_ID), nullable=False),
+    Column("email", String(254), nullable=True),
+    Column("stage", String(16), nullable=True),
+    Column("code", String(80), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("run_id", String(ID36), nullable=False),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("resolution", String(40), nullable=True),
+    UniqueConstraint("job", "connection", "crm_id"),
+    Index(None, "job", "resolved_at"),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("job", String(JOB), primary_key=True),
+    Column("connection", String(CONNECTION), primary_key=True),
+    Column("stream", String(32), primary_key=True),
+    # committed: everything read up to here is decided and written (moved at the end of a run)
+    Column("cursor", Text, nullable=True),
+    # read so far by an open (or interrupted) run; saved with each page so a re-run resumes there
+    Column("position", Text, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(ID36), primary_key=True),
+    Column("job", String(JOB), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("full", Boolean, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("counts", JSON, nullable=True),
+    Column("usage", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Index(None, "job", "started_at"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("job", String(JOB), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("heartbeat_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
