@@ -1,0 +1,1 @@
+"""The Salesforce client: simple-salesforce configured by crmsync (see docs/salesforce.md)."""

@@ -1,0 +1,289 @@
+"""The Salesforce client behind the common :class:`~connector.crm.CrmClient` protocol.
+
+Reads: one SOQL query per object, ``ORDER BY SystemModstamp, Id``, resumed
+from the cursor with the ``Id`` tie-breaker (``SystemModstamp`` is not
+unique) and a lookback (it can commit late), following ``nextRecordsUrl``
+page by page (up to 2,000 records each). Leads and Contacts are people;
+converted Leads are followed to their Contact and never written.
+Tasks, Events and CampaignMembers are activities.
+
+Writes: sObject collections ``PATCH composite/sobjects``, 200 records a
+call, ``allOrNone`` false, one result per record in request order.
+Bulk API 2.0 is not used (the sandbox does not emulate it); large change
+sets go out as collections of 200.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+from simple_salesforce import format_soql
+
+from connector.config import SalesforceConnection
+from connector.crm import (
+    ActivityPage,
+    ActivityRecord,
+    ApiUsage,
+    ContactPage,
+    ContactRecord,
+    SkippedRecord,
+    StageUpdate,
+    WriteOutcome,
+    WriteResult,
+)
+from connector.errors import ConfigError, Problem, TransientError
+from connector.mapping import CrmMapping, parse_instant
+from connector.salesforce.api import SalesforceApi, Secrets
+from connector.salesforce.cursor import Cursor, Position
+from connector.salesforce.errors import RECORD_RETRY_CODES, QueryLocatorExpired
+from connector.salesforce.normalise import (
+    ACTIVITY_OBJECTS,
+    PERSON_OBJECTS,
+    activity_fields,
+    activity_record,
+    converted_to,
+    person_fields,
+    person_record,
+)
+from connector.salesforce.payloads import QueryPage, SaveResult, SObjectDescribe, flatten
+from connector.salesforce.schema import schema_problems
+
+log = logging.getLogger(__name__)
+
+_FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_LOCK_RETRIES = 3
+"""Extra collections calls for records that failed with UNABLE_TO_LOCK_ROW before they are left to a later run."""
+
+
+def incremental_soql(sobject: str, fields: Sequence[str], since: Position | None) -> str:
+    """The query for records of ``sobject`` after ``since`` in ``(SystemModstamp, Id)`` order.
+
+    Field and object names come from the mapping: they are checked to be
+    plain (dotted) identifiers and inserted as literals; values go through
+    ``format_soql``'s quoting.
+    """
+    for name in (sobject, *fields):
+        if not _FIELD_PATH.match(name):
+            raise ConfigError(f"{name!r} is not a Salesforce field or object name")
+    select = format_soql("SELECT {:literal} FROM {:literal}", ", ".join(fields), sobject)
+    order = " ORDER BY SystemModstamp, Id"
+    if since is None:
+        return select + order
+    if not since.id:
+        return select + format_soql(" WHERE SystemModstamp >= {}", since.stamp) + order
+    where = format_soql(
+        " WHERE (SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND Id > {id}))",
+        stamp=since.stamp,
+        id=since.id,
+    )
+    return select + where + order
+
+
+class SalesforceClient:
+    """Pulls Leads, Contacts and their activities; writes stage fields with sObject collections."""
+
+    write_batch_size = 200
+
+    def __init__(self, name: str, settings: SalesforceConnection, mapping: CrmMapping, api: SalesforceApi) -> None:
+        if mapping.crm != "salesforce":
+            raise ConfigError(f"connection {name!r}: {mapping.source} is not a Salesforce mapping")
+        self.connection = name
+        self.settings = settings
+        self.mapping = mapping
+        self.api = api
+        self.lookback = timedelta(seconds=settings.lookback_seconds)
+        self._converted: dict[str, str] = {}
+        """Converted Lead id -> Contact id, learnt while pulling people."""
+
+    @classmethod
+    def from_settings(cls, name: str, settings: SalesforceConnection, mapping: CrmMapping) -> SalesforceClient:
+        """A client for ``settings``; secrets are read from the environment variables it names."""
+        return cls(name, settings, mapping, SalesforceApi(settings, Secrets.from_settings(settings)))
+
+    def __repr__(self) -> str:
+        return f"SalesforceClient({self.connection!r}, {self.settings.instance_url!r})"
+
+    # -- reading -----------------------------------------------------------------
+    def _pages(self, sobject: str, fields: list[str], since: Position | None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of flattened records after ``since``, in ``(SystemModstamp, Id)`` order.
+
+        If a query locator expires mid-way, the query is re-issued from the
+        last record handed out with the exact tie-breaker: nothing is missed
+        or repeated.
+        """
+        query = incremental_soql(sobject, fields, since)
+        last: Position | None = None
+        page = self._query(query)
+        while True:
+            records = [flatten(record) for record in page.records]
+            if records:
+                tail = records[-1]
+                last = Position(parse_instant(tail["SystemModstamp"]), str(tail["Id"]))
+                yield records
+            if page.done or not page.next_records_url:
+                return
+            try:
+                page = self._query_more(page.next_records_url)
+            except QueryLocatorExpired:
+                log.warning("query locator expired; re-querying", extra={"event": "requery", "sobject": sobject})
+                page = self._query(incremental_soql(sobject, fields, last or since))
+
+    def _query(self, soql: str) -> QueryPage:
+        return self.api.call("query", lambda sf: QueryPage.model_validate(sf.query(soql)))
+
+    def _query_more(self, url: str) -> QueryPage:
+        return self.api.call("query_more", lambda sf: QueryPage.model_validate(sf.query_more(url, True)))
+
+    def _patch(self, body: dict[str, Any]) -> list[SaveResult]:
+        def send(sf: Any) -> list[SaveResult]:
+            answer = sf.restful("composite/sobjects", method="PATCH", json=body) or []
+            return [SaveResult.model_validate(item) for item in answer]
+
+        return self.api.call("composite/sobjects", send)
+
+    def _start(self, cursor: Cursor, sobject: str) -> Position | None:
+        """Where to start reading ``sobject``: the stored position less the lookback."""
+        position = cursor.get(sobject)
+        if position is None:
+            return None
+        if self.lookback:
+            return Position(position.stamp - self.lookback, "")
+        return position
+
+    def pull_contacts(self, cursor: str | None) -> Iterator[ContactPage]:
+        state = Cursor.decode(cursor)
+        for sobject in PERSON_OBJECTS:
+            if sobject not in self.mapping.people:
+                continue
+            fields = person_fields(self.mapping, sobject)
+            for records in self._pages(sobject, fields, self._start(state, sobject)):
+                people: list[ContactRecord] = []
+                skipped: list[SkippedRecord] = []
+                for values in records:
+                    record_id = str(values["Id"])
+                    contact_id = converted_to(values) if sobject == "Lead" else None
+                    if contact_id is not None:
+                        self._converted[record_id] = contact_id
+                        skipped.append(
+                            SkippedRecord(crm_id=record_id, reason=f"converted lead: followed to Contact {contact_id}")
+                        )
+                        continue
+                    try:
+                        people.append(person_record(sobject, values, self.mapping))
+                    except ValueError as error:
+                        skipped.append(SkippedRecord(crm_id=record_id, reason=str(error)[:300]))
+                tail = records[-1]
+                state = state.advanced(sobject, Position(parse_instant(tail["SystemModstamp"]), str(tail["Id"])))
+                yield ContactPage(records=tuple(people), cursor=state.encode(), skipped=tuple(skipped))
+
+    def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
+        state = Cursor.decode(cursor)
+        objects = [name for name in ACTIVITY_OBJECTS if self.mapping.activity_rules(name)]
+        objects += [name for name in self.mapping.activity_objects() if name not in objects]
+        for sobject in objects:
+            fields = activity_fields(self.mapping, sobject)
+            for records in self._pages(sobject, fields, self._start(state, sobject)):
+                activities: list[ActivityRecord] = []
+                skipped: list[SkippedRecord] = []
+                unmapped = 0
+                for values in records:
+                    try:
+                        record = activity_record(sobject, values, self.mapping, self._follow)
+                    except ValueError as error:
+                        skipped.append(SkippedRecord(crm_id=str(values["Id"]), reason=str(error)[:300]))
+                        continue
+                    if record is None:
+                        unmapped += 1
+                    else:
+                        activities.append(record)
+                tail = records[-1]
+                state = state.advanced(sobject, Position(parse_instant(tail["SystemModstamp"]), str(tail["Id"])))
+                yield ActivityPage(
+                    records=tuple(activities), cursor=state.encode(), skipped=tuple(skipped), unmapped=unmapped
+                )
+
+    def _follow(self, person_id: str) -> str:
+        return self._converted.get(person_id, person_id)
+
+    # -- writing -------------------------------------------------------------------
+    def write_stages(self, updates: Sequence[StageUpdate]) -> list[WriteResult]:
+        """One collections call per 200 updates (plus calls for rows that were locked)."""
+        results: list[WriteResult | None] = [None] * len(updates)
+        for start in range(0, len(updates), self.write_batch_size):
+            self._write_batch(updates, list(range(start, min(start + self.write_batch_size, len(updates)))), results)
+        return [result for result in results if result is not None]
+
+    def _write_batch(
+        self, updates: Sequence[StageUpdate], indexes: list[int], results: list[WriteResult | None]
+    ) -> None:
+        pending = indexes
+        for attempt in range(_LOCK_RETRIES + 1):
+            body = {
+                "allOrNone": False,
+                "records": [
+                    {"attributes": {"type": updates[i].object_type}, "id": updates[i].crm_id, **updates[i].fields}
+                    for i in pending
+                ],
+            }
+            try:
+                saved = self._patch(body)
+            except TransientError as error:
+                for i in pending:
+                    results[i] = WriteResult(
+                        crm_id=updates[i].crm_id, outcome=WriteOutcome.RETRY, code="TRANSIENT", reason=str(error)[:300]
+                    )
+                return
+            if len(saved) != len(pending):
+                raise TransientError(f"composite/sobjects: {len(saved)} results for {len(pending)} records")
+            locked: list[int] = []
+            for i, result in zip(pending, saved, strict=True):
+                update = updates[i]
+                if result.success:
+                    results[i] = WriteResult(crm_id=update.crm_id, outcome=WriteOutcome.WRITTEN)
+                    continue
+                first = result.errors[0] if result.errors else None
+                code = first.status_code if first else "UNKNOWN"
+                message = (first.message if first else "no error detail")[:300]
+                if code in RECORD_RETRY_CODES:
+                    locked.append(i)
+                    results[i] = WriteResult(
+                        crm_id=update.crm_id, outcome=WriteOutcome.RETRY, code=code, reason=message
+                    )
+                else:
+                    results[i] = WriteResult(
+                        crm_id=update.crm_id, outcome=WriteOutcome.REJECTED, code=code, reason=message
+                    )
+            if not locked or attempt == _LOCK_RETRIES:
+                return
+            self.api.usage.retries += 1
+            retry = self.settings.retry
+            self.api.pause(min(retry.max_wait_seconds, retry.initial_wait_seconds * 2**attempt))
+            pending = locked
+
+    # -- schema, usage -------------------------------------------------------------
+    def check_schema(self) -> list[Problem]:
+        def describe(sobject: str) -> SObjectDescribe | None:
+            try:
+                return self.api.call(
+                    "describe",
+                    lambda sf: SObjectDescribe.model_validate(sf.restful(f"sobjects/{sobject}/describe")),
+                )
+            except ConfigError as error:
+                if "NOT_FOUND" in str(error) or "INVALID_TYPE" in str(error):
+                    return None
+                raise
+
+        return schema_problems(self.mapping, describe)
+
+    def usage(self) -> ApiUsage:
+        return self.api.usage.model_copy(deep=True)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+__all__ = ["SalesforceClient", "incremental_soql"]

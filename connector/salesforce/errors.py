@@ -1,0 +1,102 @@
+"""Salesforce's error table: status and ``errorCode`` to what crmsync does about it.
+
+The only place that looks at Salesforce statuses and error codes (STYLE.md
+item 7); a parametrized test covers every row. Messages name the endpoint,
+status and code, never a body, a token or a password.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from pydantic import TypeAdapter, ValidationError
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
+
+from connector.errors import AuthError, ConfigError, CrmsyncError, QuotaExhausted, RateLimited, TransientError
+from connector.salesforce.payloads import ApiError
+
+ERROR_CODES: dict[str, type[CrmsyncError]] = {
+    # the rolling 24 h allocation is used up: stop the run; never a credentials problem
+    "REQUEST_LIMIT_EXCEEDED": QuotaExhausted,
+    "INVALID_SESSION_ID": AuthError,
+    "UNABLE_TO_LOCK_ROW": TransientError,
+    "SERVER_UNAVAILABLE": TransientError,
+    "UNKNOWN_EXCEPTION": TransientError,
+    "QUERY_TIMEOUT": TransientError,
+    "INVALID_QUERY_LOCATOR": TransientError,
+    "MALFORMED_QUERY": ConfigError,
+    "INVALID_FIELD": ConfigError,
+    "INVALID_TYPE": ConfigError,
+    "NOT_FOUND": ConfigError,
+    "INSUFFICIENT_ACCESS": ConfigError,
+    "INSUFFICIENT_ACCESS_OR_READONLY": ConfigError,
+    "API_DISABLED_FOR_ORG": ConfigError,
+    "API_CURRENTLY_DISABLED": ConfigError,
+    "FUNCTIONALITY_NOT_ENABLED": ConfigError,
+}
+"""Whole-request error codes; a code not listed falls back on the HTTP status."""
+
+STATUSES: dict[int, type[CrmsyncError]] = {
+    400: ConfigError,
+    401: AuthError,
+    403: ConfigError,  # "no permission"; the quota's 403 is told apart by its errorCode
+    404: ConfigError,
+    405: ConfigError,
+    429: RateLimited,
+}
+"""HTTP statuses; 5xx and anything else unexpected are transient."""
+
+RECORD_RETRY_CODES: frozenset[str] = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
+"""Per-record errors of collections that pass: retried in the call, then left for a later run."""
+
+_ERRORS = TypeAdapter(list[ApiError])
+
+
+class QueryLocatorExpired(TransientError):
+    """A ``nextRecordsUrl`` is no longer valid (too many open cursors, or idle too long): re-query."""
+
+
+def error_body(content: Any) -> ApiError | None:
+    """The first ``{"errorCode", "message"}`` of an error body, if it has one."""
+    try:
+        errors = _ERRORS.validate_python(content)
+    except ValidationError:
+        return None
+    return errors[0] if errors else None
+
+
+def error_class(status: int, code: str | None, message: str = "") -> type[CrmsyncError]:
+    """What to do about a failed call: the row of the table that applies."""
+    if code == "REQUEST_LIMIT_EXCEEDED" and "concurrent" in message.lower():
+        # too many long-running requests at once: the same code, but it passes
+        return RateLimited
+    if code == "INVALID_QUERY_LOCATOR":
+        return QueryLocatorExpired
+    if code in ERROR_CODES:
+        return ERROR_CODES[code]
+    return STATUSES.get(status, TransientError)
+
+
+def classify(endpoint: str, error: Exception, retry_after: float | None = None) -> CrmsyncError:
+    """The crmsync error for an exception raised by simple-salesforce or requests."""
+    if isinstance(error, SalesforceAuthenticationFailed):
+        status = error.code if isinstance(error.code, int) else 400
+        if status >= 500 or status == 429:
+            return TransientError(f"{endpoint}: HTTP {status} from the OAuth endpoint")
+        return AuthError(f"{endpoint}: Salesforce refused the login ({error.code}: {error.auth_message[:120]})")
+    if isinstance(error, SalesforceError):
+        body = error_body(error.content)
+        code = body.error_code if body else None
+        kind = error_class(error.status, code, body.message if body else "")
+        text = f"{endpoint}: HTTP {error.status}" + (f" {code}" if code else "")
+        if kind in (ConfigError, QuotaExhausted) and body and body.message:
+            text += f": {body.message[:200]}"
+        if kind is RateLimited:
+            return RateLimited(text, retry_after)
+        return kind(text)
+    if isinstance(error, requests.exceptions.SSLError):
+        return ConfigError(f"{endpoint}: TLS verification failed (check ca_bundle and the instance URL)")
+    if isinstance(error, requests.exceptions.RequestException):
+        return TransientError(f"{endpoint}: {type(error).__name__} talking to Salesforce")
+    return TransientError(f"{endpoint}: {type(error).__name__}")

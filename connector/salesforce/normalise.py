@@ -1,0 +1,115 @@
+"""Flattened Salesforce records to the common model, with the mapping.
+
+Leads and Contacts become :class:`ContactRecord`; Tasks, Events and
+CampaignMembers become :class:`ActivityRecord` attached to the people they
+are about. A record that cannot be normalised raises ``ValueError`` naming
+the field (the client reports it as skipped); an activity no rule matches
+gives ``None`` (counted as unmapped, never guessed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from connector.crm import ActivityRecord, ContactRecord
+from connector.mapping import CrmMapping, parse_instant
+from connector.model import Activity, Contact
+
+PERSON_OBJECTS: tuple[str, ...] = ("Lead", "Contact")
+ACTIVITY_OBJECTS: tuple[str, ...] = ("Task", "Event", "CampaignMember")
+
+WHO_FIELDS: dict[str, tuple[str, ...]] = {
+    "Task": ("WhoId",),
+    "Event": ("WhoId",),
+    # after a conversion the membership keeps LeadId and gains ContactId
+    "CampaignMember": ("ContactId", "Lead.ConvertedContactId", "LeadId"),
+}
+"""Fields that say which person an activity record is about."""
+
+CONVERSION_FIELDS: tuple[str, ...] = ("IsConverted", "ConvertedContactId")
+
+
+def person_fields(mapping: CrmMapping, sobject: str) -> list[str]:
+    """Every field to select for a person object: mapped, stage fields, and conversion for Leads."""
+    names = ["Id", "SystemModstamp", *mapping.person_fields(sobject), *mapping.stage_fields()]
+    if sobject == "Lead":
+        names.extend(CONVERSION_FIELDS)
+    return list(dict.fromkeys(names))
+
+
+def activity_fields(mapping: CrmMapping, sobject: str) -> list[str]:
+    names = ["Id", "SystemModstamp", *mapping.activity_fields(sobject), *WHO_FIELDS.get(sobject, ("WhoId",))]
+    return list(dict.fromkeys(names))
+
+
+def converted_to(values: Mapping[str, Any]) -> str | None:
+    """The Contact a converted Lead now lives on; ``None`` for an open Lead."""
+    if values.get("IsConverted") is True:
+        return str(values.get("ConvertedContactId") or "")
+    return None
+
+
+def person_record(sobject: str, values: Mapping[str, Any], mapping: CrmMapping) -> ContactRecord:
+    person = mapping.normalise_person(sobject, values)
+    stage_values = {name: _text(values.get(name)) for name in mapping.stage_fields()}
+    stage = mapping.stage_for_value(stage_values.get(mapping.stage.field))
+    return ContactRecord(
+        crm_id=str(values["Id"]),
+        object_type=sobject,
+        contact=Contact(**person, stage=stage),
+        stage_values=stage_values,
+        modified_at=parse_instant(values["SystemModstamp"]),
+    )
+
+
+def activity_record(
+    sobject: str,
+    values: Mapping[str, Any],
+    mapping: CrmMapping,
+    follow: Callable[[str], str],
+) -> ActivityRecord | None:
+    """The activity, or ``None`` when no rule of the mapping matches; ``follow`` maps converted Lead ids."""
+    rule = mapping.kind_for(sobject, values)
+    if rule is None:
+        return None
+    at = values.get(rule.at)
+    if at is None or at == "":
+        raise ValueError(f"{rule.at}: empty")
+    try:
+        occurred_at = parse_instant(at)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise ValueError(f"{rule.at}: {error}") from None
+    who = _person_of(sobject, values)
+    if who is None:
+        raise ValueError(f"{'/'.join(WHO_FIELDS.get(sobject, ('WhoId',)))}: about no Lead or Contact")
+    return ActivityRecord(
+        crm_id=str(values["Id"]),
+        activity=Activity(
+            kind=rule.kind.value,
+            occurred_at=occurred_at,
+            detail=_text(values.get(rule.detail)) if rule.detail else None,
+            id=str(values["Id"]),
+        ),
+        contact_ids=(follow(who),),
+        modified_at=parse_instant(values["SystemModstamp"]),
+    )
+
+
+def _person_of(sobject: str, values: Mapping[str, Any]) -> str | None:
+    for name in WHO_FIELDS.get(sobject, ("WhoId",)):
+        value = values.get(name)
+        if value:
+            text = str(value)
+            # WhoId can also point at other things in some orgs; only people count
+            if sobject in ("Task", "Event") and not text.startswith(("003", "00Q")):
+                return None
+            return text
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
