@@ -32,21 +32,45 @@ ICP = Company(name="Transports Martin", domain="example.fr", employees=120, indu
 OFF_ICP = Company(name="Boulangerie", domain="example.com", employees=3, industry="food", country="FR")
 
 
+class StoreUrls:
+    """Fresh, isolated store URLs on one backend: SQLite files, or PostgreSQL schemas dropped at the end."""
+
+    def __init__(self, backend: str, folder: Path) -> None:
+        self.backend = backend
+        self.folder = folder
+        self.schemas: list[str] = []
+        self._admin = create_engine(PG_URL) if backend == "postgresql" and PG_URL else None
+
+    def new(self, name: str = "state") -> str:
+        if self._admin is None:
+            return f"sqlite:///{self.folder / (name + '.db')}"
+        assert PG_URL
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with self._admin.begin() as db:
+            db.execute(text(f'CREATE SCHEMA "{schema}"'))
+        self.schemas.append(schema)
+        separator = "&" if "?" in PG_URL else "?"
+        return f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+
+    def drop(self) -> None:
+        if self._admin is None:
+            return
+        with self._admin.begin() as db:
+            for schema in self.schemas:
+                db.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        self._admin.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    assert PG_URL
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as db:
-        db.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as db:
-        db.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+def store_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUrls]:
+    urls = StoreUrls(request.param, tmp_path)
+    yield urls
+    urls.drop()
+
+
+@pytest.fixture
+def store_url(store_urls: StoreUrls) -> str:
+    return store_urls.new()
 
 
 @pytest.fixture
