@@ -1,0 +1,104 @@
+"""``crmsync scheduler``: run every job on its cron schedule, one run of a job at a time.
+
+Several schedulers (on several machines, with PostgreSQL) may run at once:
+each run takes the job's lease in the store first, so a job never runs
+twice at the same moment; a scheduler that finds the lease held skips that
+tick. Setting ``stop`` (SIGTERM) lets the current run finish its batch,
+commit and return, then the loop exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from croniter import croniter
+
+from connector.config import Config
+from connector.connections import open_client
+from connector.errors import ConfigError, CrmsyncError
+from connector.jobs import Job, load_jobs
+from connector.pipeline import ClientFactory, Clock, RunResult, run_job, utc_now
+from connector.store import LeaseHeld, LeaseLost, Store, new_owner
+
+log = logging.getLogger(__name__)
+
+
+def next_run(job: Job, after: datetime) -> datetime:
+    """The first tick of the job's cron schedule (UTC) strictly after ``after``."""
+    return croniter(job.schedule, after).get_next(datetime)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        jobs: dict[str, Job] | None = None,
+        clients: ClientFactory = open_client,
+        clock: Clock = utc_now,
+        stop: threading.Event | None = None,
+        wait: Callable[[float], bool] | None = None,
+        owner: str | None = None,
+        on_run: Callable[[Job, RunResult | None, str], None] | None = None,
+    ) -> None:
+        if jobs is None:
+            jobs, problems = load_jobs(config.jobs_dir)
+            if problems:
+                raise ConfigError("\n".join(str(problem) for problem in problems), problems)
+        if not jobs:
+            raise ConfigError(f"no job to schedule in {config.jobs_dir}")
+        self.config = config
+        self.store = store
+        self.jobs = jobs
+        self.clients = clients
+        self.clock = clock
+        self.stop = stop or threading.Event()
+        self.wait = wait or self.stop.wait
+        self.owner = owner or new_owner()
+        self.on_run = on_run or (lambda _job, _result, _outcome: None)
+
+    def run_now(self, job: Job) -> RunResult | None:
+        """Run ``job`` once if no one else is; ``None`` when skipped or failed (logged)."""
+        try:
+            result = run_job(
+                job,
+                self.config,
+                store=self.store,
+                clients=self.clients,
+                clock=self.clock,
+                stop=self.stop,
+                owner=self.owner,
+            )
+        except LeaseHeld as held:
+            log.info("job skipped: lease held", extra={"job": job.name, "holder": held.owner})
+            self.on_run(job, None, "skipped")
+            return None
+        except (CrmsyncError, LeaseLost) as error:
+            # recorded in the store by run_job; the next tick tries again
+            log.warning("job failed", extra={"job": job.name, "error": type(error).__name__})
+            self.on_run(job, None, f"failed: {type(error).__name__}")
+            return None
+        self.on_run(job, result, result.status)
+        return result
+
+    def run_forever(self) -> None:
+        """Run each job at its cron ticks until ``stop`` is set."""
+        now = self.clock()
+        due = {name: next_run(job, now) for name, job in self.jobs.items()}
+        log.info("scheduler started", extra={"jobs": sorted(self.jobs), "owner": self.owner})
+        while not self.stop.is_set():
+            name = min(due, key=lambda key: due[key])
+            delay = (due[name] - self.clock()).total_seconds()
+            if delay > 0:
+                # wake at least every minute so a clock jump or a stop is noticed
+                if self.wait(min(delay, 60.0)):
+                    break
+                continue
+            self.run_now(self.jobs[name])
+            # ticks missed while the job ran are skipped, not queued
+            due[name] = next_run(self.jobs[name], self.clock())
+        log.info("scheduler stopped", extra={"owner": self.owner})

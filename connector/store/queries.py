@@ -1,0 +1,294 @@
+"""Read-only views of the store for the admin commands (status, history, explain, dead letters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+
+from connector.model import Activity, Contact
+from connector.store.state import Store
+from connector.store.tables import (
+    activities,
+    checkpoints,
+    contacts,
+    dead_letters,
+    job_contacts,
+    leases,
+    runs,
+    stage_changes,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    id: str
+    job: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    dry_run: bool
+    full: bool
+    counts: dict[str, Any]
+    usage: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointView:
+    connection: str
+    stream: str
+    cursor: str | None
+    position: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeView:
+    job: str
+    run_id: str
+    connection: str
+    crm_id: str
+    email: str | None
+    from_stage: str | None
+    from_value: str | None
+    to_stage: str
+    changed_at: datetime
+    rule: str | None
+    reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterView:
+    id: int
+    job: str
+    connection: str
+    crm_id: str
+    email: str | None
+    stage: str | None
+    code: str | None
+    reason: str | None
+    first_seen: datetime
+    last_seen: datetime
+    attempts: int
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    job: str
+    dirty: bool
+    decided_stage: str | None
+    rule: str | None
+    reasons: list[str]
+    decided_at: datetime | None
+    written_stage: str | None
+    written_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactView:
+    connection: str
+    crm_id: str
+    object_type: str
+    email: str | None
+    stage: str | None
+    stage_values: dict[str, str | None]
+    contact: Contact
+    activities: tuple[Activity, ...]
+    jobs: list[JobState]
+
+
+def _run(row: Any) -> RunView:
+    return RunView(
+        id=row.id,
+        job=row.job,
+        status=row.status,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        dry_run=row.dry_run,
+        full=row.full,
+        counts=row.counts or {},
+        usage=row.usage or {},
+        error=row.error,
+    )
+
+
+def recent_runs(store: Store, job: str, limit: int = 1) -> list[RunView]:
+    with store.begin() as db:
+        rows = db.execute(select(runs).where(runs.c.job == job).order_by(runs.c.started_at.desc()).limit(limit)).all()
+    return [_run(row) for row in rows]
+
+
+def job_checkpoints(store: Store, job: str) -> list[CheckpointView]:
+    with store.begin() as db:
+        rows = db.execute(
+            select(checkpoints).where(checkpoints.c.job == job).order_by(checkpoints.c.connection, checkpoints.c.stream)
+        ).all()
+    return [CheckpointView(r.connection, r.stream, r.cursor, r.position, r.updated_at) for r in rows]
+
+
+def queue_sizes(store: Store, job: str) -> dict[str, int]:
+    """Open dead letters and contacts still queued (dirty) for ``job``."""
+    with store.begin() as db:
+        dead = db.execute(
+            select(func.count())
+            .select_from(dead_letters)
+            .where(dead_letters.c.job == job, dead_letters.c.resolved_at.is_(None))
+        ).scalar_one()
+        queued = db.execute(
+            select(func.count())
+            .select_from(job_contacts)
+            .join(
+                contacts,
+                and_(contacts.c.connection == job_contacts.c.connection, contacts.c.crm_id == job_contacts.c.crm_id),
+            )
+            .where(job_contacts.c.job == job, job_contacts.c.dirty.is_(True))
+        ).scalar_one()
+    return {"dead_letters": int(dead), "queued": int(queued)}
+
+
+def lease_of(store: Store, job: str) -> tuple[str, datetime] | None:
+    with store.begin() as db:
+        row = db.execute(select(leases.c.owner, leases.c.expires_at).where(leases.c.job == job)).first()
+    return (row.owner, row.expires_at) if row else None
+
+
+def parse_contact_key(key: str) -> tuple[str | None, str | None, str | None]:
+    """``connection:id`` or an e-mail address -> (connection, crm_id, email)."""
+    if "@" in key:
+        return None, None, key.strip().lower()
+    connection, _, crm_id = key.partition(":")
+    if not crm_id:
+        raise ValueError(f"{key!r} is neither an e-mail address nor connection:id")
+    return connection, crm_id, None
+
+
+def changes(
+    store: Store,
+    *,
+    contact: str | None = None,
+    job: str | None = None,
+    stage: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[ChangeView]:
+    """Stage changes, newest first, filtered."""
+    c = stage_changes.c
+    query = select(stage_changes)
+    if contact:
+        connection, crm_id, email = parse_contact_key(contact)
+        query = query.where(c.email == email) if email else query.where(c.connection == connection, c.crm_id == crm_id)
+    if job:
+        query = query.where(c.job == job)
+    if stage:
+        query = query.where(c.to_stage == stage)
+    if since:
+        query = query.where(c.changed_at >= since)
+    if until:
+        query = query.where(c.changed_at < until)
+    query = query.order_by(c.changed_at.desc(), c.id.desc()).limit(limit)
+    with store.begin() as db:
+        rows = db.execute(query).all()
+    return [
+        ChangeView(
+            job=r.job,
+            run_id=r.run_id,
+            connection=r.connection,
+            crm_id=r.crm_id,
+            email=r.email,
+            from_stage=r.from_stage,
+            from_value=r.from_value,
+            to_stage=r.to_stage,
+            changed_at=r.changed_at,
+            rule=r.rule,
+            reasons=list(r.reasons or []),
+        )
+        for r in rows
+    ]
+
+
+def dead_letter_list(store: Store, *, job: str | None = None, include_resolved: bool = False) -> list[DeadLetterView]:
+    d = dead_letters.c
+    query = select(dead_letters)
+    if job:
+        query = query.where(d.job == job)
+    if not include_resolved:
+        query = query.where(d.resolved_at.is_(None))
+    with store.begin() as db:
+        rows = db.execute(query.order_by(d.last_seen.desc(), d.id)).all()
+    return [
+        DeadLetterView(
+            id=r.id,
+            job=r.job,
+            connection=r.connection,
+            crm_id=r.crm_id,
+            email=r.email,
+            stage=r.stage,
+            code=r.code,
+            reason=r.reason,
+            first_seen=r.first_seen,
+            last_seen=r.last_seen,
+            attempts=r.attempts,
+            resolved_at=r.resolved_at,
+            resolution=r.resolution,
+        )
+        for r in rows
+    ]
+
+
+def find_contacts(store: Store, key: str) -> list[ContactView]:
+    """Every stored record for an e-mail address (one per CRM) or one ``connection:id``."""
+    connection, crm_id, email = parse_contact_key(key)
+    query = select(contacts)
+    query = (
+        query.where(contacts.c.email == email)
+        if email
+        else query.where(contacts.c.connection == connection, contacts.c.crm_id == crm_id)
+    )
+    found = []
+    with store.begin() as db:
+        for row in db.execute(query.order_by(contacts.c.connection, contacts.c.crm_id)).all():
+            acts = tuple(
+                Activity(kind=a.kind, occurred_at=a.occurred_at, detail=a.detail, id=a.crm_id)
+                for a in db.execute(
+                    select(activities)
+                    .where(activities.c.connection == row.connection, activities.c.contact_crm_id == row.crm_id)
+                    .order_by(activities.c.occurred_at)
+                ).all()
+            )
+            states = [
+                JobState(
+                    job=j.job,
+                    dirty=j.dirty,
+                    decided_stage=j.decided_stage,
+                    rule=j.rule,
+                    reasons=list(j.reasons or []),
+                    decided_at=j.decided_at,
+                    written_stage=j.written_stage,
+                    written_at=j.written_at,
+                )
+                for j in db.execute(
+                    select(job_contacts).where(
+                        job_contacts.c.connection == row.connection, job_contacts.c.crm_id == row.crm_id
+                    )
+                ).all()
+            ]
+            found.append(
+                ContactView(
+                    connection=row.connection,
+                    crm_id=row.crm_id,
+                    object_type=row.object_type,
+                    email=row.email,
+                    stage=row.stage,
+                    stage_values=dict(row.stage_values),
+                    contact=Contact.model_validate_json(row.contact),
+                    activities=acts,
+                    jobs=states,
+                )
+            )
+    return found
