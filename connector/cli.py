@@ -258,3 +258,6 @@ def classify(
 
 def run() -> None:  # console-script entry point
     app()
+
+
+import connector.admin  # noqa: E402,F401
