@@ -14,6 +14,7 @@ from connector.hubspot.client import HubSpotClient
 from connector.mapping import CrmMapping, load_mapping
 from connector.sandbox.hubspot import HubSpotSandbox, Limits
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 TOKEN = "pat-na1-0c4f9a2e-sandbox-secret-7d1b"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 FAST_RETRY = RetrySettings(max_attempts=5, initial_wait_seconds=0.01, max_wait_seconds=0.05, total_wait_seconds=2)

@@ -156,9 +156,10 @@ class HubSpotApp:
             (b"content-length", str(len(data)).encode()),
         ]
         raw_headers += [(k.encode(), v.encode()) for k, v in extra_headers.items()]
+        # logged before the response goes out, so a test reading the log after its call sees it
+        self.log.add(LoggedRequest(endpoint, method, path, status, fault_name))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": data})
-        self.log.add(LoggedRequest(endpoint, method, path, status, fault_name))
 
     def _match(self, method: str, path: str) -> tuple[Route | None, tuple[str, ...]]:
         for route in ROUTES:
