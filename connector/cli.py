@@ -261,3 +261,4 @@ def run() -> None:  # console-script entry point
 
 
 import connector.admin  # noqa: E402,F401
+import connector.hubspot.cli  # noqa: E402,F401
