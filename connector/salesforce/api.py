@@ -130,16 +130,23 @@ class SalesforceApi:
         self.session.hooks["response"].append(self._on_response)
         self.usage = ApiUsage()
         self._pacer = _Pacer(settings.requests_per_second, sleep)
-        self._retry_after: float | None = None
+        self._local = threading.local()
+        """Per thread: the Retry-After of the last response (reads run ahead in a second thread)."""
+        self._lock = threading.RLock()
         self._sf: Salesforce | None = None
         self.logs_in = settings.auth != "access_token"
 
     # -- session ---------------------------------------------------------------
     @property
     def sf(self) -> Salesforce:
-        if self._sf is None:
-            self._sf = self._open()
-        return self._sf
+        with self._lock:
+            if self._sf is None:
+                self._sf = self._open()
+            return self._sf
+
+    def _count(self, endpoint: str) -> None:
+        with self._lock:
+            self.usage.calls[endpoint] = self.usage.calls.get(endpoint, 0) + 1
 
     def _open(self) -> Salesforce:
         version = self.settings.api_version
@@ -196,9 +203,9 @@ class SalesforceApi:
                 self.usage.quota_used, self.usage.quota_total = usage.used, usage.total
         retry_after = response.headers.get("Retry-After")
         try:
-            self._retry_after = float(retry_after) if retry_after is not None else None
+            self._local.retry_after = float(retry_after) if retry_after is not None else None
         except ValueError:
-            self._retry_after = None
+            self._local.retry_after = None
 
     # -- the choke point -----------------------------------------------------------
     def call(self, endpoint: str, action: Callable[[Salesforce], T]) -> T:
@@ -215,9 +222,11 @@ class SalesforceApi:
                     raise AuthError(f"{endpoint}: HTTP 401 INVALID_SESSION_ID (session expired or revoked)") from None
                 refreshed = True
                 log.info("salesforce session expired; logging in again", extra={"event": "refresh"})
-                self._sf = None
+                with self._lock:
+                    if self._sf is sf:  # another thread may have refreshed it already
+                        self._sf = None
                 sf = self.sf
-                self.usage.calls[endpoint] = self.usage.calls.get(endpoint, 0) + 1
+                self._count(endpoint)
                 return action(sf)
 
         return self._retrying(endpoint, attempt)
@@ -236,7 +245,8 @@ class SalesforceApi:
             return state.attempt_number >= retry.max_attempts or state.idle_for >= retry.total_wait_seconds
 
         def before_sleep(state: RetryCallState) -> None:
-            self.usage.retries += 1
+            with self._lock:
+                self.usage.retries += 1
             error = state.outcome.exception() if state.outcome else None
             log.warning(
                 "salesforce call failed; retrying",
@@ -245,16 +255,17 @@ class SalesforceApi:
 
         def one() -> T:
             self._pacer.wait()
-            self.usage.calls[endpoint] = self.usage.calls.get(endpoint, 0) + 1
-            self._retry_after = None
+            self._count(endpoint)
+            self._local.retry_after = None
             try:
                 return action()
             except (AuthError, ConfigError, TransientError):
                 raise
             except (SalesforceError, requests.exceptions.RequestException) as error:
-                problem = classify(endpoint, error, self._retry_after)
+                problem = classify(endpoint, error, getattr(self._local, "retry_after", None))
                 if isinstance(problem, RateLimited):
-                    self.usage.rate_limited += 1
+                    with self._lock:
+                        self.usage.rate_limited += 1
                 raise problem from None
 
         retrying = Retrying(
@@ -268,7 +279,9 @@ class SalesforceApi:
         return retrying(one)
 
     def pause(self, seconds: float) -> None:
-        """Wait between in-call retries of single records (the same sleep the retry policy uses)."""
+        """Wait before re-sending single records that failed transiently; counted as a retry."""
+        with self._lock:
+            self.usage.retries += 1
         self._sleep(seconds)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -36,13 +37,15 @@ from connector.crm import (
     WriteResult,
 )
 from connector.errors import ConfigError, Problem, TransientError
-from connector.mapping import CrmMapping, parse_instant
+from connector.mapping import CrmMapping
 from connector.salesforce.api import SalesforceApi, Secrets
 from connector.salesforce.cursor import Cursor, Position
 from connector.salesforce.errors import RECORD_RETRY_CODES, QueryLocatorExpired
 from connector.salesforce.normalise import (
     ACTIVITY_OBJECTS,
     PERSON_OBJECTS,
+    ActivityRules,
+    Instants,
     activity_fields,
     activity_record,
     converted_to,
@@ -96,6 +99,8 @@ class SalesforceClient:
         self.mapping = mapping
         self.api = api
         self.lookback = timedelta(seconds=settings.lookback_seconds)
+        self._rules = ActivityRules(mapping)
+        self._instant = Instants()
         self._converted: dict[str, str] = {}
         """Converted Lead id -> Contact id, learnt while pulling people."""
 
@@ -111,26 +116,32 @@ class SalesforceClient:
     def _pages(self, sobject: str, fields: list[str], since: Position | None) -> Iterator[list[dict[str, Any]]]:
         """Pages of flattened records after ``since``, in ``(SystemModstamp, Id)`` order.
 
-        If a query locator expires mid-way, the query is re-issued from the
-        last record handed out with the exact tie-breaker: nothing is missed
-        or repeated.
+        The next page is fetched while the caller works on the current one
+        (one read-ahead, same calls). If a query locator expires mid-way, the
+        query is re-issued from the last record handed out with the exact
+        tie-breaker: nothing is missed or repeated.
         """
-        query = incremental_soql(sobject, fields, since)
         last: Position | None = None
-        page = self._query(query)
-        while True:
-            records = [flatten(record) for record in page.records]
-            if records:
-                tail = records[-1]
-                last = Position(parse_instant(tail["SystemModstamp"]), str(tail["Id"]))
-                yield records
-            if page.done or not page.next_records_url:
-                return
-            try:
-                page = self._query_more(page.next_records_url)
-            except QueryLocatorExpired:
-                log.warning("query locator expired; re-querying", extra={"event": "requery", "sobject": sobject})
-                page = self._query(incremental_soql(sobject, fields, last or since))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesforce-read-ahead") as reader:
+            page = self._query(incremental_soql(sobject, fields, since))
+            while True:
+                ahead = (
+                    None
+                    if page.done or not page.next_records_url
+                    else reader.submit(self._query_more, page.next_records_url)
+                )
+                records = [flatten(record) for record in page.records]
+                if records:
+                    tail = records[-1]
+                    last = Position(self._instant(tail["SystemModstamp"]), str(tail["Id"]))
+                    yield records
+                if ahead is None:
+                    return
+                try:
+                    page = ahead.result()
+                except QueryLocatorExpired:
+                    log.warning("query locator expired; re-querying", extra={"event": "requery", "sobject": sobject})
+                    page = self._query(incremental_soql(sobject, fields, last or since))
 
     def _query(self, soql: str) -> QueryPage:
         return self.api.call("query", lambda sf: QueryPage.model_validate(sf.query(soql)))
@@ -173,11 +184,11 @@ class SalesforceClient:
                         )
                         continue
                     try:
-                        people.append(person_record(sobject, values, self.mapping))
+                        people.append(person_record(sobject, values, self.mapping, self._instant))
                     except ValueError as error:
                         skipped.append(SkippedRecord(crm_id=record_id, reason=str(error)[:300]))
                 tail = records[-1]
-                state = state.advanced(sobject, Position(parse_instant(tail["SystemModstamp"]), str(tail["Id"])))
+                state = state.advanced(sobject, Position(self._instant(tail["SystemModstamp"]), str(tail["Id"])))
                 yield ContactPage(records=tuple(people), cursor=state.encode(), skipped=tuple(skipped))
 
     def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
@@ -192,7 +203,7 @@ class SalesforceClient:
                 unmapped = 0
                 for values in records:
                     try:
-                        record = activity_record(sobject, values, self.mapping, self._follow)
+                        record = activity_record(sobject, values, self._rules, self._follow, self._instant)
                     except ValueError as error:
                         skipped.append(SkippedRecord(crm_id=str(values["Id"]), reason=str(error)[:300]))
                         continue
@@ -201,7 +212,7 @@ class SalesforceClient:
                     else:
                         activities.append(record)
                 tail = records[-1]
-                state = state.advanced(sobject, Position(parse_instant(tail["SystemModstamp"]), str(tail["Id"])))
+                state = state.advanced(sobject, Position(self._instant(tail["SystemModstamp"]), str(tail["Id"])))
                 yield ActivityPage(
                     records=tuple(activities), cursor=state.encode(), skipped=tuple(skipped), unmapped=unmapped
                 )
@@ -259,7 +270,6 @@ class SalesforceClient:
                     )
             if not locked or attempt == _LOCK_RETRIES:
                 return
-            self.api.usage.retries += 1
             retry = self.settings.retry
             self.api.pause(min(retry.max_wait_seconds, retry.initial_wait_seconds * 2**attempt))
             pending = locked

@@ -10,10 +10,11 @@ gives ``None`` (counted as unmapped, never guessed).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from connector.crm import ActivityRecord, ContactRecord
-from connector.mapping import CrmMapping, parse_instant
+from connector.mapping import ActivityRule, CrmMapping, parse_instant
 from connector.model import Activity, Contact
 
 PERSON_OBJECTS: tuple[str, ...] = ("Lead", "Contact")
@@ -43,6 +44,55 @@ def activity_fields(mapping: CrmMapping, sobject: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+class ActivityRules:
+    """The mapping's activity rules, compiled for the hot path of a million records.
+
+    Same semantics as :meth:`CrmMapping.kind_for` (first matching rule wins,
+    values compare stripped and case-insensitively), without pydantic's
+    attribute machinery on every record.
+    """
+
+    def __init__(self, mapping: CrmMapping) -> None:
+        self._rules: dict[str, list[tuple[ActivityRule, tuple[tuple[str, frozenset[str]], ...]]]] = {}
+        for sobject in mapping.activity_objects():
+            compiled = []
+            for rule in mapping.activity_rules(sobject):
+                wanted = tuple(
+                    (name, frozenset(v.strip().lower() for v in ([value] if isinstance(value, str) else value)))
+                    for name, value in rule.when.items()
+                )
+                compiled.append((rule, wanted))
+            self._rules[sobject] = compiled
+
+    def kind_for(self, sobject: str, values: Mapping[str, Any]) -> ActivityRule | None:
+        for rule, wanted in self._rules.get(sobject, ()):
+            for name, accepted in wanted:
+                value = values.get(name)
+                if value is None or str(value).strip().lower() not in accepted:
+                    break
+            else:
+                return rule
+        return None
+
+
+class Instants:
+    """``SystemModstamp`` text to aware datetimes, remembering recent ones (bulk loads share stamps)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._cache: dict[str, datetime] = {}
+        self._size = size
+
+    def __call__(self, value: Any) -> datetime:
+        if not isinstance(value, str):
+            return parse_instant(value)
+        found = self._cache.get(value)
+        if found is None:
+            if len(self._cache) >= self._size:
+                self._cache.clear()
+            found = self._cache[value] = parse_instant(value)
+        return found
+
+
 def converted_to(values: Mapping[str, Any]) -> str | None:
     """The Contact a converted Lead now lives on; ``None`` for an open Lead."""
     if values.get("IsConverted") is True:
@@ -50,7 +100,9 @@ def converted_to(values: Mapping[str, Any]) -> str | None:
     return None
 
 
-def person_record(sobject: str, values: Mapping[str, Any], mapping: CrmMapping) -> ContactRecord:
+def person_record(
+    sobject: str, values: Mapping[str, Any], mapping: CrmMapping, instant: Callable[[Any], datetime] = parse_instant
+) -> ContactRecord:
     person = mapping.normalise_person(sobject, values)
     stage_values = {name: _text(values.get(name)) for name in mapping.stage_fields()}
     stage = mapping.stage_for_value(stage_values.get(mapping.stage.field))
@@ -59,18 +111,19 @@ def person_record(sobject: str, values: Mapping[str, Any], mapping: CrmMapping) 
         object_type=sobject,
         contact=Contact(**person, stage=stage),
         stage_values=stage_values,
-        modified_at=parse_instant(values["SystemModstamp"]),
+        modified_at=instant(values["SystemModstamp"]),
     )
 
 
 def activity_record(
     sobject: str,
     values: Mapping[str, Any],
-    mapping: CrmMapping,
+    rules: ActivityRules,
     follow: Callable[[str], str],
+    instant: Callable[[Any], datetime] = parse_instant,
 ) -> ActivityRecord | None:
     """The activity, or ``None`` when no rule of the mapping matches; ``follow`` maps converted Lead ids."""
-    rule = mapping.kind_for(sobject, values)
+    rule = rules.kind_for(sobject, values)
     if rule is None:
         return None
     at = values.get(rule.at)
@@ -92,7 +145,7 @@ def activity_record(
             id=str(values["Id"]),
         ),
         contact_ids=(follow(who),),
-        modified_at=parse_instant(values["SystemModstamp"]),
+        modified_at=instant(values["SystemModstamp"]),
     )
 
 

@@ -40,7 +40,7 @@ from connector.sandbox.salesforce.server import (
     _Server,
 )
 
-__all__ = ["Fault", "Faults", "RequestLog", "SalesforceSandbox", "SandboxLimits", "SeedShape"]
+__all__ = ["SECRET_ENV", "Fault", "Faults", "RequestLog", "SalesforceSandbox", "SandboxLimits", "SeedShape"]
 
 SECRET_ENV = {
     "client_id": "SALESFORCE_CLIENT_ID",

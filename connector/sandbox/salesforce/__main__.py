@@ -1,0 +1,3 @@
+from connector.sandbox.salesforce.process import main
+
+main()
