@@ -49,9 +49,10 @@ class ActivityStore:
         self.kinds: dict[str, str] = {}
         self.details: dict[str, str] = {}
 
-    def add(self, person: str, row: ActivityRow) -> None:
+    def add(self, person: str, row: ActivityRow, *, dedup: bool) -> None:
+        """``dedup``: an incremental pull re-reads its lookback window; a full pull never repeats a record."""
         rows = self.by_person.setdefault(person, [])
-        if any(existing[0] == row[0] for existing in rows):
+        if dedup and any(existing[0] == row[0] for existing in rows):
             return
         kind = self.kinds.setdefault(row[1], row[1])
         detail = self.details.setdefault(row[3], row[3]) if row[3] is not None else None
@@ -59,7 +60,10 @@ class ActivityStore:
 
     def activities(self, person: str) -> Iterator[Activity]:
         for activity_id, kind, at, detail in self.by_person.get(person, ()):
-            yield Activity(kind=kind, occurred_at=datetime.fromtimestamp(at, UTC), detail=detail, id=activity_id)
+            # rehydrating what was validated on the way in, as a state store would
+            yield Activity.model_construct(
+                kind=kind, occurred_at=datetime.fromtimestamp(at, UTC), detail=detail, id=activity_id
+            )
 
 
 def peak_rss_mb() -> float:
@@ -74,13 +78,14 @@ def sync(
     cursors: dict[str, str | None],
     now: datetime,
 ) -> dict[str, int]:
+    dedup = cursors.get("activities") is not None
     counts = {"activities": 0, "people": 0, "skipped": 0, "unmapped": 0, "changes": 0, "written": 0, "failed": 0}
     for page in client.pull_activities(cursors.get("activities")):
         for record in page.records:
             activity = record.activity
             row = (record.crm_id, activity.kind, activity.occurred_at.timestamp(), activity.detail)
             for person in record.contact_ids:
-                store.add(person, row)
+                store.add(person, row, dedup=dedup)
         counts["activities"] += len(page.records)
         counts["unmapped"] += page.unmapped
         counts["skipped"] += len(page.skipped)

@@ -122,6 +122,7 @@ class SalesforceClient:
         tie-breaker: nothing is missed or repeated.
         """
         last: Position | None = None
+        parents = tuple(dict.fromkeys(name.split(".")[0] for name in fields if "." in name))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesforce-read-ahead") as reader:
             page = self._query(incremental_soql(sobject, fields, since))
             while True:
@@ -130,7 +131,7 @@ class SalesforceClient:
                     if page.done or not page.next_records_url
                     else reader.submit(self._query_more, page.next_records_url)
                 )
-                records = [flatten(record) for record in page.records]
+                records = [flatten(record, parents) for record in page.records]
                 if records:
                     tail = records[-1]
                     last = Position(self._instant(tail["SystemModstamp"]), str(tail["Id"]))

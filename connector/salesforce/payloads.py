@@ -91,16 +91,17 @@ class SObjectDescribe(BaseModel):
         return next((f for f in self.fields if (f.relationship_name or "").lower() == lowered), None)
 
 
-def flatten(record: dict[str, Any]) -> dict[str, Any]:
-    """A query record's values keyed by SOQL path: ``{"Account.Name": ...}``; ``attributes`` dropped."""
-    values: dict[str, Any] = {}
-    for key, value in record.items():
-        if key == "attributes":
-            continue
-        if isinstance(value, dict):
-            for inner, inner_value in value.items():
-                if inner != "attributes" and not isinstance(inner_value, dict):
-                    values[f"{key}.{inner}"] = inner_value
-        else:
-            values[key] = value
-    return values
+def flatten(record: dict[str, Any], parents: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A query record's values keyed by SOQL path (``{"Account.Name": ...}``), in place.
+
+    ``parents`` are the relationship names the query selected fields of;
+    records of queries without parent fields are left as they are (the
+    ``attributes`` key is never read).
+    """
+    for relationship in parents:
+        nested = record.pop(relationship, None)
+        if isinstance(nested, dict):
+            for name, value in nested.items():
+                if name != "attributes":
+                    record[f"{relationship}.{name}"] = value
+    return record
