@@ -76,36 +76,39 @@ def sync(
     mapping,
 ) -> tuple[str | None, str | None, dict[str, int]]:  # type: ignore[no-untyped-def,type-arg]
     """One run: pull, decide, plan, write. ``state`` is what a state store would hold between runs."""
-    records: dict[str, ContactRecord] = state["records"]
-    activities: dict[str, list[Activity]] = state["activities"]
+    # what a state store would hold, kept compact like one: records as JSON, activities as (kind, instant)
+    records: dict[str, bytes] = state["records"]
+    activities: dict[str, list[tuple[str, datetime]]] = state["activities"]
     dirty: set[str] = set()
-    counts = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
     for page in client.pull_contacts(contact_cursor):
         for record in page.records:
-            records[record.crm_id] = record
+            records[record.crm_id] = record.model_dump_json().encode()
             dirty.add(record.crm_id)
         counts["contacts read"] += len(page.records)
         counts["skipped"] += len(page.skipped)
         contact_cursor = page.cursor
     seen: set[str] = state["activity_ids"]
-    for page in client.pull_activities(activity_cursor):
-        for item in page.records:
+    for activity_page in client.pull_activities(activity_cursor):
+        for item in activity_page.records:
             counts["activities read"] += 1
             if item.crm_id in seen:
                 continue
             seen.add(item.crm_id)
             for contact_id in item.contact_ids:
-                activities[contact_id].append(item.activity)
+                activities[contact_id].append((item.activity.kind, item.activity.occurred_at))
                 dirty.add(contact_id)
-        counts["unmapped"] += page.unmapped
-        counts["skipped"] += len(page.skipped)
-        activity_cursor = page.cursor
+        counts["unmapped"] += activity_page.unmapped
+        counts["skipped"] += len(activity_page.skipped)
+        activity_cursor = activity_page.cursor
     updates: list[StageUpdate] = []
     for crm_id in sorted(dirty, key=int):
-        record = records.get(crm_id)
-        if record is None:
+        raw = records.get(crm_id)
+        if raw is None:
             continue
-        decision = decide(record.contact, activities.get(crm_id, ()), rules, now=now, explain=True)
+        record = ContactRecord.model_validate_json(raw)
+        acts = [Activity(kind=kind, occurred_at=at) for kind, at in activities.get(crm_id, ())]
+        decision = decide(record.contact, acts, rules, now=now, explain=True)
         plan = plan_write(record, decision, mapping, regression=rules.regression, now=now)
         if plan.update is not None:
             updates.append(plan.update)
