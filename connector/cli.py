@@ -262,3 +262,4 @@ def run() -> None:  # console-script entry point
 
 import connector.admin  # noqa: E402,F401
 import connector.hubspot.cli  # noqa: E402,F401
+import connector.demo  # noqa: E402,F401

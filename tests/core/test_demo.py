@@ -1,0 +1,35 @@
+"""`crmsync demo`: sandboxes, a demo config, every demo job end to end, then the funnel."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from connector.cli import app
+
+runner = CliRunner()
+
+
+def test_demo_runs_every_job_twice_and_leaves_a_usable_folder(tmp_path: Path) -> None:
+    before = dict(os.environ)
+    result = runner.invoke(app, ["demo", "--contacts", "150", "--activities", "1500", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "hubspot-lifecycle: completed" in result.output
+    assert "salesforce-lifecycle: completed" in result.output
+    assert "Funnel" in result.output
+    # the second run of each job, with nothing new, writes nothing
+    reruns = result.output.split("re-run, nothing new")[1:]
+    assert len(reruns) == 2
+    assert all("written 0" in part.split("\n\n")[0] for part in reruns)
+    assert dict(os.environ) == before, "the demo must not leave the sandbox credentials in the environment"
+
+    config = tmp_path / "config.toml"
+    status = runner.invoke(app, ["--config", str(config), "history", "--json", "--limit", "5"])
+    assert status.exit_code == 0, status.output
+    changes = [json.loads(line) for line in status.stdout.splitlines()]
+    assert changes and all(change["to"] for change in changes)
+    text = config.read_text()
+    assert "sandbox-token" not in text and "sandbox-secret" not in text, "no secret in the written config"
