@@ -190,8 +190,12 @@ class SalesforceApi:
                 "username": secrets.username.get_secret_value(),
                 "password": password,
             }
-        access_token, instance = token_login(f"{login}/services/oauth2/token", data, host, client_id, headers, None,
-                                             self.session)  # fmt: skip
+        try:
+            access_token, instance = token_login(f"{login}/services/oauth2/token", data, host, client_id, headers, None,
+                                                 self.session)  # fmt: skip
+        except (AttributeError, TypeError, KeyError):
+            # the SDK assumes a JSON object; a gateway's error page or list is not one
+            raise TransientError("oauth/token: unreadable answer from the OAuth endpoint") from None
         log.info("salesforce login", extra={"event": "login", "flow": self.settings.auth})
         return str(access_token), str(instance)
 

@@ -50,6 +50,9 @@ STATUSES: dict[int, type[CrmsyncError]] = {
 RECORD_RETRY_CODES: frozenset[str] = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 """Per-record errors of collections that pass: retried in the call, then left for a later run."""
 
+TRANSIENT_LOGIN_ERRORS: frozenset[object] = frozenset({"unknown_error", "server_unavailable", "temporarily_unavailable"})
+"""OAuth ``error`` values that pass (Salesforce answers ``unknown_error: retry your request``)."""
+
 _ERRORS = TypeAdapter(list[ApiError])
 
 
@@ -82,7 +85,7 @@ def classify(endpoint: str, error: Exception, retry_after: float | None = None) 
     """The crmsync error for an exception raised by simple-salesforce or requests."""
     if isinstance(error, SalesforceAuthenticationFailed):
         status = error.code if isinstance(error.code, int) else 400
-        if status >= 500 or status == 429:
+        if status >= 500 or status == 429 or error.code in TRANSIENT_LOGIN_ERRORS:
             return TransientError(f"{endpoint}: HTTP {status} from the OAuth endpoint")
         return AuthError(f"{endpoint}: Salesforce refused the login ({error.code}: {error.auth_message[:120]})")
     if isinstance(error, SalesforceError):

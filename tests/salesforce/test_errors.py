@@ -60,11 +60,12 @@ def body(code: str, message: str = "m") -> list[dict[str, str]]:
         (SalesforceGeneralError("u", 429, "query", body("TOO_MANY_REQUESTS")), RateLimited),  # type: ignore[arg-type]
         (SalesforceAuthenticationFailed("invalid_grant", "authentication failure"), AuthError),
         (SalesforceAuthenticationFailed(503, "<html>"), TransientError),
+        (SalesforceAuthenticationFailed("unknown_error", "retry your request"), TransientError),
         (requests.exceptions.ConnectionError("reset"), TransientError),
         (requests.exceptions.ReadTimeout("slow"), TransientError),
         (requests.exceptions.SSLError("bad cert"), ConfigError),
     ],
-    ids=["quota", "permission", "401", "bad-field", "locator", "503-html", "429", "login", "login-5xx", "reset",
+    ids=["quota", "permission", "401", "bad-field", "locator", "503-html", "429", "login", "login-5xx", "login-unknown", "reset",
          "timeout", "tls"],  # fmt: skip
 )
 def test_classify_sdk_errors(error: Exception, expected: type[CrmsyncError]) -> None:

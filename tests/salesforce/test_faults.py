@@ -35,6 +35,15 @@ def test_transient_faults_are_retried(
     assert sandbox.faults.pending == 0
 
 
+@pytest.mark.parametrize("kind", ["503", "reset", "429"])
+def test_faults_on_login_are_retried(sandbox: SalesforceSandbox, make_client: ClientFactory, kind: str) -> None:
+    created = add_contact(sandbox, 1)
+    client = make_client(sandbox)
+    sandbox.faults.add(kind, endpoint="oauth/token")
+    assert pull_ids(client) == [created]
+    assert client.usage().calls["oauth/token"] == 2
+
+
 def test_faults_on_writes_are_retried(sandbox: SalesforceSandbox, make_client: ClientFactory) -> None:
     from tests.salesforce.test_write import update
 

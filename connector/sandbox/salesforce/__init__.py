@@ -15,6 +15,7 @@ For a separate process (benchmarks) see :mod:`connector.sandbox.salesforce.proce
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
 import threading
@@ -91,6 +92,11 @@ class SalesforceSandbox:
                 self.org, generate(people, activities, seed=seed, now=self.seeded_at), seed=seed, now=self.seeded_at,
                 shape=shape,
             )  # fmt: skip
+            for table in self.org.tables.values():
+                table.stamp_order()  # the org's SystemModstamp index, built once after the load
+            # a million long-lived records would make every full GC pass walk them all
+            gc.collect()
+            gc.freeze()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._tmp: str | None = None

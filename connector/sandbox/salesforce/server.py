@@ -464,6 +464,10 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 if fault.kind == "slow":
                     time.sleep(fault.delay)
+                elif endpoint == "oauth/token":
+                    # the OAuth endpoint answers in its own shape, even when it fails
+                    status = 429 if fault.kind == "429" else int(fault.kind)
+                    raise _Reply(status, {"error": "unknown_error", "error_description": "retry your request"})
                 elif fault.kind == "429":
                     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
                     raise _Reply(429, [{"message": "Too many requests", "errorCode": "TOO_MANY_REQUESTS"}], headers)
