@@ -1,0 +1,466 @@
+"""The pieces every proof scenario shares: a sandbox CRM in its own process, the real job path, the measurements.
+
+A :class:`Target` is one CRM under test: it starts the vendor's sandbox in a
+child process (``python -m connector.sandbox.hubspot`` /
+``connector.sandbox.salesforce``), builds the ``Config`` that points the real
+client at it, changes records the way a person would (through the vendor's
+API, from a separate admin client whose calls are not counted), and says what
+the vendor minimum of API calls is for a run, from the sandbox's own data.
+
+:func:`run_phase` runs ``connector.pipeline.run_job`` once, exactly as
+``crmsync run`` does (state store, ``open_client``, real clients), and
+measures wall time, the peak RSS of this process during the run, and the API
+calls per endpoint the client made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from connector.config import (
+    Config,
+    HubSpotConnection,
+    PathSettings,
+    RetrySettings,
+    SalesforceConnection,
+    StoreSettings,
+)
+from connector.jobs import Job
+from connector.mapping import CrmMapping, load_mapping
+from connector.pipeline import RunResult, run_job
+from connector.store import CONTACTS, Store, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import hubspot_sync  # noqa: E402  (the HubSpot benchmark's portal census and full-sync minimum)
+
+HUBSPOT_TOKEN = "proof-benchmark-token"
+HUBSPOT_TOKEN_ENV = "CRMSYNC_PROOF_HUBSPOT_TOKEN"
+SF_PAGE = 2_000
+SF_BATCH = 200
+HS_SEARCH_PAGE = 200
+HS_ASSOCIATIONS = 100
+HS_BATCH = 100
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class RssSampler:
+    """The peak resident set of this process while a phase runs (sampled every 20 ms from /proc)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+
+    @staticmethod
+    def current() -> int:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.current())
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> RssSampler:
+        self.peak = self.current()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
+
+def process_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Phase:
+    """One run of the job, measured."""
+
+    crm: str
+    name: str
+    contacts: int
+    """People in the sandbox."""
+    seconds: float
+    peak_rss_mb: float
+    counts: dict[str, Any]
+    calls: dict[str, int]
+    minimum: dict[str, int]
+    rate_limited: int = 0
+    retries: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def total_minimum(self) -> int:
+        return sum(self.minimum.values())
+
+    @property
+    def ratio(self) -> float | None:
+        return self.total_calls / self.total_minimum if self.total_minimum else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "crm": self.crm,
+            "name": self.name,
+            "contacts": self.contacts,
+            "seconds": round(self.seconds, 2),
+            "contacts_per_second": round(self.counts.get("contacts_read", 0) / self.seconds) if self.seconds else 0,
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "counts": self.counts,
+            "calls": self.calls,
+            "minimum": self.minimum,
+            "total_calls": self.total_calls,
+            "total_minimum": self.total_minimum,
+            "ratio": round(self.ratio, 3) if self.ratio is not None else None,
+            "rate_limited": self.rate_limited,
+            "retries": self.retries,
+            "notes": self.notes,
+        }
+
+
+def _ceil(count: int, page: int) -> int:
+    return math.ceil(count / page)
+
+
+class Target:
+    """One CRM under test, its sandbox in a child process."""
+
+    crm: str
+    job: Job
+
+    def __init__(self, contacts: int, activities: int, *, seed: int, paced: bool) -> None:
+        self.contacts = contacts
+        self.activities = activities
+        self.seed = seed
+        self.paced = paced
+        self.folder = Path(tempfile.mkdtemp(prefix=f"crmsync-proof-{self.crm}-"))
+        self.mapping: CrmMapping = load_mapping(ROOT / "mappings" / f"{self.crm}.toml")
+        self.seed_seconds = 0.0
+
+    def config(self, store_url: str) -> Config:
+        (self.folder / "jobs").mkdir(exist_ok=True)
+        return Config(
+            store=StoreSettings(url=store_url),
+            paths=PathSettings(
+                mappings=ROOT / "mappings", jobs=self.folder / "jobs", rules=ROOT / "mappings" / "lifecycle.toml"
+            ),
+            connections={self.crm: self.connection()},
+            base_dir=self.folder,
+        )
+
+    def connection(self) -> HubSpotConnection | SalesforceConnection:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def full_minimum(self, result: RunResult) -> dict[str, int]:
+        raise NotImplementedError
+
+    def window_minimum(self, store: Store) -> dict[str, int]:
+        """Minimum reads of the next incremental run, from the stored checkpoints; call it just before the run."""
+        raise NotImplementedError
+
+    def change_people(self, share: float) -> int:
+        """Edit ``share`` of the people through the vendor's API as a person would; returns how many."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Target:
+        started = time.perf_counter()
+        self.start()
+        self.seed_seconds = time.perf_counter() - started
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def write_minimum(changed: int, batch: int, endpoint: str) -> dict[str, int]:
+    return {endpoint: _ceil(changed, batch)} if changed else {}
+
+
+# ---------------------------------------------------------------------------
+# HubSpot
+# ---------------------------------------------------------------------------
+
+
+class HubSpotTarget(Target):
+    crm = "hubspot"
+    job = Job(name="proof-hubspot", connections=["hubspot"])
+
+    def start(self) -> None:
+        args = [sys.executable, "-m", "connector.sandbox.hubspot", "--contacts", str(self.contacts),
+                "--activities", str(self.activities), "--seed", str(self.seed), "--token", HUBSPOT_TOKEN]  # fmt: skip
+        args += ["--burst", "190"] if self.paced else ["--unlimited"]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            self.process.kill()
+            raise RuntimeError("the HubSpot sandbox did not start")
+        os.environ[HUBSPOT_TOKEN_ENV] = HUBSPOT_TOKEN
+        from connector.hubspot.client import HubSpotClient
+
+        # an admin's own client: its calls (census, edits) are not the benchmarked job's
+        admin = HubSpotConnection(type="hubspot", base_url=self.url, retry=RetrySettings(initial_wait_seconds=0.5))
+        self.admin = HubSpotClient("admin", admin, self.mapping, SecretStr(HUBSPOT_TOKEN), pacing=self.paced)
+
+    def stop(self) -> None:
+        self.admin.close()
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def connection(self) -> HubSpotConnection:
+        if self.paced:  # HubSpot's defaults: 190 / 10 s, 4 searches / s, pace at 95 %
+            return HubSpotConnection(type="hubspot", base_url=self.url, token_env=HUBSPOT_TOKEN_ENV)
+        return HubSpotConnection(
+            type="hubspot", base_url=self.url, token_env=HUBSPOT_TOKEN_ENV,
+            burst_limit=1_000_000, search_per_second=1_000_000,
+        )  # fmt: skip
+
+    def _search_total(self, name: str, groups: list[dict[str, Any]]) -> int:
+        from connector.hubspot.payloads import ObjectPage
+
+        transport = self.admin._transport
+        api = transport.contacts_search if name == "contacts" else transport.object_search[name]
+        body = {"limit": 1, "filterGroups": groups}
+        response = transport.call("census", api.do_search, search=True, public_object_search_request=body)
+        return ObjectPage.model_validate_json(response.data).total or 0
+
+    def full_minimum(self, result: RunResult) -> dict[str, int]:
+        sizes = hubspot_sync.store_sizes(self.admin)
+        return hubspot_sync.minimum(sizes, result.counts[self.crm].changed, None)  # type: ignore[arg-type]
+
+    def window_minimum(self, store: Store) -> dict[str, int]:
+        from connector.hubspot.client import CONTACT_MODIFIED, ENGAGEMENT_OBJECTS, OBJECT_MODIFIED
+        from connector.hubspot.cursors import ActivityCursor, ContactCursor
+
+        contacts = ContactCursor.model_validate_json(
+            store.checkpoint(self.job.name, self.crm, CONTACTS).resume_from or ""
+        )
+        activities = ActivityCursor.model_validate_json(
+            store.checkpoint(self.job.name, self.crm, "activities").resume_from or ""
+        )
+        window = [{"propertyName": CONTACT_MODIFIED, "operator": "GTE", "value": str(contacts.contacts.since)}]
+        wanted = {
+            "contacts.search": max(1, _ceil(self._search_total("contacts", [{"filters": window}]), HS_SEARCH_PAGE))
+        }
+        for name in ENGAGEMENT_OBJECTS:
+            since = activities.objects[name].since if name in activities.objects else 0
+            changed = [{"propertyName": OBJECT_MODIFIED, "operator": "GTE", "value": str(since)}]
+            wanted[f"{name}.search"] = max(1, _ceil(self._search_total(name, [{"filters": changed}]), HS_SEARCH_PAGE))
+            # associations are read only for the changed records a rule maps to a kind
+            groups = [
+                {"filters": changed + [
+                    {"propertyName": prop, "operator": "IN", "values": [value] if isinstance(value, str) else list(value)}
+                    for prop, value in rule.when.items()
+                ]}
+                for rule in self.mapping.activity_rules(name)
+            ]  # fmt: skip
+            mapped = sum(self._search_total(name, [group]) for group in groups)
+            if mapped:
+                wanted[f"associations.{name}"] = _ceil(mapped, HS_ASSOCIATIONS)
+        wanted["forms.submissions"] = len(self.admin._form_ids())
+        return wanted
+
+    def change_people(self, share: float) -> int:
+        """Every ``1/share``-th contact gets a new job title; every second of those also has our stage cleared."""
+        step = max(1, round(1 / share))
+        ids = list(range(1, self.contacts + 1, step))
+        transport = self.admin._transport
+        for start in range(0, len(ids), HS_BATCH):
+            inputs = []
+            for n, contact in enumerate(ids[start : start + HS_BATCH], start):
+                properties = {"jobtitle": f"Head of Logistics {n}"}
+                if n % 2:
+                    properties[self.mapping.stage.field] = ""  # a person cleared it: the next run writes it again
+                inputs.append({"id": str(contact), "properties": properties})
+            transport.call(
+                "edit", transport.contacts_batch.update, batch_input_simple_public_object_batch_input={"inputs": inputs}
+            )
+        return len(ids)
+
+    def census(self) -> dict[str, Any]:
+        return {"people": self.contacts, "activities": self.activities}
+
+
+# ---------------------------------------------------------------------------
+# Salesforce
+# ---------------------------------------------------------------------------
+
+
+class SalesforceTarget(Target):
+    crm = "salesforce"
+    job = Job(name="proof-salesforce", connections=["salesforce"])
+    RATE = 20.0
+    """The connection's default ``requests_per_second`` (used by the paced scenario)."""
+
+    def start(self) -> None:
+        from connector.sandbox.salesforce import SECRET_ENV, SalesforceSandbox
+        from connector.sandbox.salesforce.process import SandboxProcess
+
+        self.process = SandboxProcess(people=self.contacts, activities=self.activities, seed=self.seed,
+                                      daily_api_requests=10_000_000)  # fmt: skip
+        self.process.start()
+        defaults = SalesforceSandbox.__init__.__kwdefaults__ or {}
+        os.environ[SECRET_ENV["client_id"]] = defaults["client_id"]
+        os.environ[SECRET_ENV["client_secret"]] = defaults["client_secret"]
+        self.secret_env = SECRET_ENV
+        from connector.salesforce.client import SalesforceClient
+
+        self.admin = SalesforceClient.from_settings("admin", self.connection(), self.mapping)
+
+    def stop(self) -> None:
+        self.admin.close()
+        self.process.stop()
+
+    def connection(self) -> SalesforceConnection:
+        return SalesforceConnection(
+            type="salesforce",
+            instance_url=self.process.url,
+            login_url=self.process.url,
+            ca_bundle=self.process.ca_file,
+            client_id_env=self.secret_env["client_id"],
+            client_secret_env=self.secret_env["client_secret"],
+            requests_per_second=self.RATE if self.paced else 100_000.0,
+            retry=RetrySettings(initial_wait_seconds=0.05),
+        )
+
+    def objects(self) -> dict[str, int]:
+        seeded = self.process.info["seeded"]
+        return {
+            "Lead": seeded["leads"] + seeded["converted"],
+            "Contact": seeded["contacts"],
+            "Task": seeded["tasks"],
+            "Event": seeded["events"],
+            "CampaignMember": seeded["members"],
+        }
+
+    def _reads(self, sizes: dict[str, int]) -> dict[str, int]:
+        pages = {name: max(1, _ceil(count, SF_PAGE)) for name, count in sizes.items()}
+        return {"query": len(pages), "query_more": sum(p - 1 for p in pages.values())}
+
+    def full_minimum(self, result: RunResult) -> dict[str, int]:
+        return {
+            "oauth/token": 1,
+            **self._reads(self.objects()),
+            **write_minimum(result.counts[self.crm].changed, SF_BATCH, "composite/sobjects"),
+        }
+
+    def window_minimum(self, store: Store) -> dict[str, int]:
+        from simple_salesforce import format_soql
+
+        from connector.salesforce.cursor import Cursor
+
+        lookback = timedelta(seconds=self.connection().lookback_seconds)
+        sizes: dict[str, int] = {}
+        for stream in (CONTACTS, "activities"):
+            cursor = Cursor.decode(store.checkpoint(self.job.name, self.crm, stream).resume_from)
+            for name, position in cursor.positions.items():
+                soql = format_soql(
+                    "SELECT Id FROM {:literal} WHERE SystemModstamp >= {}", name, position.stamp - lookback
+                )
+                sizes[name] = int(self._sf("census", "query", soql)["totalSize"])
+        return {"oauth/token": 1, **self._reads(sizes)}
+
+    def _sf(self, endpoint: str, operation: str, *args: Any, **kwargs: Any) -> Any:
+        """One call of simple-salesforce's ``operation`` through the admin client's choke point."""
+        return self.admin.api.call(endpoint, lambda sf: getattr(sf, operation)(*args, **kwargs))
+
+    def change_people(self, share: float) -> int:
+        """Every ``1/share``-th Contact and open Lead gets a new title; every second one also has our stage cleared."""
+        step = max(1, round(1 / share))
+        stage = self.mapping.stage.field
+        records: list[dict[str, Any]] = []
+        for sobject, where in (("Contact", ""), ("Lead", " WHERE IsConverted = false")):
+            soql = f"SELECT Id FROM {sobject}{where} ORDER BY Id"
+            rows = list(self._sf("census", "query_all", soql)["records"])
+            for n, row in enumerate(rows[::step], len(records)):
+                record = {"attributes": {"type": sobject}, "id": row["Id"], "Title": f"Head of Logistics {n}"}
+                if n % 2:
+                    record[stage] = None
+                records.append(record)
+        for start in range(0, len(records), SF_BATCH):
+            body = {"allOrNone": False, "records": records[start : start + SF_BATCH]}
+            self._sf("edit", "restful", "composite/sobjects", method="PATCH", json=body)
+        return len(records)
+
+
+TARGETS: dict[str, type[Target]] = {"hubspot": HubSpotTarget, "salesforce": SalesforceTarget}
+
+
+# ---------------------------------------------------------------------------
+# one measured run of the job
+# ---------------------------------------------------------------------------
+
+
+def run_phase(target: Target, store: Store, config: Config, name: str, *, full: bool = False,
+              minimum: dict[str, int] | None = None) -> Phase:  # fmt: skip
+    """``run_job`` once, as ``crmsync run`` does it; ``minimum`` (reads known beforehand) is completed with writes."""
+    with RssSampler() as rss:
+        started = time.perf_counter()
+        result = run_job(target.job, config, store=store, full=full, heartbeat=True)
+        seconds = time.perf_counter() - started
+    if result.status != "completed":
+        raise RuntimeError(f"{target.crm} {name}: the run ended {result.status}: {result.error}")
+    counts = result.counts[target.crm].as_dict()
+    usage = result.usage[target.crm]
+    if minimum is None:
+        wanted = target.full_minimum(result)
+    else:
+        endpoint, batch = (
+            ("contacts.batch_update", HS_BATCH) if target.crm == "hubspot" else ("composite/sobjects", SF_BATCH)
+        )
+        wanted = {**minimum, **write_minimum(counts["changed"], batch, endpoint)}
+    return Phase(
+        crm=target.crm,
+        name=name,
+        contacts=target.contacts,
+        seconds=seconds,
+        peak_rss_mb=rss.peak_mb,
+        counts=counts,
+        calls=dict(usage.calls),
+        minimum=wanted,
+        rate_limited=usage.rate_limited,
+        retries=usage.retries,
+    )
+
+
+def open_fresh_store(target: Target, url: str | None) -> tuple[Store, Config]:
+    store_url = url or f"sqlite:///{target.folder / 'state.db'}"
+    store = open_store(store_url)
+    return store, target.config(store_url)
+
+
+def dump(phases: list[Phase]) -> str:
+    return json.dumps([phase.as_dict() for phase in phases])
