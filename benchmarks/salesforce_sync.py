@@ -196,6 +196,7 @@ def main() -> None:
         },
         "client_peak_rss_mb": round(peak_rss_mb(), 1),
         "sandbox_requests": server["requests"]["counts"],
+        "sandbox_peak_rss_mb": server.get("peak_rss_mb"),
         "quota": server["api_usage"],
     }
     if args.json:
@@ -211,7 +212,7 @@ def main() -> None:
     print(
         f"run 2 (no change): {r2['seconds']} s, write calls {r2['write_calls']}, calls {r2['calls']}, counts {r2['counts']}"
     )
-    print(f"client peak RSS {report['client_peak_rss_mb']} MB")
+    print(f"client peak RSS {report['client_peak_rss_mb']} MB (sandbox process {report['sandbox_peak_rss_mb']} MB)")
     ok = r1["seconds"] <= 60 and r1["ratio"] == 1.0 and r2["write_calls"] == 0 and report["client_peak_rss_mb"] < 500
     print("aims met" if ok else "AIMS NOT MET")
     sys.exit(0 if ok else 1)

@@ -50,7 +50,9 @@ STATUSES: dict[int, type[CrmsyncError]] = {
 RECORD_RETRY_CODES: frozenset[str] = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 """Per-record errors of collections that pass: retried in the call, then left for a later run."""
 
-TRANSIENT_LOGIN_ERRORS: frozenset[object] = frozenset({"unknown_error", "server_unavailable", "temporarily_unavailable"})
+TRANSIENT_LOGIN_ERRORS: frozenset[object] = frozenset(
+    {"unknown_error", "server_unavailable", "temporarily_unavailable"}
+)
 """OAuth ``error`` values that pass (Salesforce answers ``unknown_error: retry your request``)."""
 
 _ERRORS = TypeAdapter(list[ApiError])

@@ -96,7 +96,9 @@ def add_lead(org: SalesforceSandbox, n: int, *, modstamp: str | None = None, ema
     )  # fmt: skip
 
 
-def add_task(org: SalesforceSandbox, who: str | None, n: int, *, kind: str = "call", modstamp: str | None = None) -> str:
+def add_task(
+    org: SalesforceSandbox, who: str | None, n: int, *, kind: str = "call", modstamp: str | None = None
+) -> str:
     subtype, task_type, disposition = {
         "call": ("Call", "Call", "Connected"),
         "reply": ("Email", "Email Reply", None),

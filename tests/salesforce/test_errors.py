@@ -65,8 +65,21 @@ def body(code: str, message: str = "m") -> list[dict[str, str]]:
         (requests.exceptions.ReadTimeout("slow"), TransientError),
         (requests.exceptions.SSLError("bad cert"), ConfigError),
     ],
-    ids=["quota", "permission", "401", "bad-field", "locator", "503-html", "429", "login", "login-5xx", "login-unknown", "reset",
-         "timeout", "tls"],  # fmt: skip
+    ids=[
+        "quota",
+        "permission",
+        "401",
+        "bad-field",
+        "locator",
+        "503-html",
+        "429",
+        "login",
+        "login-5xx",
+        "login-unknown",
+        "reset",
+        "timeout",
+        "tls",
+    ],
 )
 def test_classify_sdk_errors(error: Exception, expected: type[CrmsyncError]) -> None:
     assert type(classify("query", error)) is expected

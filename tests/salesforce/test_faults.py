@@ -108,7 +108,9 @@ def test_expired_session_is_refreshed_once(sandbox: SalesforceSandbox, make_clie
     assert sandbox.log.counts["oauth/token"] == 2
 
 
-def test_expired_session_with_a_given_token_is_an_auth_error(sandbox: SalesforceSandbox, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_expired_session_with_a_given_token_is_an_auth_error(
+    sandbox: SalesforceSandbox, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     add_contact(sandbox, 1)
     token = sandbox.service.token({"grant_type": "client_credentials", "client_id": "sandbox-client",
                                    "client_secret": "sandbox-secret"}, None)["access_token"]  # fmt: skip
@@ -120,7 +122,9 @@ def test_expired_session_with_a_given_token_is_an_auth_error(sandbox: Salesforce
         pull_ids(client)
 
 
-def test_bad_credentials_are_an_auth_error(sandbox: SalesforceSandbox, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_credentials_are_an_auth_error(
+    sandbox: SalesforceSandbox, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = make_client(sandbox)
     monkeypatch.setenv("SALESFORCE_CLIENT_SECRET", "wrong")
     from connector.salesforce.client import SalesforceClient

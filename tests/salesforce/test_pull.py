@@ -15,7 +15,9 @@ def contact_ids(pages: list[ContactPage]) -> list[str]:
     return [record.crm_id for page in pages for record in page.records]
 
 
-def test_pages_follow_next_records_url_in_stamp_then_id_order(sandbox: SalesforceSandbox, make_client: ClientFactory) -> None:
+def test_pages_follow_next_records_url_in_stamp_then_id_order(
+    sandbox: SalesforceSandbox, make_client: ClientFactory
+) -> None:
     created = [add_contact(sandbox, n) for n in range(12)]
     client = make_client(sandbox)
     pages = list(client.pull_contacts(None))
@@ -74,7 +76,9 @@ def test_lookback_rereads_records_that_committed_late(sandbox: SalesforceSandbox
     assert late in with_lookback
 
 
-def test_query_locator_expiry_requeries_from_the_last_record(make_client: ClientFactory, org_clock: list[datetime]) -> None:
+def test_query_locator_expiry_requeries_from_the_last_record(
+    make_client: ClientFactory, org_clock: list[datetime]
+) -> None:
     # max_cursors=0: every locator is gone before it is used, so each page needs a fresh query
     with SalesforceSandbox(limits=SandboxLimits(page_size=4, max_cursors=0), clock=lambda: org_clock[0]) as org:
         created = [add_contact(org, n, modstamp=stamp(n // 3)) for n in range(11)]
@@ -100,7 +104,9 @@ def test_people_normalised_with_the_mapping(sandbox: SalesforceSandbox, make_cli
     assert records[lead].stage_values["Lifecycle_Stage__c"] == "Bogus value"
 
 
-def test_unnormalisable_people_are_skipped_with_a_reason(sandbox: SalesforceSandbox, make_client: ClientFactory) -> None:
+def test_unnormalisable_people_are_skipped_with_a_reason(
+    sandbox: SalesforceSandbox, make_client: ClientFactory
+) -> None:
     bad = add_lead(sandbox, 1, email="not an address")
     good = add_lead(sandbox, 2)
     pages = list(make_client(sandbox).pull_contacts(None))

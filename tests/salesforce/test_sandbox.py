@@ -42,7 +42,9 @@ def test_client_credentials_and_password_flows(sandbox: SalesforceSandbox, http:
 
 
 def authed(sandbox: SalesforceSandbox, http: requests.Session) -> dict[str, str]:
-    answer = token(sandbox, http, grant_type="client_credentials", client_id="sandbox-client", client_secret="sandbox-secret")
+    answer = token(
+        sandbox, http, grant_type="client_credentials", client_id="sandbox-client", client_secret="sandbox-secret"
+    )
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
@@ -75,7 +77,9 @@ def test_rolling_allocation(sandbox: SalesforceSandbox, http: requests.Session) 
 
 def test_describe_has_the_restricted_stage_picklist(sandbox: SalesforceSandbox, http: requests.Session) -> None:
     for sobject in ("Lead", "Contact"):
-        fields = http.get(f"{sandbox.url}/services/data/v62.0/sobjects/{sobject}/describe", headers=authed(sandbox, http)).json()["fields"]
+        fields = http.get(
+            f"{sandbox.url}/services/data/v62.0/sobjects/{sobject}/describe", headers=authed(sandbox, http)
+        ).json()["fields"]
         stage = next(f for f in fields if f["name"] == "Lifecycle_Stage__c")
         assert stage["restrictedPicklist"] is True
         assert [v["value"] for v in stage["picklistValues"]] == list(STAGE_VALUES)
@@ -85,7 +89,9 @@ def test_query_pages_and_locators(sandbox: SalesforceSandbox, http: requests.Ses
     for n in range(7):
         add_contact(sandbox, n)
     headers = authed(sandbox, http)
-    first = http.get(f"{sandbox.url}/services/data/v62.0/query/", params={"q": "SELECT Id FROM Contact"}, headers=headers).json()
+    first = http.get(
+        f"{sandbox.url}/services/data/v62.0/query/", params={"q": "SELECT Id FROM Contact"}, headers=headers
+    ).json()
     assert (first["totalSize"], first["done"], len(first["records"])) == (7, False, 5)
     second = http.get(sandbox.url + first["nextRecordsUrl"], headers=headers).json()
     assert (second["done"], len(second["records"])) == (True, 2)

@@ -93,7 +93,9 @@ def test_where_and_or_parentheses(org: Org) -> None:
 
 
 def test_parent_fields_and_render(org: Org) -> None:
-    result = org.run(parse("SELECT Id, Campaign.Type, Campaign.Name FROM CampaignMember WHERE Campaign.Type = 'Webinar'"), "62.0")
+    result = org.run(
+        parse("SELECT Id, Campaign.Type, Campaign.Name FROM CampaignMember WHERE Campaign.Type = 'Webinar'"), "62.0"
+    )
     assert len(result.rows) == 4
     record = result.render(result.rows[0], "62.0")
     assert record["Campaign"]["Type"] == "Webinar"
@@ -104,7 +106,9 @@ def test_parent_fields_and_render(org: Org) -> None:
 def test_order_limit_offset(org: Org) -> None:
     everything = ids(org, "SELECT Id FROM CampaignMember ORDER BY SystemModstamp DESC, Id")
     assert everything[0] == ids(org, "SELECT Id FROM CampaignMember WHERE SystemModstamp = 2026-11-03T00:00:00Z")[0]
-    assert ids(org, "SELECT Id FROM CampaignMember ORDER BY SystemModstamp DESC, Id LIMIT 2 OFFSET 1") == everything[1:3]
+    assert (
+        ids(org, "SELECT Id FROM CampaignMember ORDER BY SystemModstamp DESC, Id LIMIT 2 OFFSET 1") == everything[1:3]
+    )
 
 
 def test_in_and_booleans(org: Org) -> None:

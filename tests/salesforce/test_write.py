@@ -84,7 +84,9 @@ def test_locked_row_is_retried_in_the_call(sandbox: SalesforceSandbox, make_clie
     assert client.usage().retries == 1
 
 
-def test_a_row_that_stays_locked_is_left_for_a_later_run(sandbox: SalesforceSandbox, make_client: ClientFactory) -> None:
+def test_a_row_that_stays_locked_is_left_for_a_later_run(
+    sandbox: SalesforceSandbox, make_client: ClientFactory
+) -> None:
     record = add_contact(sandbox, 1)
     sandbox.faults.lock_rows([record], times=10)
     results = make_client(sandbox).write_stages([update(record, "Contact")])
@@ -93,7 +95,9 @@ def test_a_row_that_stays_locked_is_left_for_a_later_run(sandbox: SalesforceSand
 
 
 @pytest.mark.parametrize("all_or_none", [False, True], ids=["partial", "all-or-none"])
-def test_sandbox_collections_all_or_none(sandbox: SalesforceSandbox, make_client: ClientFactory, all_or_none: bool) -> None:
+def test_sandbox_collections_all_or_none(
+    sandbox: SalesforceSandbox, make_client: ClientFactory, all_or_none: bool
+) -> None:
     good, bad = add_contact(sandbox, 1), add_contact(sandbox, 2)
     client = make_client(sandbox)
     body = {
@@ -103,7 +107,9 @@ def test_sandbox_collections_all_or_none(sandbox: SalesforceSandbox, make_client
             {"attributes": {"type": "Contact"}, "id": bad, "Lifecycle_Stage__c": "Nope"},
         ],
     }
-    answer = client.api.call("composite/sobjects", lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body))
+    answer = client.api.call(
+        "composite/sobjects", lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body)
+    )
     assert answer[0]["success"] is not all_or_none
     if all_or_none:
         assert answer[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"

@@ -15,7 +15,6 @@ For a separate process (benchmarks) see :mod:`connector.sandbox.salesforce.proce
 
 from __future__ import annotations
 
-import gc
 import shutil
 import tempfile
 import threading
@@ -94,9 +93,6 @@ class SalesforceSandbox:
             )  # fmt: skip
             for table in self.org.tables.values():
                 table.stamp_order()  # the org's SystemModstamp index, built once after the load
-            # a million long-lived records would make every full GC pass walk them all
-            gc.collect()
-            gc.freeze()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._tmp: str | None = None
@@ -118,7 +114,9 @@ class SalesforceSandbox:
         self._server = _Server((self.host, self.port), self.service, context)
         self.port = self._server.server_address[1]
         self.service.instance_url = self.url
-        self._thread = threading.Thread(target=self._server.serve_forever, name="salesforce-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="salesforce-sandbox", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

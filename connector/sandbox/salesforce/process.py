@@ -10,6 +10,7 @@ for Python callers.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         limits=SandboxLimits(daily_api_requests=args.daily_api_requests),
     )
+    # a million long-lived records would make every full GC pass of this process walk them all
+    gc.collect()
+    gc.freeze()
     sandbox.start()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
