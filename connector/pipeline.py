@@ -421,12 +421,13 @@ class _Run:
             after = chunk[-1].crm_id
             buffer.extend(self._decide_chunk(name, chunk, mapping, counts))
             self.emit(ProgressEvent(name, "decide", "decided", counts.decided, total))
-            while len(buffer) >= batch_size:
+            while len(buffer) >= batch_size and not self.stop.is_set():
                 self._write_batch(client, mapping, buffer[:batch_size], counts)
                 buffer = buffer[batch_size:]
             if self.stop.is_set():
+                # planned writes left in the buffer stay in the outbox and queued: the next run makes them
                 break
-        if buffer:
+        if buffer and not self.stop.is_set():
             self._write_batch(client, mapping, buffer, counts)
         self.emit(ProgressEvent(name, "decide", "done", counts.decided, total))
         if self.write_back:

@@ -45,9 +45,9 @@ def _sqlite_events(engine: Engine) -> None:
         # take transaction control away from pysqlite so BEGIN IMMEDIATE is ours to send
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=60000")  # first: switching to WAL needs the lock too
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -67,4 +67,9 @@ def migrate(engine: Engine) -> None:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as error:
-        raise ConfigError(f"cannot open the state store: {type(error.orig).__name__}") from None
+        # the driver's first line says what is wrong (host down, no such database); never the URL's password
+        detail = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
+        password = engine.url.password
+        if password:
+            detail = detail.replace(str(password), "***")
+        raise ConfigError(f"cannot open the state store: {detail}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,12 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import connector.admin as admin
-from connector.cli import app
+from connector.cli import app  # first: importing connector.admin first is circular through connector.demo
 from connector.errors import AuthError, QuotaExhausted
 from connector.store import acquire, open_store
 from tests.fakes import FakeCrm
 from tests.sync.conftest import NOW, REPO, new_crm, populate
+
+admin = importlib.import_module("connector.admin")
 
 SECRET = "pat-na1-99999999-aaaa-bbbb-cccc-dddddddddddd"
 
