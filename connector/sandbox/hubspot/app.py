@@ -630,6 +630,8 @@ class EngagementView(ObjectView):
 
     def value(self, index: int, name: str) -> str | None:
         e = self.e
+        if e.raw and (index, name) in e.raw:
+            return e.raw[(index, name)]
         if name in ("hs_timestamp", "hs_createdate", "hs_meeting_start_time"):
             if name == "hs_meeting_start_time" and self.name != "meetings":
                 return None

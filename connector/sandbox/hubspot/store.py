@@ -175,6 +175,8 @@ class Engagements:
         self.code = array("b")
         self.detail = array("l")
         self.code_property, self.code_values = next(iter(OBJECT_CODES[name].items()))
+        self.raw: dict[tuple[int, str], str] = {}
+        """(record index, property) -> text served instead of the column's value: malformed records for tests."""
 
     def __len__(self) -> int:
         return len(self.at)
