@@ -30,7 +30,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +38,7 @@ from typing import Any
 
 from connector.config import Config
 from connector.connections import connection_mapping, open_client
-from connector.crm import ApiUsage, CrmClient, StageUpdate, WriteOutcome, WriteResult
+from connector.crm import ApiUsage, CrmClient, SkippedRecord, StageUpdate, WriteOutcome, WriteResult
 from connector.errors import TransientError
 from connector.jobs import Job
 from connector.lifecycle.rules import Rules, decide, load_rules
@@ -307,6 +307,20 @@ def _finish(store: Store, result: RunResult, began: float, clock: Clock) -> None
     )
 
 
+def _report_skipped(connection: str, skipped: Sequence[SkippedRecord]) -> None:
+    """One event per record the client could not normalise: which record and why (the reason is the client's short text)."""
+    for record in skipped:
+        log.info(
+            "record skipped",
+            extra={
+                "event": "record_skipped",
+                "connection": connection,
+                "crm_id": record.crm_id,
+                "reason": record.reason,
+            },
+        )
+
+
 class _Run:
     """The state of one run while it goes through the connections of its job."""
 
@@ -371,6 +385,7 @@ class _Run:
             counts.contacts_read += stored.records
             counts.contacts_changed += stored.dirtied
             counts.skipped += len(page.skipped)
+            _report_skipped(name, page.skipped)
             self.emit(ProgressEvent(name, "contacts", "stored", counts.contacts_read))
             if self.stop.is_set():
                 return False
@@ -396,6 +411,7 @@ class _Run:
             counts.activities_read += stored.records
             counts.contacts_changed += stored.dirtied
             counts.skipped += len(page.skipped)
+            _report_skipped(name, page.skipped)
             counts.unmapped += page.unmapped
             self.emit(ProgressEvent(name, "activities", "stored", counts.activities_read))
             if self.stop.is_set():

@@ -24,6 +24,7 @@ skipped, which the seeded data already exercises.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import string
 from collections.abc import Iterator
@@ -92,6 +93,18 @@ bad_records = st.lists(
 class Reports:
     skipped: dict[str, str] = field(default_factory=dict)
     unmapped: int = 0
+    logged: set[str] = field(default_factory=set)
+    """Ids of the ``record_skipped`` events the pipeline logged."""
+
+
+class SkipEvents(logging.Handler):
+    def __init__(self, reports: Reports) -> None:
+        super().__init__(logging.INFO)
+        self.reports = reports
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "event", None) == "record_skipped":
+            self.reports.logged.add(str(getattr(record, "crm_id", "")))
 
 
 class Reporting:
@@ -134,7 +147,15 @@ def sync(world: World, crm: str) -> tuple[RunResult, Reports]:
     def clients(config: Config, name: str) -> CrmClient:
         return Reporting(open_client(config, name), reports)
 
-    return world.run(crm, clients=clients), reports
+    logger = logging.getLogger("connector.pipeline")
+    handler, level = SkipEvents(reports), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        return world.run(crm, clients=clients), reports
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 # ---------------------------------------------------------------------------
@@ -228,6 +249,7 @@ def test_malformed_records_are_reported_and_skipped_while_every_good_record_sync
                 # each bad record reported under its own id, nothing else newly skipped
                 assert set(reports.skipped) == set(clean_reports.skipped) | must_skip, crm
                 assert counts.skipped == clean_result.counts[crm].skipped + len(must_skip)
+                assert reports.logged == set(reports.skipped)  # the run reports each one, by id
                 picklists = sum(1 for item in injected.values() if item.kind == "picklist")
                 assert reports.unmapped == clean_reports.unmapped + picklists
                 huge = {crm_id for crm_id, item in injected.items() if item.kind == "huge_text"}
