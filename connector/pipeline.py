@@ -43,6 +43,7 @@ from connector.errors import TransientError
 from connector.jobs import Job
 from connector.lifecycle.rules import Rules, decide, load_rules
 from connector.mapping import CrmMapping
+from connector.model import Stage
 from connector.planner import plan_write
 from connector.progress import ProgressCallback, ProgressEvent
 from connector.store import ACTIVITIES, CONTACTS, PendingWrite, QueuedContact, Store, acquire, new_owner, retry_delay
@@ -610,8 +611,11 @@ class _Run:
         now = self.clock()
         stage_fields = set(mapping.stage_fields())
         job = self.job.name
+        done: list[str] = []
+        settled: dict[str, list[str]] = {"written": [], "unchanged": []}
+        changes: list[tuple[str, str | None, PendingWrite]] = []
+        written: list[tuple[QueuedContact, Stage, dict[str, str]]] = []
         with self.store.begin() as db:
-            done: list[str] = []
             for write, outcome in zip(batch, results, strict=True):
                 queued, intent = write.queued, write.intent
                 crm_id = queued.crm_id
@@ -620,33 +624,15 @@ class _Run:
                     outcome.outcome is WriteOutcome.UNCHANGED and intent.run_id != self.result.run_id
                 )
                 if landed:
-                    self.store.record_change(
-                        db,
-                        job=job,
-                        run_id=intent.run_id,
-                        connection=name,
-                        crm_id=crm_id,
-                        email=queued.email,
-                        intent=intent,
-                    )
-                    self.store.mark_written(
-                        db,
-                        job=job,
-                        connection=name,
-                        crm_id=crm_id,
-                        stage=write.update.stage,
-                        fields={k: v for k, v in write.update.fields.items() if k in stage_fields},
-                        object_type=queued.object_type,
-                        facts_json=queued.contact_json,
-                        stage_values=queued.stage_values,
-                        now=now,
-                    )
+                    changes.append((crm_id, queued.email, intent))
+                    fields = {k: v for k, v in write.update.fields.items() if k in stage_fields}
+                    written.append((queued, write.update.stage, fields))
                     counts.written += 1
-                    self.store.resolve_dead_letters(db, job, name, [crm_id], "written", now)
+                    settled["written"].append(crm_id)
                     done.append(crm_id)
                 elif outcome.outcome is WriteOutcome.UNCHANGED:
                     counts.unchanged += 1
-                    self.store.resolve_dead_letters(db, job, name, [crm_id], "unchanged", now)
+                    settled["unchanged"].append(crm_id)
                     done.append(crm_id)
                 elif outcome.outcome is WriteOutcome.REJECTED:
                     counts.failed += 1
@@ -683,6 +669,10 @@ class _Run:
                     else:
                         counts.deferred += 1
                         self.store.defer(db, job, name, crm_id, attempts, now + retry_delay(attempts))
+            self.store.record_changes(db, job=job, connection=name, items=changes)
+            self.store.mark_written_many(db, job=job, connection=name, items=written, now=now)
+            for resolution, ids in settled.items():
+                self.store.resolve_dead_letters(db, job, name, ids, resolution, now)
             self.store.clear_dirty(db, job, name, done)
             self.store.drop_intents(db, job, name, [write.queued.crm_id for write in batch])
             self.lease.renew(db)

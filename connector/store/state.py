@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.crm import ActivityRecord, ContactRecord
@@ -489,8 +489,6 @@ class Store:
         """Store decisions (``crm_id``, ``stage``, ``rule``, ``reasons``, ``at``, ``clear``); ``clear`` drops the dirty flag."""
         if not rows:
             return
-        from sqlalchemy import bindparam
-
         statement = (
             update(job_contacts)
             .where(
@@ -605,6 +603,82 @@ class Store:
             )
         )
         return True
+
+    def record_changes(
+        self, db: Connection, *, job: str, connection: str, items: Sequence[tuple[str, str | None, PendingWrite]]
+    ) -> int:
+        """History rows for writes that landed (``crm_id``, ``email``, intent); intents already recorded are skipped."""
+        if not items:
+            return 0
+        seen: set[str] = set()
+        keys = [intent.intent_id for _crm_id, _email, intent in items]
+        for part in _chunks(keys):
+            seen.update(
+                db.execute(select(stage_changes.c.intent_id).where(stage_changes.c.intent_id.in_(part))).scalars()
+            )
+        rows = [
+            {
+                "intent_id": intent.intent_id,
+                "job": job,
+                "run_id": intent.run_id,
+                "connection": connection,
+                "crm_id": crm_id,
+                "email": email,
+                "from_stage": intent.from_stage.value if intent.from_stage else None,
+                "from_value": intent.from_value,
+                "to_stage": intent.to_stage.value,
+                "changed_at": intent.created_at,
+                "rule": intent.rule,
+                "reasons": list(intent.reasons),
+            }
+            for crm_id, email, intent in items
+            if intent.intent_id not in seen
+        ]
+        if rows:
+            db.execute(insert(stage_changes), rows)
+        return len(rows)
+
+    def mark_written_many(
+        self,
+        db: Connection,
+        *,
+        job: str,
+        connection: str,
+        items: Sequence[tuple[QueuedContact, Stage, dict[str, str]]],
+        now: datetime,
+    ) -> None:
+        """:meth:`mark_written` for a batch, in two statements."""
+        if not items:
+            return
+        contact_rows = []
+        job_rows = []
+        for queued, stage, fields in items:
+            values = {**queued.stage_values, **fields}
+            contact_rows.append(
+                {
+                    "b_crm_id": queued.crm_id,
+                    "b_stage": stage.value,
+                    "b_values": values,
+                    "b_hash": contact_hash(queued.object_type, queued.contact_json, values),
+                }
+            )
+            job_rows.append({"b_crm_id": queued.crm_id, "b_stage": stage.value})
+        db.execute(
+            update(contacts)
+            .where(contacts.c.connection == connection, contacts.c.crm_id == bindparam("b_crm_id"))
+            .values(stage=bindparam("b_stage"), stage_values=bindparam("b_values"), content_hash=bindparam("b_hash")),
+            contact_rows,
+        )
+        db.execute(
+            update(job_contacts)
+            .where(
+                job_contacts.c.job == job,
+                job_contacts.c.connection == connection,
+                job_contacts.c.crm_id == bindparam("b_crm_id"),
+            )
+            .values(written_stage=bindparam("b_stage"), written_at=now),
+            job_rows,
+        )
 
     def mark_written(
         self,
