@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,10 @@ class Target:
         self.folder = Path(tempfile.mkdtemp(prefix=f"crmsync-proof-{self.crm}-"))
         self.mapping: CrmMapping = load_mapping(ROOT / "mappings" / f"{self.crm}.toml")
         self.seed_seconds = 0.0
+        self.window_records = 0
+        """Records in the change window, as counted by the last ``window_minimum``."""
+        self.last_started: datetime | None = None
+        """When the last measured run started (the org's clock is this machine's)."""
 
     def config(self, store_url: str) -> Config:
         (self.folder / "jobs").mkdir(exist_ok=True)
@@ -272,13 +276,15 @@ class HubSpotTarget(Target):
             store.checkpoint(self.job.name, self.crm, "activities").resume_from or ""
         )
         window = [{"propertyName": CONTACT_MODIFIED, "operator": "GTE", "value": str(contacts.contacts.since)}]
-        wanted = {
-            "contacts.search": max(1, _ceil(self._search_total("contacts", [{"filters": window}]), HS_SEARCH_PAGE))
-        }
+        people = self._search_total("contacts", [{"filters": window}])
+        self.window_records = people
+        wanted = {"contacts.search": max(1, _ceil(people, HS_SEARCH_PAGE))}
         for name in ENGAGEMENT_OBJECTS:
             since = activities.objects[name].since if name in activities.objects else 0
             changed = [{"propertyName": OBJECT_MODIFIED, "operator": "GTE", "value": str(since)}]
-            wanted[f"{name}.search"] = max(1, _ceil(self._search_total(name, [{"filters": changed}]), HS_SEARCH_PAGE))
+            records = self._search_total(name, [{"filters": changed}])
+            self.window_records += records
+            wanted[f"{name}.search"] = max(1, _ceil(records, HS_SEARCH_PAGE))
             # associations are read only for the changed records a rule maps to a kind
             groups = [
                 {"filters": changed + [
@@ -387,10 +393,14 @@ class SalesforceTarget(Target):
         for stream in (CONTACTS, "activities"):
             cursor = Cursor.decode(store.checkpoint(self.job.name, self.crm, stream).resume_from)
             for name, position in cursor.positions.items():
-                soql = format_soql(
-                    "SELECT Id FROM {:literal} WHERE SystemModstamp >= {}", name, position.stamp - lookback
-                )
+                # what may have changed since the last run: records after the last one read, and records
+                # that could still commit late (stamped within the lookback before that run started)
+                since = position.stamp
+                if self.last_started is not None:
+                    since = min(since, self.last_started - lookback)
+                soql = format_soql("SELECT Id FROM {:literal} WHERE SystemModstamp >= {}", name, since)
                 sizes[name] = int(self._sf("census", "query", soql)["totalSize"])
+        self.window_records = sum(sizes.values())
         return {"oauth/token": 1, **self._reads(sizes)}
 
     def _sf(self, endpoint: str, operation: str, *args: Any, **kwargs: Any) -> Any:
@@ -427,6 +437,7 @@ TARGETS: dict[str, type[Target]] = {"hubspot": HubSpotTarget, "salesforce": Sale
 def run_phase(target: Target, store: Store, config: Config, name: str, *, full: bool = False,
               minimum: dict[str, int] | None = None) -> Phase:  # fmt: skip
     """``run_job`` once, as ``crmsync run`` does it; ``minimum`` (reads known beforehand) is completed with writes."""
+    target.last_started = datetime.now(UTC)
     with RssSampler() as rss:
         started = time.perf_counter()
         result = run_job(target.job, config, store=store, full=full, heartbeat=True)
@@ -442,7 +453,11 @@ def run_phase(target: Target, store: Store, config: Config, name: str, *, full: 
             ("contacts.batch_update", HS_BATCH) if target.crm == "hubspot" else ("composite/sobjects", SF_BATCH)
         )
         wanted = {**minimum, **write_minimum(counts["changed"], batch, endpoint)}
+    notes: dict[str, Any] = {}
+    if minimum is not None:
+        notes["records_in_window"] = target.window_records
     return Phase(
+        notes=notes,
         crm=target.crm,
         name=name,
         contacts=target.contacts,
