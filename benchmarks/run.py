@@ -8,12 +8,14 @@ and the real clients, exactly the ``crmsync run`` path, and prints one table):
 - ``full``: full sync with write-back of N contacts (default 100,000) and 10 N
   activities: wall time, contacts/s, peak RSS, API calls per endpoint vs the
   vendor minimum;
-- ``incremental``: after a full sync and one run that absorbs the echo of our
-  own write-back, 1 % of the people are edited through the vendor's API (a new
-  title; every second one also has our stage field cleared), then one
-  incremental run: same figures, minimum from the records in the change window;
-- ``rerun``: after a full sync and the echo run, a run with nothing changed:
-  zero write calls, reads only for the change window (lookback included);
+- ``incremental``: after a full sync, a pause until our own write-back is older
+  than the clients' 5-minute lookback (as between two scheduled runs), the echo
+  run that reads it once, a re-run with nothing changed, then 1 % of the people
+  edited through the vendor's API (a new title; every second one also has our
+  stage field cleared) and one incremental run: same figures, minimum from the
+  records in the change window;
+- ``rerun``: the same without the 1 % edit: zero write calls, reads only for
+  the change window;
 - ``paced``: full sync (default 10,000 contacts) with the sandbox enforcing
   HubSpot's 190 / 10 s and 5 searches / s and the client pacing at its
   defaults: achieved request rate as a share of the limit, 429s received; for
