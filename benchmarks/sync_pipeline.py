@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 from connector.config import Config, HubSpotConnection, PathSettings, StoreSettings
 from connector.connections import connection_mapping
@@ -223,6 +226,13 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
     url = args.store_url or f"sqlite:///{folder / 'state.db'}"
+    schema = None
+    if url.startswith("postgresql"):
+        # a schema of its own, dropped at the end: never touch anyone's tables
+        schema = f"bench_{os.getpid()}"
+        with create_engine(url).begin() as db:
+            db.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
     config = Config(
         store=StoreSettings(url=url),
         paths=PathSettings(mappings=REPO / "mappings", jobs=folder, rules=REPO / "mappings" / "lifecycle.toml"),
@@ -247,6 +257,9 @@ def main() -> None:
         results.append(measure(name, run, time.perf_counter() - started, before, crm))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     store.close()
+    if schema and args.store_url:
+        with create_engine(args.store_url).begin() as db:
+            db.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     print(
         json.dumps(
             {
