@@ -36,6 +36,10 @@ def create_store_engine(url: str, *, connect_args: dict[str, Any] | None = None)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ConfigError(f"store.url: unsupported database {parsed.get_backend_name()!r} (SQLite or PostgreSQL)")
+    if parsed.get_driver_name() == "psycopg":
+        # psycopg prepares a statement after 5 runs and PostgreSQL may then keep a generic plan made
+        # while the tables were empty (a sequential scan) for the whole run: plan every query afresh
+        args.setdefault("prepare_threshold", None)
     return create_engine(parsed, connect_args=args, pool_pre_ping=True)
 
 
