@@ -84,7 +84,7 @@ def _config(ctx: typer.Context) -> Config:
 
 
 @contextmanager
-def _store(config: Config) -> Iterator[Store]:
+def config_store(config: Config) -> Iterator[Store]:
     try:
         store = open_store(config.store_url)
     except ConfigError as error:
@@ -160,7 +160,7 @@ def execute(
     return result, 0, None
 
 
-def _print_summary(result: RunResult) -> None:
+def print_summary(result: RunResult) -> None:
     totals = result.totals()
     out.print(
         f"{result.job}: {result.status} in {result.duration_seconds:.1f}s" + (" (dry run)" if result.dry_run else ""),
@@ -225,7 +225,7 @@ def run_command(
     config = _config(ctx)
     job = _job(config, job_name)
     _configure_logging(logging.WARNING if as_json else logging.INFO)
-    with _store(config) as store, _stop_on_sigterm() as stop:
+    with config_store(config) as store, _stop_on_sigterm() as stop:
         result, code, message = execute(
             job, config, store, full=full, dry_run=dry_run, progress=err.is_terminal and not as_json, stop=stop
         )
@@ -251,7 +251,7 @@ def run_command(
         return
     if result is None:
         raise fail(message or "run failed", code)
-    _print_summary(result)
+    print_summary(result)
     if result.dry_run:
         _print_planned(result)
 
@@ -273,7 +273,7 @@ def status(
         err.print(f"[yellow]warning:[/yellow] {problem}", highlight=False, soft_wrap=True)
     now = CLOCK()
     report: list[dict[str, Any]] = []
-    with _store(config) as store:
+    with config_store(config) as store:
         for name, job in sorted(jobs.items()):
             last = queries.recent_runs(store, name, 1)
             sizes = queries.queue_sizes(store, name)
@@ -374,7 +374,7 @@ def history(
     """Stage changes written by the jobs, newest first."""
     config = _config(ctx)
     try:
-        with _store(config) as store:
+        with config_store(config) as store:
             rows = queries.changes(
                 store,
                 contact=contact,
@@ -436,7 +436,7 @@ def explain(
     config = _config(ctx)
     now = CLOCK()
     try:
-        with _store(config) as store:
+        with config_store(config) as store:
             found = queries.find_contacts(store, contact)
             changes = queries.changes(store, contact=contact, limit=1000)
     except ValueError as error:
@@ -517,7 +517,7 @@ def dead_letters_command(
     """Records the CRM rejected, with the vendor's reason; --retry tries them again after a fix."""
     config = _config(ctx)
     code = 0
-    with _store(config) as store:
+    with config_store(config) as store:
         if retry:
             queued = store.requeue_dead_letters(job)
             if not queued:
@@ -532,7 +532,7 @@ def dead_letters_command(
                     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
                     code = code or run_code
                 else:
-                    _print_summary(result)
+                    print_summary(result)
         letters = queries.dead_letter_list(store, job=job, include_resolved=include_resolved)
     if as_json:
         for letter in letters:
@@ -591,7 +591,7 @@ def report(
 ) -> None:
     """The funnel: contacts per rung, conversion between rungs, median time in each rung."""
     config = _config(ctx)
-    with _store(config) as store:
+    with config_store(config) as store:
         funnel = build_funnel(store, job=job)
     out.print(funnel_table(funnel))
     if html_file is not None:
@@ -620,7 +620,7 @@ def scheduler(ctx: typer.Context) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with _store(config) as store:
+    with config_store(config) as store:
         try:
             runner = Scheduler(config, store, clients=CLIENTS, clock=CLOCK, stop=stop)
         except ConfigError as error:

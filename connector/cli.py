@@ -260,6 +260,6 @@ def run() -> None:  # console-script entry point
     app()
 
 
-import connector.admin  # noqa: E402,F401
+import connector.admin  # noqa: E402
+import connector.demo  # noqa: E402
 import connector.hubspot.cli  # noqa: E402,F401
-import connector.demo  # noqa: E402,F401

@@ -25,7 +25,7 @@ from typing import Annotated
 
 import typer
 
-from connector.admin import EXIT_FAILED, _print_summary, _store, execute
+import connector.admin as admin
 from connector.cli import app, err, fail, out
 from connector.config import load_config
 from connector.errors import ConfigError
@@ -209,17 +209,17 @@ def demo(
             jobs, problems = load_jobs(config.jobs_dir)
             if problems:
                 raise fail("; ".join(str(p) for p in problems))
-            with _store(config) as store:
+            with admin.config_store(config) as store:
                 for name in sorted(jobs):
                     for attempt in ("first run", "re-run, nothing new"):
                         out.rule(f"{name}: {attempt}")
-                        result, code, message = execute(
+                        result, code, message = admin.execute(
                             jobs[name], config, store, full=False, dry_run=None,
                             progress=err.is_terminal, stop=threading.Event(),
                         )  # fmt: skip
                         if result is None:
-                            raise fail(message or "run failed", code or EXIT_FAILED)
-                        _print_summary(result)
+                            raise fail(message or "run failed", code or admin.EXIT_FAILED)
+                        admin.print_summary(result)
                 funnel = build_funnel(store)
         finally:
             for name, value in saved.items():
@@ -246,6 +246,6 @@ def demo(
 
 def _example_contact(config_path: Path) -> str | None:
     """An e-mail of a contact that reached SQL in the demo, for the `explain` hint."""
-    with _store(load_config(config_path)) as store:
+    with admin.config_store(load_config(config_path)) as store:
         rows = queries.changes(store, contact=None, job=None, stage="sql", since=None, until=None, limit=1)
     return rows[0].email if rows and rows[0].email else None
