@@ -44,6 +44,7 @@ from connector.hubspot.payloads import (
     BatchResponse,
     CrmObject,
     FormList,
+    FormSubmission,
     ObjectPage,
     PropertyDefinition,
     PropertyList,
@@ -226,7 +227,8 @@ class HubSpotClient:
 
     def _submissions(self, guid: str, state: FormCursor) -> Iterator[tuple[ActivityPage, FormCursor]]:
         """New submissions of one form, newest first, down to the watermark."""
-        after, top = state.after, state.top
+        after, top, top_seen = state.after, state.top, set(state.top_seen)
+        watermark, seen = state.watermark, set(state.seen)
         forms_api = self._transport.forms.api_client
         while True:
             query: list[tuple[str, Any]] = [("limit", FORM_PAGE)]
@@ -244,18 +246,29 @@ class HubSpotClient:
                 response_types_map={},
             )
             page = SubmissionPage.model_validate_json(response.data)
-            watermark = state.watermark
-            fresh = [s for s in page.results if watermark is None or s.submitted_at >= watermark]
+            fresh = [
+                s
+                for s in page.results
+                if watermark is None
+                or s.submitted_at > watermark
+                or (s.submitted_at == watermark and _submission_key(s) not in seen)
+            ]
             if fresh:
-                top = max(top or 0, max(s.submitted_at for s in fresh))
-            reached = len(fresh) < len(page.results)
+                newest = max(s.submitted_at for s in fresh)
+                if top is None or newest > top:
+                    top, top_seen = newest, set()
+                top_seen |= {_submission_key(s) for s in fresh if s.submitted_at == top}
+            reached = watermark is not None and any(s.submitted_at < watermark for s in page.results)
             next_after = page.next_after
             done = reached or next_after is None
-            after_state = (
-                FormCursor(watermark=top if top is not None else watermark)
-                if done
-                else FormCursor(watermark=watermark, after=next_after, top=top)
-            )
+            if not done:
+                after_state = FormCursor(
+                    watermark=watermark, seen=sorted(seen), after=next_after, top=top, top_seen=sorted(top_seen)
+                )
+            elif top is None or (watermark is not None and top <= watermark):
+                after_state = FormCursor(watermark=watermark, seen=sorted(seen | top_seen))
+            else:
+                after_state = FormCursor(watermark=top, seen=sorted(top_seen))
             yield self._submission_page(guid, fresh), after_state
             if done:
                 return
@@ -269,8 +282,7 @@ class HubSpotClient:
         unmapped = 0
         for submission in submissions:
             email = str(submission.value("email") or "").strip().lower()
-            key = submission.conversion_id or f"{submission.submitted_at}-{email}"
-            crm_id = f"{FORM_OBJECT}/{guid}/{key}"
+            crm_id = f"{FORM_OBJECT}/{guid}/{_submission_key(submission)}"
             values = {
                 "form_id": guid,
                 "submittedAt": str(submission.submitted_at),
@@ -534,3 +546,9 @@ def _reason(error: Exception) -> str:
         where = ".".join(str(p) for p in first["loc"])
         return f"{where}: {first['msg']}" if where else str(first["msg"])
     return str(error)
+
+
+def _submission_key(submission: FormSubmission) -> str:
+    """A submission's identity within its form: HubSpot's conversion id, else instant and e-mail."""
+    email = str(submission.value("email") or "").strip().lower()
+    return submission.conversion_id or f"{submission.submitted_at}-{email}"

@@ -13,7 +13,8 @@ never claims a record that comes after that page.
   filter: ``watermark`` is the newest instant fully read; while a new range
   is being read, ``after`` and ``top`` hold the position and the newest
   instant of that range, and the watermark only moves to ``top`` once the
-  whole range is read.
+  whole range is read; ``seen`` keeps the submissions at the watermark instant
+  that were handed out, so that re-reading the boundary hands out only new ones.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class FormCursor(BaseModel):
     watermark: int | None = None
     after: str | None = None
     top: int | None = None
+    seen: list[str] = Field(default_factory=list)
+    """Keys of the submissions at exactly ``watermark`` already handed out. The boundary instant is
+    read again (a submission in the same millisecond may have come later), but these are not handed
+    out again, so a run with nothing new looks no e-mail up."""
+    top_seen: list[str] = Field(default_factory=list)
+    """While a range is read: keys handed out at ``top``."""
 
 
 class ContactCursor(BaseModel):

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -159,7 +159,38 @@ def test_form_watermark_only_moves_when_the_whole_new_range_is_read(
     first = {r.crm_id for r in form_pages[0].records}
     assert len(resumed | first) >= 120 and not (resumed & first)
     final = json.loads(form_pages[-1].cursor)["forms"][guid]
-    assert final == {"watermark": base + 119_000, "after": None, "top": None}
+    assert (final["watermark"], final["after"], final["top"], final["top_seen"]) == (base + 119_000, None, None, [])
+    assert len(final["seen"]) == 1  # the newest submission, at the watermark instant
+
+
+def test_re_reading_the_form_boundary_hands_out_only_submissions_not_seen(
+    sandbox: HubSpotSandbox, make_client: MakeClient
+) -> None:
+    guid = "5b0a4f2e-1d1c-4c8e-9c1a-000000000005"
+    state = {
+        "v": 1,
+        "objects": {n: {"phase": "search", "since": to_ms(NOW) + 10**9} for n in ("meetings", "emails", "calls")},
+        "forms": {},
+    }
+    first = make_client(sandbox)
+    pages, _ = _drain(first.pull_activities(json.dumps(state)))
+    cursor = pages[-1].cursor
+    watermark = json.loads(cursor)["forms"][guid]["watermark"]
+
+    # a new client (a new run) with nothing new: one page per form, no e-mail look-up, nothing handed out
+    again = make_client(sandbox)
+    sandbox.log.clear()
+    pages = list(again.pull_activities(cursor))
+    assert sandbox.log.calls("contacts.batch_read") == 0
+    assert not [r for p in pages for r in p.records if r.crm_id.startswith("form_submissions/")]
+
+    # a submission in the same millisecond as the watermark, read after it: handed out, once
+    sandbox.store.add_submission(guid, 3, watermark, "/late")
+    pages = list(make_client(sandbox).pull_activities(pages[-1].cursor))
+    late = [r for p in pages for r in p.records if r.crm_id.startswith(f"form_submissions/{guid}")]
+    assert len(late) == 1 and late[0].activity.occurred_at == datetime.fromtimestamp(watermark / 1000, UTC)
+    pages = list(make_client(sandbox).pull_activities(pages[-1].cursor))
+    assert not [r for p in pages for r in p.records if r.crm_id.startswith("form_submissions/")]
 
 
 # -- writing -----------------------------------------------------------------------------------------
