@@ -107,8 +107,13 @@ def test_a_sync_through_injected_faults_ends_exactly_like_a_fault_free_one(world
     assert sum(u.retries for u in usage) > sum(u.rate_limited for u in usage)
     if crm == "hubspot":
         injected = Counter(entry.fault for entry in faulty.hubspot.log.entries if entry.fault)
+        summary = f"{len(faulty.hubspot.log.entries)} requests, faults {dict(injected)}"
         assert {"rate_limit", "server_error", "reset"} <= set(injected), (injected, len(faulty.hubspot.log.entries))
     else:
         drawn = faulty.salesforce.faults.drawn  # type: ignore[attr-defined]
+        summary = f"{sum(faulty.salesforce.log.counts.values())} requests, faults {drawn}"
         assert {"429", "429+retry-after", "reset"} <= set(drawn), drawn
         assert drawn.get("500", 0) + drawn.get("503", 0) > 0
+    print(
+        f"\n{crm}: {summary}; 429s seen {sum(u.rate_limited for u in usage)}, retries {sum(u.retries for u in usage)}"
+    )
