@@ -19,6 +19,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -206,7 +207,10 @@ class Target:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)  # the SQLite store of a 1M run is ~2 GB
 
 
 def write_minimum(changed: int, batch: int, endpoint: str) -> dict[str, int]:
