@@ -15,7 +15,6 @@ calls per endpoint the client made.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import resource
@@ -320,9 +319,6 @@ class HubSpotTarget(Target):
             )
         return len(ids)
 
-    def census(self) -> dict[str, Any]:
-        return {"people": self.contacts, "activities": self.activities}
-
 
 # ---------------------------------------------------------------------------
 # Salesforce
@@ -479,7 +475,3 @@ def open_fresh_store(target: Target, url: str | None) -> tuple[Store, Config]:
     store_url = url or f"sqlite:///{target.folder / 'state.db'}"
     store = open_store(store_url)
     return store, target.config(store_url)
-
-
-def dump(phases: list[Phase]) -> str:
-    return json.dumps([phase.as_dict() for phase in phases])
