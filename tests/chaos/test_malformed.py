@@ -99,7 +99,7 @@ class Reports:
 
 class SkipEvents(logging.Handler):
     def __init__(self, reports: Reports) -> None:
-        super().__init__(logging.INFO)
+        super().__init__(logging.DEBUG)
         self.reports = reports
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -150,7 +150,7 @@ def sync(world: World, crm: str) -> tuple[RunResult, Reports]:
     logger = logging.getLogger("connector.pipeline")
     handler, level = SkipEvents(reports), logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG)
     try:
         return world.run(crm, clients=clients), reports
     finally:
