@@ -30,15 +30,24 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from connector.config import Config
 from connector.connections import connection_mapping, open_client
-from connector.crm import ApiUsage, CrmClient, SkippedRecord, StageUpdate, WriteOutcome, WriteResult
+from connector.crm import (
+    ActivityPage,
+    ApiUsage,
+    ContactPage,
+    CrmClient,
+    SkippedRecord,
+    StageUpdate,
+    WriteOutcome,
+    WriteResult,
+)
 from connector.errors import TransientError
 from connector.jobs import Job
 from connector.lifecycle.rules import Rules, decide, load_rules
@@ -46,7 +55,17 @@ from connector.mapping import CrmMapping
 from connector.model import Stage
 from connector.planner import plan_write
 from connector.progress import ProgressCallback, ProgressEvent
-from connector.store import ACTIVITIES, CONTACTS, PendingWrite, QueuedContact, Store, acquire, new_owner, retry_delay
+from connector.store import (
+    ACTIVITIES,
+    CONTACTS,
+    PageCounts,
+    PendingWrite,
+    QueuedContact,
+    Store,
+    acquire,
+    new_owner,
+    retry_delay,
+)
 
 log = logging.getLogger(__name__)
 
@@ -374,56 +393,47 @@ class _Run:
                 self.lease.renew(db)
 
     def _pull_contacts(self, client: CrmClient, counts: ConnectionCounts) -> bool:
-        name = client.connection
-        cursor = None if self.full else self.store.checkpoint(self.job.name, name, CONTACTS).resume_from
-        clock = time.monotonic()
-        for page in client.pull_contacts(cursor):
-            counts.add_time("pull", time.monotonic() - clock)
-            clock = time.monotonic()
-            with self.store.begin() as db:
-                stored = self.store.store_contact_page(
-                    db, self.job.name, name, page.records, force_dirty=self.full, now=self.clock()
-                )
-                self.store.save_position(db, self.job.name, name, CONTACTS, page.cursor, self.clock())
-                self.lease.renew(db)
-            counts.add_time("store", time.monotonic() - clock)
-            counts.contacts_read += stored.records
-            counts.contacts_changed += stored.dirtied
-            counts.skipped += len(page.skipped)
-            _report_skipped(name, page.skipped)
-            self.emit(ProgressEvent(name, "contacts", "stored", counts.contacts_read))
-            if self.stop.is_set():
-                return False
-            clock = time.monotonic()
-        counts.add_time("pull", time.monotonic() - clock)
-        self.emit(ProgressEvent(name, "contacts", "done", counts.contacts_read))
-        return True
+        return self._pull(client, counts, CONTACTS, client.pull_contacts, self.store.store_contact_page)
 
     def _pull_activities(self, client: CrmClient, counts: ConnectionCounts) -> bool:
+        return self._pull(client, counts, ACTIVITIES, client.pull_activities, self.store.store_activity_page)
+
+    def _pull(
+        self,
+        client: CrmClient,
+        counts: ConnectionCounts,
+        stream: Literal["contacts", "activities"],
+        pages: Callable[[str | None], Iterator[ContactPage | ActivityPage]],
+        store_page: Callable[..., PageCounts],
+    ) -> bool:
+        """Pull one stream page by page; each page and its cursor are stored in one transaction."""
         name = client.connection
-        cursor = None if self.full else self.store.checkpoint(self.job.name, name, ACTIVITIES).resume_from
+        cursor = None if self.full else self.store.checkpoint(self.job.name, name, stream).resume_from
+        read = 0
         clock = time.monotonic()
-        for page in client.pull_activities(cursor):
+        for page in pages(cursor):
             counts.add_time("pull", time.monotonic() - clock)
             clock = time.monotonic()
             with self.store.begin() as db:
-                stored = self.store.store_activity_page(
-                    db, self.job.name, name, page.records, force_dirty=self.full, now=self.clock()
-                )
-                self.store.save_position(db, self.job.name, name, ACTIVITIES, page.cursor, self.clock())
+                stored = store_page(db, self.job.name, name, page.records, force_dirty=self.full, now=self.clock())
+                self.store.save_position(db, self.job.name, name, stream, page.cursor, self.clock())
                 self.lease.renew(db)
             counts.add_time("store", time.monotonic() - clock)
-            counts.activities_read += stored.records
+            read += stored.records
+            if stream == CONTACTS:
+                counts.contacts_read += stored.records
+            else:
+                counts.activities_read += stored.records
+                counts.unmapped += cast(ActivityPage, page).unmapped
             counts.contacts_changed += stored.dirtied
             counts.skipped += len(page.skipped)
             _report_skipped(name, page.skipped)
-            counts.unmapped += page.unmapped
-            self.emit(ProgressEvent(name, "activities", "stored", counts.activities_read))
+            self.emit(ProgressEvent(name, stream, "stored", read))
             if self.stop.is_set():
                 return False
             clock = time.monotonic()
         counts.add_time("pull", time.monotonic() - clock)
-        self.emit(ProgressEvent(name, "activities", "done", counts.activities_read))
+        self.emit(ProgressEvent(name, stream, "done", read))
         return True
 
     # -- decide, plan, write -------------------------------------------------------

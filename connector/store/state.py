@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,8 +34,8 @@ from connector.store.tables import (
     stage_changes,
 )
 
-CONTACTS = "contacts"
-ACTIVITIES = "activities"
+CONTACTS: Final = "contacts"
+ACTIVITIES: Final = "activities"
 STREAMS = (CONTACTS, ACTIVITIES)
 
 
