@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -648,8 +648,16 @@ class _Run:
                     counts.unchanged += 1
                     settled["unchanged"].append(crm_id)
                     done.append(crm_id)
-                elif outcome.outcome is WriteOutcome.REJECTED:
+                elif outcome.outcome is WriteOutcome.REJECTED or queued.attempts + 1 >= MAX_RETRY_ATTEMPTS:
+                    # refused for good, or transient too many runs in a row: a person must look
                     counts.failed += 1
+                    if outcome.outcome is WriteOutcome.REJECTED:
+                        code, reason = outcome.code, outcome.reason
+                    else:
+                        code = outcome.code or "retries_exhausted"
+                        reason = (
+                            f"still failing after {queued.attempts + 1} runs: {outcome.reason or 'transient error'}"
+                        )
                     self.store.add_dead_letter(
                         db,
                         job=job,
@@ -658,31 +666,15 @@ class _Run:
                         crm_id=crm_id,
                         email=queued.email,
                         stage=write.update.stage,
-                        code=outcome.code,
-                        reason=outcome.reason,
+                        code=code,
+                        reason=reason,
                         now=now,
                     )
                     done.append(crm_id)
                 else:
                     attempts = queued.attempts + 1
-                    if attempts >= MAX_RETRY_ATTEMPTS:
-                        counts.failed += 1
-                        self.store.add_dead_letter(
-                            db,
-                            job=job,
-                            run_id=self.result.run_id,
-                            connection=name,
-                            crm_id=crm_id,
-                            email=queued.email,
-                            stage=write.update.stage,
-                            code=outcome.code or "retries_exhausted",
-                            reason=f"still failing after {attempts} runs: {outcome.reason or 'transient error'}",
-                            now=now,
-                        )
-                        done.append(crm_id)
-                    else:
-                        counts.deferred += 1
-                        self.store.defer(db, job, name, crm_id, attempts, now + retry_delay(attempts))
+                    counts.deferred += 1
+                    self.store.defer(db, job, name, crm_id, attempts, now + retry_delay(attempts))
             self.store.record_changes(db, job=job, connection=name, items=changes)
             self.store.mark_written_many(db, job=job, connection=name, items=written, now=now)
             for resolution, ids in settled.items():
@@ -696,6 +688,5 @@ class _Run:
 
 def _with_stage(queued: QueuedContact, mapping: CrmMapping, intent: PendingWrite) -> QueuedContact:
     """``queued`` as it is once ``intent`` is recorded (its rung is the one written)."""
-    from dataclasses import replace
 
     return replace(queued, written_stage=intent.to_stage)
