@@ -20,6 +20,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from connector.demo import HUBSPOT_TOKEN_ENV, Sandboxes, write_config_folder
@@ -145,6 +146,7 @@ def store_url(world: World) -> str:
     return f"sqlite:///{world.folder / 'cli' / 'crmsync.db'}"
 
 
+@pytest.mark.long
 def test_sigkill_at_twenty_random_points_then_a_rerun_equals_one_clean_run(worlds: Worlds) -> None:
     day = datetime.now(UTC).date()
     clean = worlds.new("clean", size=SIZE, page_size=20)
