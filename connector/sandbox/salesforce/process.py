@@ -1,6 +1,6 @@
 """Running the sandbox org in its own process (benchmarks, ``crmsync sandbox``).
 
-``python -m connector.sandbox.salesforce --people N --activities M`` seeds
+``python -m connector.sandbox.salesforce --contacts N --activities M`` seeds
 the org, starts it and prints one JSON line (``url``, ``ca_file``,
 ``port``, seed summary; never a credential) once it serves; it stops on
 SIGTERM, SIGINT or when stdin closes. :class:`SandboxProcess` wraps that
@@ -14,21 +14,21 @@ import gc
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
+import urllib.request
 from dataclasses import asdict
 from types import TracebackType
 from typing import Any
-
-import requests
 
 from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m connector.sandbox.salesforce", description=__doc__)
-    parser.add_argument("--people", type=int, default=1_000)
+    parser.add_argument("--contacts", "--people", dest="people", type=int, default=1_000)
     parser.add_argument("--activities", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--host", default="127.0.0.1")
@@ -36,12 +36,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--daily-api-requests", type=int, default=SandboxLimits.daily_api_requests)
     args = parser.parse_args(argv)
     sandbox = SalesforceSandbox(
-        people=args.people,
+        contacts=args.people,
         activities=args.activities,
         seed=args.seed,
         host=args.host,
         port=args.port,
         limits=SandboxLimits(daily_api_requests=args.daily_api_requests),
+        keep_log_entries=False,
     )
     # a million long-lived records would make every full GC pass of this process walk them all
     gc.collect()
@@ -69,10 +70,19 @@ def main(argv: list[str] | None = None) -> None:
 class SandboxProcess:
     """A sandbox org in a child process; the default credentials of :class:`SalesforceSandbox` apply."""
 
-    def __init__(self, *, people: int, activities: int, seed: int = 7, daily_api_requests: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        *,
+        contacts: int = 0,
+        activities: int,
+        seed: int = 7,
+        daily_api_requests: int = 1_000_000,
+        people: int | None = None,
+    ) -> None:
+        """``people`` is the former name of ``contacts``."""
         self.args = [
             sys.executable, "-m", "connector.sandbox.salesforce",
-            "--people", str(people), "--activities", str(activities), "--seed", str(seed),
+            "--contacts", str(people if people is not None else contacts), "--activities", str(activities), "--seed", str(seed),
             "--daily-api-requests", str(daily_api_requests),
         ]  # fmt: skip
         self.process: subprocess.Popen[str] | None = None
@@ -98,16 +108,19 @@ class SandboxProcess:
 
     def stats(self) -> dict[str, Any]:
         """Requests per endpoint and API usage, from the sandbox's admin endpoint."""
-        with requests.Session() as session:
-            session.trust_env = False
-            answer = session.get(f"{self.url}/_sandbox/stats", verify=self.ca_file, timeout=30)
-            answer.raise_for_status()
-            return dict(answer.json())
+        return dict(self._admin("GET", "/_sandbox/stats"))
 
     def reset_log(self) -> None:
-        with requests.Session() as session:
-            session.trust_env = False
-            session.post(f"{self.url}/_sandbox/reset-log", verify=self.ca_file, timeout=30).raise_for_status()
+        self._admin("POST", "/_sandbox/reset-log")
+
+    def _admin(self, method: str, path: str) -> Any:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
+        request = urllib.request.Request(f"{self.url}{path}", method=method, data=b"" if method == "POST" else None)
+        with opener.open(request, timeout=30) as answer:
+            return json.loads(answer.read() or b"{}")
 
     def stop(self) -> None:
         if self.process is not None:
