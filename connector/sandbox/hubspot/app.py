@@ -455,6 +455,13 @@ class HubSpotApp:
             if raw in rejected:
                 errors.setdefault(("VALIDATION_ERROR", "Property values were not valid"), []).append(raw)
                 continue
+            injected = self.faults.record_fault(raw)
+            if injected == "OBJECT_NOT_FOUND":
+                errors.setdefault(("OBJECT_NOT_FOUND", ""), []).append(raw)
+                continue
+            if injected is not None:
+                errors.setdefault((injected, "The record could not be updated"), []).append(raw)
+                continue
             values: dict[str, Any] = item.get("properties") or {}
             problem = self._invalid_property(values)
             if problem:

@@ -101,17 +101,19 @@ class SalesforceSandbox(LoopbackSandbox):
             for table in self.org.tables.values():
                 table.stamp_order()  # the org's SystemModstamp index, built once after the load
         self._server: _Server | None = None
-        self._tmp: str | None = None
+        self._tls: tuple[trustme.CA, ssl.SSLContext] | None = None
         self.ca_file = ""
 
     # -- the web stack -----------------------------------------------------------
     def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
-        ca = trustme.CA()
-        cert = ca.issue_cert(self.host, "localhost")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
-        self._tmp = tempfile.mkdtemp(prefix="crmsync-sf-sandbox-")
-        self.ca_file = str(Path(self._tmp) / "ca.pem")
+        if self._tls is None:  # one throwaway CA per sandbox: a restart keeps ``ca_file`` valid
+            ca = trustme.CA()
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert(self.host, "localhost").configure_cert(context)
+            self._tls = (ca, context)
+            self.ca_file = str(Path(tempfile.mkdtemp(prefix="crmsync-sf-sandbox-")) / "ca.pem")
+        ca, context = self._tls
+        Path(self.ca_file).parent.mkdir(exist_ok=True)
         ca.cert_pem.write_to_path(self.ca_file)
         server = self._server = _Server(sock, self.service, context)
         self.service.instance_url = self.url
@@ -125,10 +127,10 @@ class SalesforceSandbox(LoopbackSandbox):
             self._server = None
 
     def stop(self) -> None:
+        """Stop serving and delete the CA file (a restart writes it again, same path, same CA)."""
         super().stop()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        if self.ca_file:
+            shutil.rmtree(Path(self.ca_file).parent, ignore_errors=True)
 
     @property
     def url(self) -> str:

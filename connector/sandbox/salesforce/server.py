@@ -305,6 +305,7 @@ class OrgService:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    _note: Callable[[int], None]
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -327,6 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, limit_info: bool = True) -> None:
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        self._note(status)  # logged before the answer leaves, so a caller reading the log after its call sees it
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -354,6 +356,16 @@ class _Handler(BaseHTTPRequestHandler):
         fault_name: str | None = None
         partial: Fault | None = None
         body = self._body()
+        logged = False
+
+        def note(answered: int) -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                seconds = time.perf_counter() - started
+                service.log.add(LoggedRequest(endpoint, method, answered, split.path, fault_name, seconds))
+
+        self._note = note
         try:
             if path.startswith("/_sandbox"):
                 endpoint = "_sandbox"
@@ -400,8 +412,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 500
             self._send(500, [{"message": "An unexpected error occurred.", "errorCode": "UNKNOWN_EXCEPTION"}])
         finally:
-            seconds = time.perf_counter() - started
-            service.log.add(LoggedRequest(endpoint, method, status, split.path, fault_name, seconds))
+            note(status)
 
     def _authorise(self) -> None:
         header = self.headers.get("Authorization") or ""
