@@ -335,7 +335,7 @@ class SalesforceTarget(Target):
         from connector.sandbox.salesforce import SECRET_ENV, SalesforceSandbox
         from connector.sandbox.salesforce.process import SandboxProcess
 
-        self.process = SandboxProcess(people=self.contacts, activities=self.activities, seed=self.seed,
+        self.process = SandboxProcess(contacts=self.contacts, activities=self.activities, seed=self.seed,
                                       daily_api_requests=10_000_000)  # fmt: skip
         self.process.start()
         defaults = SalesforceSandbox.__init__.__kwdefaults__ or {}
