@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 
 from connector.sandbox.generator import generate
+from connector.sandbox.hostile import DELETED_TIMES, SeededCase, hostile_corpus
 from connector.sandbox.hubspot.app import HubSpotApp
 from connector.sandbox.hubspot.limits import Limits
 from connector.sandbox.hubspot.store import FORMS, UNEXPRESSED_KINDS, Store
@@ -64,6 +65,7 @@ class HubSpotSandbox(LoopbackSandbox):
         now: datetime | None = None,
         clock: Callable[[], datetime] | None = None,
         keep_log_entries: bool = True,
+        hostile: bool = False,
         token: str = "sandbox-token",
         with_stage_property: bool = True,
     ) -> None:
@@ -77,8 +79,19 @@ class HubSpotSandbox(LoopbackSandbox):
         )
         if contacts:
             self.store.seed(generate(contacts, activities, seed=seed, now=self.now))
+        self.hostile: list[SeededCase] = self._seed_hostile(activities) if hostile else []
         self.app = HubSpotApp(self.store, token=token, limits=self.limits, faults=self.faults, log=self.request_log)
         self._server: uvicorn.Server | None = None
+
+    def _seed_hostile(self, activities: int) -> list[SeededCase]:
+        """The hostile corpus after the ordinary people (contact ids follow theirs)."""
+        first = self.store.contact_count
+        cases = hostile_corpus(now=self.now, first_person=first, first_activity=activities)
+        self.store.seed((case.person, case.activities) for case in cases)
+        seeded = [SeededCase(case, str(self.store.contact_id(first + n)), "contacts") for n, case in enumerate(cases)]
+        doomed = [s.crm_id for s in seeded if s.case.deleted]
+        self.faults.reject(doomed, times=DELETED_TIMES, category="OBJECT_NOT_FOUND")
+        return seeded
 
     # -- the interface --------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

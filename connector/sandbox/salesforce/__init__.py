@@ -28,9 +28,10 @@ from typing import Any
 import trustme
 
 from connector.sandbox.generator import generate
+from connector.sandbox.hostile import DELETED_TIMES, SeededCase, hostile_corpus
 from connector.sandbox.kit import Fault, Faults, LoggedRequest, LoopbackSandbox, RequestLog
 from connector.sandbox.salesforce.org import Org
-from connector.sandbox.salesforce.seed import SeedShape, SeedSummary, seed_org
+from connector.sandbox.salesforce.seed import SeedShape, SeedSummary, seed_org, seed_people
 from connector.sandbox.salesforce.server import Allocation, Credentials, OrgService, SandboxLimits, _Server
 
 __all__ = [
@@ -78,6 +79,7 @@ class SalesforceSandbox(LoopbackSandbox):
         password: str = "sandbox-password",
         security_token: str = "sandbox-token",
         shape: SeedShape | None = None,
+        hostile: bool = False,
         people: int | None = None,
     ) -> None:
         """``people`` is the former name of ``contacts`` (people are split into leads and contacts here)."""
@@ -98,11 +100,28 @@ class SalesforceSandbox(LoopbackSandbox):
             self.summary = seed_org(
                 self.org, generate(contacts, activities, seed=seed, now=self.now), seed=seed, now=self.now, shape=shape
             )
+        self.hostile: list[SeededCase] = self._seed_hostile(contacts, activities) if hostile else []
+        if contacts or hostile:
             for table in self.org.tables.values():
                 table.stamp_order()  # the org's SystemModstamp index, built once after the load
         self._server: _Server | None = None
         self._tls: tuple[trustme.CA, ssl.SSLContext] | None = None
         self.ca_file = ""
+
+    def _seed_hostile(self, people: int, activities: int) -> list[SeededCase]:
+        """The hostile corpus twice, as Contacts and as Leads (their text fields differ), after the ordinary people."""
+        seeded: list[SeededCase] = []
+        size = len(hostile_corpus(now=self.now, first_person=0, first_activity=0))
+        for n, (sobject, prefix) in enumerate((("Contact", ""), ("Lead", "lead-"))):
+            cases = hostile_corpus(
+                now=self.now, first_person=people + n * size, first_activity=activities + n * size * 10,
+                email_prefix=prefix,
+            )  # fmt: skip
+            for case, record_id in zip(cases, seed_people(self.org, cases, sobject, now=self.now), strict=True):
+                seeded.append(SeededCase(case, record_id, sobject))
+        doomed = [s.crm_id for s in seeded if s.case.deleted]
+        self.faults.reject(doomed, times=DELETED_TIMES, category="OBJECT_NOT_FOUND")
+        return seeded
 
     # -- the web stack -----------------------------------------------------------
     def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
