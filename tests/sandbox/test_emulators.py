@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 
 from connector.config import Connection
 from connector.sandbox.hubspot import HubSpotSandbox
-from connector.sandbox.kit import Emulator, Fault, LoopbackSandbox
+from connector.sandbox.kit import Emulator, Fault, Faults, LoopbackSandbox
 from connector.sandbox.salesforce import SalesforceSandbox
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -217,3 +217,14 @@ def test_admin_endpoint_serves_the_same_stats(vendor: Vendor) -> None:
     armed = vendor.call("POST", "/_sandbox/faults", json={"kind": "503", "times": 2}).json()
     assert armed == {"pending": 2}
     assert vendor.read().status_code == 503
+
+
+def test_probabilistic_faults_fire_as_seeded(vendor: Vendor) -> None:
+    endpoint = vendor.probe[2]
+    expected = Faults(seed=11)
+    expected.add(Fault("server_error", times=None, probability=0.3))
+    predicted = [503 if expected.take(endpoint) else 200 for _ in range(30)]
+    vendor.sandbox.faults.seed = 11
+    vendor.sandbox.faults.add(Fault("server_error", times=None, probability=0.3))
+    assert [vendor.read().status_code for _ in range(30)] == predicted
+    assert 3 <= predicted.count(503) <= 20
