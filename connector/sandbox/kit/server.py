@@ -160,14 +160,6 @@ class LoopbackSandbox(ABC):
             self._shutdown()
             thread.join(timeout=10)
 
-    def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (the separate-process mode); prints the URL first."""
-        sock = bind_loopback(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        ready = threading.Event()
-        threading.Thread(target=lambda: ready.wait() and print(self.url, flush=True), daemon=True).start()
-        self._serve(sock, ready)
-
     @abstractmethod
     def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
         """Serve on ``sock`` until :meth:`_shutdown`; set ``ready`` once requests are accepted."""
