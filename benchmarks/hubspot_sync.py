@@ -13,6 +13,7 @@ API calls per endpoint against the vendor minimum.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import resource
 import subprocess
@@ -54,16 +55,17 @@ def start_sandbox(contacts: int, activities: int) -> tuple[subprocess.Popen[str]
             "--token",
             TOKEN,
         ],
+        stdin=subprocess.PIPE,  # the sandbox stops when its stdin closes
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
     )
     assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    if not url.startswith("http"):
+    line = process.stdout.readline()
+    if not line.startswith("{"):
         process.kill()
         raise SystemExit("the sandbox did not start")
-    return process, url
+    return process, str(json.loads(line)["url"])
 
 
 def sync(

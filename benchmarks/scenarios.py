@@ -19,7 +19,6 @@ import math
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -226,15 +225,14 @@ class HubSpotTarget(Target):
     job = Job(name="proof-hubspot", connections=["hubspot"])
 
     def start(self) -> None:
-        args = [sys.executable, "-m", "connector.sandbox.hubspot", "--contacts", str(self.contacts),
-                "--activities", str(self.activities), "--seed", str(self.seed), "--token", HUBSPOT_TOKEN]  # fmt: skip
-        args += ["--burst", "190"] if self.paced else ["--unlimited"]
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            self.process.kill()
-            raise RuntimeError("the HubSpot sandbox did not start")
+        from connector.sandbox.kit import SandboxProcess
+
+        options = ["--token", HUBSPOT_TOKEN, *(["--burst", "190"] if self.paced else ["--unlimited"])]
+        self.process = SandboxProcess(
+            "hubspot", contacts=self.contacts, activities=self.activities, seed=self.seed, options=options
+        )
+        self.process.start()
+        self.url = self.process.url
         os.environ[HUBSPOT_TOKEN_ENV] = HUBSPOT_TOKEN
         from connector.hubspot.client import HubSpotClient
 
@@ -244,8 +242,7 @@ class HubSpotTarget(Target):
 
     def stop(self) -> None:
         self.admin.close()
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        self.process.stop()
 
     def connection(self) -> HubSpotConnection:
         if self.paced:  # HubSpot's defaults: 190 / 10 s, 4 searches / s, pace at 95 %
@@ -335,7 +332,7 @@ class SalesforceTarget(Target):
         from connector.sandbox.salesforce import SECRET_ENV, SalesforceSandbox
         from connector.sandbox.salesforce.process import SandboxProcess
 
-        self.process = SandboxProcess(people=self.contacts, activities=self.activities, seed=self.seed,
+        self.process = SandboxProcess(contacts=self.contacts, activities=self.activities, seed=self.seed,
                                       daily_api_requests=10_000_000)  # fmt: skip
         self.process.start()
         defaults = SalesforceSandbox.__init__.__kwdefaults__ or {}

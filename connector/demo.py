@@ -101,12 +101,12 @@ mapping = "hubspot.toml"
 
 [connections.salesforce]
 type = "salesforce"
-instance_url = "{salesforce.instance_url}"
-login_url = "{salesforce.login_url}"
-auth = "{salesforce.auth}"
-client_id_env = "{salesforce.client_id_env}"
-client_secret_env = "{salesforce.client_secret_env}"
-ca_bundle = "{salesforce.ca_bundle}"
+instance_url = "{salesforce["instance_url"]}"
+login_url = "{salesforce["login_url"]}"
+auth = "{salesforce["auth"]}"
+client_id_env = "{salesforce["client_id_env"]}"
+client_secret_env = "{salesforce["client_secret_env"]}"
+ca_bundle = "{salesforce["ca_bundle"]}"
 mapping = "salesforce.toml"
 """,
         encoding="utf-8",

@@ -442,7 +442,10 @@ def test_no_token_in_logs_or_errors(
     sandbox: HubSpotSandbox, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    client = make_client(sandbox)
+    from .conftest import FAST_RETRY
+
+    # one fault per request: the seven faults hit seven calls in a row
+    client = make_client(sandbox, retry=FAST_RETRY.model_copy(update={"max_attempts": 10}))
     for fault in FAULTS.values():
         sandbox.faults.add(Fault(**{**_fields(fault), "endpoint": "contacts.*", "times": 1}))
     _drain(client.pull_contacts(None))

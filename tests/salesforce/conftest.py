@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from connector.config import SalesforceConnection
 from connector.mapping import CrmMapping, load_mapping
 from connector.salesforce.client import SalesforceClient
 from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
@@ -54,7 +55,8 @@ def make_client(monkeypatch: pytest.MonkeyPatch, mapping: CrmMapping) -> Iterato
         for name, value in org.secrets_env(auth).items():
             monkeypatch.setenv(name, value)
         overrides.setdefault("lookback_seconds", 0)
-        client = SalesforceClient.from_settings("salesforce", org.connection_settings(auth=auth, **overrides), mapping)
+        settings = SalesforceConnection(**org.connection_settings(auth=auth, **overrides))
+        client = SalesforceClient.from_settings("salesforce", settings, mapping)
         clients.append(client)
         return client
 

@@ -5,9 +5,9 @@ Usage (tests, benchmarks, ``crmsync sandbox``)::
     with HubSpotSandbox(contacts=1_000, activities=10_000) as sandbox:
         api = HubSpot(access_token=sandbox.token, host=sandbox.url)
         ...
-        sandbox.log.calls("contacts.search")      # the request log
-        sandbox.faults.add(Fault("rate_limit"))   # the next request gets a 429
-        sandbox.store                             # the data, for assertions
+        sandbox.request_log.calls("contacts.search")  # the request log
+        sandbox.faults.add(Fault("rate_limit"))        # the next request gets a 429
+        sandbox.store                                  # the data, for assertions
 
 ``python -m connector.sandbox.hubspot --contacts N --activities M`` runs one
 in its own process and prints its URL on the first line of stdout.
@@ -18,23 +18,39 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import UTC, datetime
-from types import TracebackType
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import uvicorn
 
 from connector.sandbox.generator import generate
+from connector.sandbox.hostile import DELETED_TIMES, SeededCase, hostile_corpus
 from connector.sandbox.hubspot.app import HubSpotApp
-from connector.sandbox.hubspot.faults import Fault, Faults
 from connector.sandbox.hubspot.limits import Limits
-from connector.sandbox.hubspot.requestlog import LoggedRequest, RequestLog
 from connector.sandbox.hubspot.store import FORMS, UNEXPRESSED_KINDS, Store
+from connector.sandbox.kit import Fault, Faults, LoggedRequest, LoopbackSandbox, RequestLog
 
-__all__ = ["FORMS", "UNEXPRESSED_KINDS", "Fault", "Faults", "HubSpotSandbox", "Limits", "LoggedRequest", "RequestLog"]
+__all__ = [
+    "FORMS",
+    "TOKEN_ENV",
+    "UNEXPRESSED_KINDS",
+    "Fault",
+    "Faults",
+    "HubSpotSandbox",
+    "Limits",
+    "LoggedRequest",
+    "RequestLog",
+]
+
+TOKEN_ENV = "HUBSPOT_TOKEN"
+"""The environment variable a HubSpot connection reads its token from by default."""
 
 
-class HubSpotSandbox:
-    """A seeded sandbox portal served over loopback from a background thread."""
+class HubSpotSandbox(LoopbackSandbox):
+    """A seeded sandbox portal served over loopback (plain HTTP) from a background thread."""
+
+    thread_name = "hubspot-sandbox"
 
     def __init__(
         self,
@@ -42,36 +58,60 @@ class HubSpotSandbox:
         contacts: int = 0,
         activities: int = 0,
         seed: int = 7,
-        token: str = "sandbox-token",
         host: str = "127.0.0.1",
         port: int = 0,
         limits: Limits | None = None,
         faults: Faults | None = None,
         now: datetime | None = None,
-        with_stage_property: bool = True,
+        clock: Callable[[], datetime] | None = None,
         keep_log_entries: bool = True,
+        hostile: bool = False,
+        token: str = "sandbox-token",
+        with_stage_property: bool = True,
     ) -> None:
+        super().__init__(
+            seed=seed, host=host, port=port, faults=faults, now=now, clock=clock, keep_log_entries=keep_log_entries
+        )
         self.token = token
-        self.host = host
-        self.port = port
         self.limits = limits if limits is not None else Limits()
-        self.faults = faults if faults is not None else Faults(seed=seed)
-        self.log = RequestLog(keep_entries=keep_log_entries)
-        self.now = now or datetime.now(UTC).replace(microsecond=0)
-        self.store = Store(with_stage_property=with_stage_property)
+        self.store = Store(
+            with_stage_property=with_stage_property, clock=(lambda: clock().timestamp()) if clock else None
+        )
         if contacts:
             self.store.seed(generate(contacts, activities, seed=seed, now=self.now))
-        self.app = HubSpotApp(self.store, token=token, limits=self.limits, faults=self.faults, log=self.log)
-        self.url = ""
+        self.hostile: list[SeededCase] = self._seed_hostile(activities) if hostile else []
+        self.app = HubSpotApp(self.store, token=token, limits=self.limits, faults=self.faults, log=self.request_log)
         self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Serve in a background thread; ``url`` is set when this returns."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
+    def _seed_hostile(self, activities: int) -> list[SeededCase]:
+        """The hostile corpus after the ordinary people (contact ids follow theirs)."""
+        first = self.store.contact_count
+        cases = hostile_corpus(now=self.now, first_person=first, first_activity=activities)
+        self.store.seed((case.person, case.activities) for case in cases)
+        seeded = [SeededCase(case, str(self.store.contact_id(first + n)), "contacts") for n, case in enumerate(cases)]
+        doomed = [s.crm_id for s in seeded if s.case.deleted]
+        self.faults.reject(doomed, times=DELETED_TIMES, category="OBJECT_NOT_FOUND")
+        return seeded
+
+    # -- the interface --------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        return self.app.stats()
+
+    def connection_settings(self, **overrides: Any) -> dict[str, Any]:
+        """A ``[connections.hubspot]`` section for this portal; the pacing follows the sandbox's limits."""
+        values: dict[str, Any] = {"type": "hubspot", "base_url": self.url, "token_env": TOKEN_ENV}
+        if self.limits.burst is None:
+            values["burst_limit"] = 1_000_000
+        else:
+            values |= {"burst_limit": self.limits.burst, "burst_window_seconds": self.limits.burst_window_seconds}
+        values["search_per_second"] = 1_000_000 if self.limits.search_per_second is None else 4.0
+        return values | overrides
+
+    def secrets_env(self) -> dict[str, str]:
+        return {TOKEN_ENV: self.token}
+
+    # -- the web stack ----------------------------------------------------------------
+    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
         config = uvicorn.Config(
             self.app,
             log_level="warning",
@@ -81,45 +121,17 @@ class HubSpotSandbox:
             loop="asyncio",
             timeout_keep_alive=30,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="hubspot-sandbox", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the HubSpot sandbox did not start")
-            time.sleep(0.01)
-        self.url = f"http://{self.host}:{self.port}"
+        server = self._server = uvicorn.Server(config)
+        threading.Thread(target=self._signal_ready, args=(server, ready), daemon=True).start()
+        server.run(sockets=[sock])
 
-    def serve_forever(self) -> None:
-        """Serve in this thread until interrupted (the separate-process mode)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        self.url = f"http://{self.host}:{self.port}"
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", http="httptools", timeout_keep_alive=30
-        )
-        self._server = uvicorn.Server(config)
-        print(self.url, flush=True)
-        self._server.run(sockets=[sock])
+    @staticmethod
+    def _signal_ready(server: uvicorn.Server, ready: threading.Event) -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.005)
+        ready.set()
 
-    def stop(self) -> None:
+    def _shutdown(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> HubSpotSandbox:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+            self._server = None

@@ -1,16 +1,18 @@
-"""Run a HubSpot sandbox in its own process: prints its URL, then serves until interrupted.
+"""Run a HubSpot sandbox in its own process: prints one JSON line (``url``, ``port``, seeded counts), then serves.
 
 python -m connector.sandbox.hubspot --contacts 100000 --activities 1000000 --port 0 --unlimited
+
+It stops on SIGTERM, SIGINT or when stdin closes (see :mod:`connector.sandbox.kit.process`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import resource
 import sys
 import time
 
+from connector.sandbox import kit
 from connector.sandbox.hubspot import HubSpotSandbox, Limits
 
 
@@ -49,8 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         file=sys.stderr,
         flush=True,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        sandbox.serve_forever()
+    kit.serve_until_stopped(sandbox, {"seeded": sandbox.stats()["records"]})
 
 
 if __name__ == "__main__":

@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from connector.sandbox.hubspot.faults import Fault, Faults
 from connector.sandbox.hubspot.limits import Limits, RateLimiter
-from connector.sandbox.hubspot.requestlog import LoggedRequest, RequestLog
 from connector.sandbox.hubspot.store import (
     ASSOCIATION_TYPE,
     FORMS,
@@ -38,6 +36,7 @@ from connector.sandbox.hubspot.store import (
     Store,
     iso,
 )
+from connector.sandbox.kit import Fault, Faults, LoggedRequest, RequestLog, retry_after_header
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +133,15 @@ class HubSpotApp:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        if path.startswith("/_sandbox/"):
+            await self._admin(method, path, body, send)
+            return
         route, groups = self._match(method, path)
         endpoint = route.endpoint.format(*groups) if route else f"unknown {method} {path}"
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, payload, extra_headers, fault_name = await self._respond(route, groups, scope, headers, body, endpoint)
         if fault_name == "reset":
-            self.log.add(LoggedRequest(endpoint, method, path, 0, "reset"))
+            self.log.add(LoggedRequest(endpoint, method, 0, path, "reset"))
             # a response cut short: HubSpot's edge dropping the connection looks like this to urllib3
             await send(
                 {
@@ -157,8 +159,39 @@ class HubSpotApp:
         ]
         raw_headers += [(k.encode(), v.encode()) for k, v in extra_headers.items()]
         # logged before the response goes out, so a test reading the log after its call sees it
-        self.log.add(LoggedRequest(endpoint, method, path, status, fault_name))
+        self.log.add(LoggedRequest(endpoint, method, status, path, fault_name))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": data})
+
+    def stats(self) -> Json:
+        """Requests per endpoint and status, API usage, records held (also ``GET /_sandbox/stats``)."""
+        store = self.store
+        with store.lock:
+            records = {"contacts": store.contact_count, **{n: len(e) for n, e in store.engagements.items()}}
+            records["form_submissions"] = sum(len(f.items) for f in store.forms.values())
+        return {
+            "requests": self.log.snapshot(),
+            "api_usage": {"used": self.limiter.daily_used, "total": self.limits.daily},
+            "records": records,
+        }
+
+    async def _admin(self, method: str, path: str, body: bytes, send: Send) -> None:
+        """The sandbox's own endpoints (not HubSpot's): stats, reset the log, arm a fault; no auth, loopback only."""
+        status, payload = 200, None
+        if path == "/_sandbox/stats" and method == "GET":
+            payload = self.stats()
+        elif path == "/_sandbox/reset-log" and method == "POST":
+            self.log.clear()
+            payload = {}
+        elif path == "/_sandbox/faults" and method == "POST":
+            spec = json.loads(body or b"{}")
+            self.faults.add(Fault(**spec))
+            payload = {"pending": self.faults.pending}
+        else:
+            status, payload = 404, {"error": "unknown sandbox endpoint"}
+        data = json.dumps(payload).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
 
     def _match(self, method: str, path: str) -> tuple[Route | None, tuple[str, ...]]:
@@ -198,28 +231,28 @@ class HubSpotApp:
         rate_headers = self._rate_headers(verdict.burst_remaining, verdict.daily_used)
         if verdict.policy is not None:
             retry = verdict.retry_after if self.limits.send_retry_after and verdict.policy != "DAILY" else None
-            return 429, _rate_body(verdict.policy, correlation), _with_retry(rate_headers, retry), verdict.policy
-        faults = {f.kind: f for f in self.faults.draw(endpoint)}
-        if "slow" in faults:
-            await asyncio.sleep(faults["slow"].delay)
-        if "reset" in faults:
-            return 0, None, {}, "reset"
-        if "rate_limit" in faults:
-            fault = faults["rate_limit"]
             return (
                 429,
-                _rate_body(fault.policy, correlation),
-                _with_retry(rate_headers, fault.retry_after),
-                ("rate_limit"),
+                _rate_body(verdict.policy, correlation),
+                rate_headers | retry_after_header(retry),
+                verdict.policy,
             )
-        if "server_error" in faults:
-            fault = faults["server_error"]
+        fault = self.faults.take(endpoint)
+        effect = fault.effect if fault is not None else None
+        if fault is not None and effect == "slow":
+            await asyncio.sleep(fault.delay)
+        if effect == "reset":
+            return 0, None, {}, "reset"
+        if fault is not None and effect == "rate_limit":
+            return 429, _rate_body(fault.policy, correlation), rate_headers | fault.retry_after_header(), "rate_limit"
+        if fault is not None and effect == "server_error":
             return (
                 fault.status,
                 _error_body("INTERNAL_ERROR", "Internal error", correlation),
                 rate_headers,
-                ("server_error"),
+                "server_error",
             )
+        partial = fault if effect == "partial" else None
         if route is None:
             return 404, _error_body("OBJECT_NOT_FOUND", "Resource not found", correlation), rate_headers, None
         query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
@@ -227,17 +260,17 @@ class HubSpotApp:
             request = json.loads(body) if body else {}
             handler = getattr(self, route.handler)
             with self.store.lock:
-                status, payload = handler(*groups, query=query, body=request, partial=faults.get("partial"))
+                status, payload = handler(*groups, query=query, body=request, partial=partial)
         except HttpError as error:
             return (
                 error.status,
                 _error_body(error.category, error.message, correlation, **error.extra),
                 rate_headers,
-                ("partial" if "partial" in faults else None),
+                ("partial" if partial else None),
             )
         except json.JSONDecodeError:
             return 400, _error_body("VALIDATION_ERROR", "Invalid input JSON", correlation), rate_headers, None
-        return status, payload, rate_headers, "partial" if "partial" in faults else None
+        return status, payload, rate_headers, "partial" if partial else None
 
     def _rate_headers(self, burst_remaining: int | None, daily_used: int) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -421,6 +454,13 @@ class HubSpotApp:
                 continue
             if raw in rejected:
                 errors.setdefault(("VALIDATION_ERROR", "Property values were not valid"), []).append(raw)
+                continue
+            injected = self.faults.record_fault(raw)
+            if injected == "OBJECT_NOT_FOUND":
+                errors.setdefault(("OBJECT_NOT_FOUND", ""), []).append(raw)
+                continue
+            if injected is not None:
+                errors.setdefault((injected, "The record could not be updated"), []).append(raw)
                 continue
             values: dict[str, Any] = item.get("properties") or {}
             problem = self._invalid_property(values)
@@ -785,12 +825,6 @@ def _rate_body(policy: str, correlation: str) -> Json:
         "correlationId": correlation,
         "policyName": policy,
     }
-
-
-def _with_retry(headers: dict[str, str], retry_after: float | None) -> dict[str, str]:
-    if retry_after is None:
-        return headers
-    return {**headers, "Retry-After": f"{retry_after:g}"}
 
 
 def _property_json(p: PropertyDef) -> Json:

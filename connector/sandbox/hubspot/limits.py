@@ -13,9 +13,9 @@ chooses. ``Limits.unlimited()`` turns every limit off (benchmarks).
 from __future__ import annotations
 
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass
+
+from connector.sandbox.kit.limits import RollingLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +47,8 @@ class Verdict:
 class RateLimiter:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self._burst: deque[float] = deque()
-        self._search: deque[float] = deque()
+        self._burst = RollingLimit(limits.burst, limits.burst_window_seconds)
+        self._search = RollingLimit(limits.search_per_second, 1.0)
         self.daily_used = 0
         self._lock = threading.Lock()
 
@@ -59,27 +59,16 @@ class RateLimiter:
     def admit(self, *, search: bool) -> Verdict:
         """Count one request; say which policy refuses it, if any."""
         limits = self.limits
-        now = time.monotonic()
         with self._lock:
             if limits.daily is not None and self.daily_used >= limits.daily:
                 return Verdict("DAILY", None, None, self.daily_used)
-            burst_remaining: int | None = None
-            if limits.burst is not None:
-                window = limits.burst_window_seconds
-                while self._burst and self._burst[0] <= now - window:
-                    self._burst.popleft()
-                if len(self._burst) >= limits.burst:
-                    wait = self._burst[0] + window - now
-                    return Verdict("TEN_SECONDLY_ROLLING", max(wait, 0.001), 0, self.daily_used)
-            if search and limits.search_per_second is not None:
-                while self._search and self._search[0] <= now - 1.0:
-                    self._search.popleft()
-                if len(self._search) >= limits.search_per_second:
-                    wait = self._search[0] + 1.0 - now
-                    return Verdict("SECONDLY", max(wait, 0.001), None, self.daily_used)
-                self._search.append(now)
-            if limits.burst is not None:
-                self._burst.append(now)
-                burst_remaining = limits.burst - len(self._burst)
+            wait = self._burst.wait()
+            if wait is not None:
+                return Verdict("TEN_SECONDLY_ROLLING", wait, 0, self.daily_used)
+            if search:
+                wait = self._search.take()
+                if wait is not None:
+                    return Verdict("SECONDLY", wait, None, self.daily_used)
+            self._burst.add()
             self.daily_used += 1
-            return Verdict(None, None, burst_remaining, self.daily_used)
+            return Verdict(None, None, self._burst.remaining, self.daily_used)

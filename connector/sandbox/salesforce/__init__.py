@@ -1,46 +1,49 @@
 """A sandbox Salesforce org on loopback that simple-salesforce talks to unchanged.
 
-    with SalesforceSandbox(people=50, activities=400) as sandbox:
-        settings = sandbox.connection_settings()      # instance, login URL, CA file
+    with SalesforceSandbox(contacts=50, activities=400) as sandbox:
+        settings = sandbox.connection_settings()      # a [connections.salesforce] section: URLs, CA file
         os.environ.update(sandbox.secrets_env())      # the client reads secrets from the environment
-        client = SalesforceClient.from_settings("salesforce", settings, mapping)
 
 It serves TLS with a throwaway CA made at start-up (``ca_file``), an OAuth
 token endpoint (username-password and client-credentials flows), SOQL
 queries with query locators, describe, limits and sObject collections. Faults
-are injected with ``sandbox.faults``; ``sandbox.log`` counts requests per
-endpoint; ``sandbox.org`` gives direct access to the records for assertions.
-For a separate process (benchmarks) see :mod:`connector.sandbox.salesforce.process`.
+are injected with ``sandbox.faults``; ``sandbox.request_log`` counts requests
+per endpoint; ``sandbox.org`` gives direct access to the records for
+assertions. For a separate process (benchmarks) see
+:mod:`connector.sandbox.salesforce.process`.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import trustme
 
-from connector.config import RetrySettings, SalesforceConnection
+from connector.sandbox.generator import generate
+from connector.sandbox.hostile import DELETED_TIMES, SeededCase, hostile_corpus
+from connector.sandbox.kit import Fault, Faults, LoggedRequest, LoopbackSandbox, RequestLog
 from connector.sandbox.salesforce.org import Org
-from connector.sandbox.salesforce.seed import SeedShape, SeedSummary, seed_org
-from connector.sandbox.salesforce.server import (
-    Allocation,
-    Credentials,
-    Fault,
-    Faults,
-    OrgService,
-    RequestLog,
-    SandboxLimits,
-    _Server,
-)
+from connector.sandbox.salesforce.seed import SeedShape, SeedSummary, seed_org, seed_people
+from connector.sandbox.salesforce.server import Allocation, Credentials, OrgService, SandboxLimits, _Server
 
-__all__ = ["SECRET_ENV", "Fault", "Faults", "RequestLog", "SalesforceSandbox", "SandboxLimits", "SeedShape"]
+__all__ = [
+    "SECRET_ENV",
+    "Fault",
+    "Faults",
+    "LoggedRequest",
+    "RequestLog",
+    "SalesforceSandbox",
+    "SandboxLimits",
+    "SeedShape",
+]
 
 SECRET_ENV = {
     "client_id": "SALESFORCE_CLIENT_ID",
@@ -51,97 +54,111 @@ SECRET_ENV = {
 }
 
 
-class SalesforceSandbox:
+class SalesforceSandbox(LoopbackSandbox):
     """A seeded sandbox org served over HTTPS on loopback."""
+
+    scheme = "https"
+    thread_name = "salesforce-sandbox"
 
     def __init__(
         self,
         *,
-        people: int = 0,
+        contacts: int = 0,
         activities: int = 0,
         seed: int = 7,
         host: str = "127.0.0.1",
         port: int = 0,
+        limits: SandboxLimits | None = None,
+        faults: Faults | None = None,
+        now: datetime | None = None,
+        clock: Callable[[], datetime] | None = None,
+        keep_log_entries: bool = True,
         client_id: str = "sandbox-client",
         client_secret: str = "sandbox-secret",
         username: str = "crmsync@sandbox.example",
         password: str = "sandbox-password",
         security_token: str = "sandbox-token",
-        limits: SandboxLimits | None = None,
-        faults: Faults | None = None,
-        now: datetime | None = None,
-        clock: Callable[[], datetime] | None = None,
         shape: SeedShape | None = None,
+        hostile: bool = False,
+        people: int | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
+        """``people`` is the former name of ``contacts`` (people are split into leads and contacts here)."""
+        super().__init__(
+            seed=seed, host=host, port=port, faults=faults, now=now, clock=clock, keep_log_entries=keep_log_entries
+        )
+        contacts = people if people is not None else contacts
         self.limits = limits or SandboxLimits()
-        self.faults = faults or Faults()
-        self.log = RequestLog()
-        self.seeded_at = (now or datetime.now(UTC)).replace(microsecond=0)
+        self.seeded_at = self.now
         self.org = Org(now=clock)
         self.credentials = Credentials(client_id, client_secret, username, password, security_token)
         self.allocation = Allocation(self.limits)
-        self.service = OrgService(self.org, self.credentials, self.limits, self.faults, self.log, self.allocation)
+        self.service = OrgService(
+            self.org, self.credentials, self.limits, self.faults, self.request_log, self.allocation
+        )
         self.summary = SeedSummary()
-        if people:
-            from connector.sandbox.generator import generate
-
+        if contacts:
             self.summary = seed_org(
-                self.org, generate(people, activities, seed=seed, now=self.seeded_at), seed=seed, now=self.seeded_at,
-                shape=shape,
-            )  # fmt: skip
+                self.org, generate(contacts, activities, seed=seed, now=self.now), seed=seed, now=self.now, shape=shape
+            )
+        self.hostile: list[SeededCase] = self._seed_hostile(contacts, activities) if hostile else []
+        if contacts or hostile:
             for table in self.org.tables.values():
                 table.stamp_order()  # the org's SystemModstamp index, built once after the load
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._tmp: str | None = None
+        self._tls: tuple[trustme.CA, ssl.SSLContext] | None = None
         self.ca_file = ""
 
-    # -- lifecycle -----------------------------------------------------------
-    def start(self) -> None:
-        if self._server is not None:
-            return
-        ca = trustme.CA()
-        cert = ca.issue_cert(self.host, "localhost")
-        import ssl
+    def _seed_hostile(self, people: int, activities: int) -> list[SeededCase]:
+        """The hostile corpus twice, as Contacts and as Leads (their text fields differ), after the ordinary people."""
+        seeded: list[SeededCase] = []
+        size = len(hostile_corpus(now=self.now, first_person=0, first_activity=0))
+        for n, (sobject, prefix) in enumerate((("Contact", ""), ("Lead", "lead-"))):
+            cases = hostile_corpus(
+                now=self.now, first_person=people + n * size, first_activity=activities + n * size * 10,
+                email_prefix=prefix,
+            )  # fmt: skip
+            for case, record_id in zip(cases, seed_people(self.org, cases, sobject, now=self.now), strict=True):
+                seeded.append(SeededCase(case, record_id, sobject))
+        doomed = [s.crm_id for s in seeded if s.case.deleted]
+        self.faults.reject(doomed, times=DELETED_TIMES, category="OBJECT_NOT_FOUND")
+        return seeded
 
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
-        self._tmp = tempfile.mkdtemp(prefix="crmsync-sf-sandbox-")
-        self.ca_file = str(Path(self._tmp) / "ca.pem")
+    # -- the web stack -----------------------------------------------------------
+    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
+        if self._tls is None:  # one throwaway CA per sandbox: a restart keeps ``ca_file`` valid
+            ca = trustme.CA()
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert(self.host, "localhost").configure_cert(context)
+            self._tls = (ca, context)
+            self.ca_file = str(Path(tempfile.mkdtemp(prefix="crmsync-sf-sandbox-")) / "ca.pem")
+        ca, context = self._tls
+        Path(self.ca_file).parent.mkdir(exist_ok=True)
         ca.cert_pem.write_to_path(self.ca_file)
-        self._server = _Server((self.host, self.port), self.service, context)
-        self.port = self._server.server_address[1]
+        server = self._server = _Server(sock, self.service, context)
         self.service.instance_url = self.url
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="salesforce-sandbox", daemon=True
-        )
-        self._thread.start()
+        ready.set()
+        server.serve_forever(poll_interval=0.05)
+        server.server_close()
 
-    def stop(self) -> None:
+    def _shutdown(self) -> None:
         if self._server is not None:
             self._server.shutdown()
-            self._server.server_close()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
 
-    def __enter__(self) -> SalesforceSandbox:
-        self.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+    def stop(self) -> None:
+        """Stop serving and delete the CA file (a restart writes it again, same path, same CA)."""
+        super().stop()
+        if self.ca_file:
+            shutil.rmtree(Path(self.ca_file).parent, ignore_errors=True)
 
     @property
     def url(self) -> str:
         """The instance URL (also the OAuth login URL)."""
         return f"https://{self.host}:{self.port}"
+
+    # -- the interface --------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        return self.service.stats()
 
     # -- how a client reaches it ------------------------------------------------
     def secrets_env(self, auth: str = "client_credentials") -> dict[str, str]:
@@ -157,8 +174,8 @@ class SalesforceSandbox:
             values[SECRET_ENV["security_token"]] = creds.security_token
         return values
 
-    def connection_settings(self, **overrides: Any) -> SalesforceConnection:
-        """Settings for :class:`connector.salesforce.client.SalesforceClient` pointing at this org."""
+    def connection_settings(self, **overrides: Any) -> dict[str, Any]:
+        """A ``[connections.salesforce]`` section pointing at this org (its CA, fast retries, unpaced)."""
         auth = overrides.pop("auth", "client_credentials")
         values: dict[str, Any] = {
             "type": "salesforce",
@@ -170,7 +187,7 @@ class SalesforceSandbox:
             "ca_bundle": self.ca_file,
             "requests_per_second": 1000.0,
             "timeout_seconds": 10.0,
-            "retry": RetrySettings(initial_wait_seconds=0.01, max_wait_seconds=0.05, total_wait_seconds=5.0),
+            "retry": {"initial_wait_seconds": 0.01, "max_wait_seconds": 0.05, "total_wait_seconds": 5.0},
         }
         if auth == "password":
             values |= {
@@ -178,8 +195,7 @@ class SalesforceSandbox:
                 "password_env": SECRET_ENV["password"],
                 "security_token_env": SECRET_ENV["security_token"],
             }
-        values |= overrides
-        return SalesforceConnection(**values)
+        return values | overrides
 
     # -- control ---------------------------------------------------------------
     def expire_sessions(self) -> None:

@@ -1,6 +1,6 @@
 """Running the sandbox org in its own process (benchmarks, ``crmsync sandbox``).
 
-``python -m connector.sandbox.salesforce --people N --activities M`` seeds
+``python -m connector.sandbox.salesforce --contacts N --activities M`` seeds
 the org, starts it and prints one JSON line (``url``, ``ca_file``,
 ``port``, seed summary; never a credential) once it serves; it stops on
 SIGTERM, SIGINT or when stdin closes. :class:`SandboxProcess` wraps that
@@ -11,24 +11,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 from dataclasses import asdict
-from types import TracebackType
-from typing import Any
 
-import requests
-
+from connector.sandbox import kit
 from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m connector.sandbox.salesforce", description=__doc__)
-    parser.add_argument("--people", type=int, default=1_000)
+    parser.add_argument("--contacts", "--people", dest="contacts", type=int, default=1_000)
     parser.add_argument("--activities", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--host", default="127.0.0.1")
@@ -36,96 +27,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--daily-api-requests", type=int, default=SandboxLimits.daily_api_requests)
     args = parser.parse_args(argv)
     sandbox = SalesforceSandbox(
-        people=args.people,
+        contacts=args.contacts,
         activities=args.activities,
         seed=args.seed,
         host=args.host,
         port=args.port,
         limits=SandboxLimits(daily_api_requests=args.daily_api_requests),
+        keep_log_entries=False,
     )
     # a million long-lived records would make every full GC pass of this process walk them all
     gc.collect()
     gc.freeze()
-    sandbox.start()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    print(
-        json.dumps(
-            {"url": sandbox.url, "port": sandbox.port, "ca_file": sandbox.ca_file, "seeded": asdict(sandbox.summary)}
-        ),
-        flush=True,
-    )
-
-    def watch_stdin() -> None:
-        sys.stdin.read()
-        stop.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    stop.wait()
-    sandbox.stop()
+    kit.serve_until_stopped(sandbox, {"seeded": asdict(sandbox.summary)})
 
 
-class SandboxProcess:
+class SandboxProcess(kit.SandboxProcess):
     """A sandbox org in a child process; the default credentials of :class:`SalesforceSandbox` apply."""
 
-    def __init__(self, *, people: int, activities: int, seed: int = 7, daily_api_requests: int = 1_000_000) -> None:
-        self.args = [
-            sys.executable, "-m", "connector.sandbox.salesforce",
-            "--people", str(people), "--activities", str(activities), "--seed", str(seed),
-            "--daily-api-requests", str(daily_api_requests),
-        ]  # fmt: skip
-        self.process: subprocess.Popen[str] | None = None
-        self.info: dict[str, Any] = {}
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    def __init__(
+        self,
+        *,
+        contacts: int = 0,
+        activities: int,
+        seed: int = 7,
+        daily_api_requests: int = 1_000_000,
+        people: int | None = None,
+    ) -> None:
+        """``people`` is the former name of ``contacts``."""
+        super().__init__(
+            "salesforce",
+            contacts=people if people is not None else contacts,
+            activities=activities,
+            seed=seed,
+            options=["--daily-api-requests", str(daily_api_requests)],
         )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the sandbox process exited before serving")
-        self.info = json.loads(line)
-
-    @property
-    def url(self) -> str:
-        return str(self.info["url"])
-
-    @property
-    def ca_file(self) -> str:
-        return str(self.info["ca_file"])
-
-    def stats(self) -> dict[str, Any]:
-        """Requests per endpoint and API usage, from the sandbox's admin endpoint."""
-        with requests.Session() as session:
-            session.trust_env = False
-            answer = session.get(f"{self.url}/_sandbox/stats", verify=self.ca_file, timeout=30)
-            answer.raise_for_status()
-            return dict(answer.json())
-
-    def reset_log(self) -> None:
-        with requests.Session() as session:
-            session.trust_env = False
-            session.post(f"{self.url}/_sandbox/reset-log", verify=self.ca_file, timeout=30).raise_for_status()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            if self.process.stdin:
-                self.process.stdin.close()
-            if self.process.stdout:
-                self.process.stdout.close()
-            self.process = None
-
-    def __enter__(self) -> SandboxProcess:
-        self.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()

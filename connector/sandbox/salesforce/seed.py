@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from random import Random
 
 from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson
+from connector.sandbox.hostile import HostileCase
 from connector.sandbox.salesforce.org import Org, format_datetime
 from connector.sandbox.salesforce.schema import STAGE_VALUES
 
@@ -124,9 +125,15 @@ class _Seeder:
             self.summary.campaigns += 1
         return found
 
-    def person(self, person: FakePerson, activities: list[FakeActivity]) -> None:
+    def person(self, person: FakePerson, activities: list[FakeActivity], *, as_object: str | None = None) -> str:
+        """Insert one person (and activities); the id of the record that stands for them (Contact if any).
+
+        ``as_object`` (``Lead`` or ``Contact``) forces an open Lead or a Contact without a stage.
+        """
         draw = self.rng.random()
         stage = self.rng.choice(STAGE_VALUES) if self.rng.random() < self.shape.staged_share else None
+        if as_object is not None:
+            draw, stage = (0.0 if as_object == "Lead" else 1.0), None
         stamps = self.stamps(person.created_at, person.modified_at)
         lead_id: str | None = None
         contact_id: str | None = None
@@ -184,6 +191,7 @@ class _Seeder:
         used: set[str] = set()
         for activity in activities:
             self.activity(activity, who, lead_id, contact_id, used)
+        return who
 
     def activity(
         self, activity: FakeActivity, who: str, lead_id: str | None, contact_id: str | None, used: set[str]
@@ -260,3 +268,9 @@ def seed_org(
     for person, activities in people:
         seeder.person(person, activities)
     return seeder.summary
+
+
+def seed_people(org: Org, cases: Iterable[HostileCase], sobject: str, *, now: datetime) -> list[str]:
+    """Insert each case's person as a ``sobject`` (``Lead`` or ``Contact``), with its activities; their ids."""
+    seeder = _Seeder(org, Random(0), SeedShape(import_share=0.0), now)
+    return [seeder.person(case.person, case.activities, as_object=sobject) for case in cases]

@@ -22,13 +22,14 @@ import ssl
 import struct
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from connector.sandbox.kit import Fault, Faults, LoggedRequest, RequestLog, RollingLimit
 from connector.sandbox.salesforce.org import Org, QueryResult, RecordError
 from connector.sandbox.salesforce.schema import OBJECTS
 from connector.sandbox.salesforce.soql import SoqlError, parse
@@ -52,121 +53,18 @@ class SandboxLimits:
     """Open query locators per org; the oldest is dropped past it (``INVALID_QUERY_LOCATOR``)."""
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One injected failure: ``kind`` is ``500``, ``503``, ``429``, ``reset`` or ``slow``."""
-
-    kind: str
-    endpoint: str | None = None
-    """Only requests to this endpoint (``query``, ``query_more``, ``composite/sobjects``, ``describe``,
-    ``limits``, ``oauth/token``...); ``None`` for any."""
-    delay: float = 0.0
-    """``slow``: seconds to wait before answering."""
-    retry_after: float | None = None
-    """``429``: the Retry-After header to send, if any."""
-
-
-class Faults:
-    """Queued faults (each fires once, in order, on the next matching request) and locked rows."""
-
-    def __init__(self) -> None:
-        self._queue: deque[Fault] = deque()
-        self._locked: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def add(self, kind: str, *, times: int = 1, endpoint: str | None = None, delay: float = 0.0,
-            retry_after: float | None = None) -> None:  # fmt: skip
-        if kind not in ("500", "503", "429", "reset", "slow"):
-            raise ValueError(f"unknown fault kind {kind!r}")
-        with self._lock:
-            self._queue.extend(Fault(kind, endpoint, delay, retry_after) for _ in range(times))
-
-    def lock_rows(self, record_ids: list[str], *, times: int = 1) -> None:
-        """The next ``times`` writes to each record fail with ``UNABLE_TO_LOCK_ROW``."""
-        with self._lock:
-            for record_id in record_ids:
-                self._locked[record_id] = self._locked.get(record_id, 0) + times
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self._locked.clear()
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def take(self, endpoint: str) -> Fault | None:
-        with self._lock:
-            for index, fault in enumerate(self._queue):
-                if fault.endpoint is None or fault.endpoint == endpoint:
-                    del self._queue[index]
-                    return fault
-        return None
-
-    def locked(self, record_id: str) -> bool:
-        with self._lock:
-            left = self._locked.get(record_id, 0)
-            if left <= 0:
-                return False
-            self._locked[record_id] = left - 1
-            return True
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedRequest:
-    method: str
-    endpoint: str
-    status: int
-    seconds: float
-
-
-class RequestLog:
-    """What the sandbox served: counts per endpoint and the last requests."""
-
-    def __init__(self, keep: int = 10_000) -> None:
-        self.counts: Counter[str] = Counter()
-        self.statuses: Counter[int] = Counter()
-        self.entries: deque[LoggedRequest] = deque(maxlen=keep)
-        self._lock = threading.Lock()
-
-    def add(self, entry: LoggedRequest) -> None:
-        with self._lock:
-            self.counts[entry.endpoint] += 1
-            self.statuses[entry.status] += 1
-            self.entries.append(entry)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.counts.clear()
-            self.statuses.clear()
-            self.entries.clear()
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {"counts": dict(self.counts), "statuses": {str(k): v for k, v in self.statuses.items()}}
-
-
 class Allocation:
     """The rolling 24 h API allocation, counted per minute."""
 
     def __init__(self, limits: SandboxLimits, clock: Callable[[], float] = time.time) -> None:
         self.limits = limits
-        self._clock = clock
-        self._minutes: deque[list[int]] = deque()
-        self._used = 0
+        self._window = RollingLimit(limits.daily_api_requests, _DAY, slot=60, clock=clock)
         self._lock = threading.Lock()
-
-    def _expire(self, now: float) -> None:
-        horizon = int((now - _DAY) // 60)
-        while self._minutes and self._minutes[0][0] <= horizon:
-            self._used -= self._minutes.popleft()[1]
 
     @property
     def used(self) -> int:
         with self._lock:
-            self._expire(self._clock())
-            return self._used
+            return self._window.used
 
     @property
     def total(self) -> int:
@@ -175,24 +73,12 @@ class Allocation:
     def take(self) -> bool:
         """Count one call; ``False`` (and nothing counted) when the allocation is used up."""
         with self._lock:
-            now = self._clock()
-            self._expire(now)
-            if self._used >= self.limits.daily_api_requests:
-                return False
-            minute = int(now // 60)
-            if self._minutes and self._minutes[-1][0] == minute:
-                self._minutes[-1][1] += 1
-            else:
-                self._minutes.append([minute, 1])
-            self._used += 1
-            return True
+            return self._window.take() is None
 
     def set_used(self, used: int) -> None:
         """Pretend ``used`` calls were made in the last minute (tests of the quota stop)."""
         with self._lock:
-            self._minutes.clear()
-            self._minutes.append([int(self._clock() // 60), used])
-            self._used = used
+            self._window.set_used(used)
 
 
 @dataclass
@@ -232,6 +118,15 @@ class OrgService:
     sessions: set[str] = field(default_factory=set)
     cursors: OrderedDict[str, QueryResult] = field(default_factory=OrderedDict)
     cursor_number: int = 0
+
+    def stats(self) -> dict[str, Any]:
+        """Requests per endpoint and status, API usage, records held (also ``GET /_sandbox/stats``)."""
+        return {
+            "requests": self.log.snapshot(),
+            "api_usage": {"used": self.allocation.used, "total": self.allocation.total},
+            "records": {name: self.org.count(name) for name in self.org.tables},
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
 
     # -- OAuth ---------------------------------------------------------------
     def token(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
@@ -348,7 +243,7 @@ class OrgService:
         url = f"/services/data/v{version}/sobjects/{sobject}/{record_id}"
         return {"attributes": {"type": sobject, "url": url}, **values}
 
-    def collections_update(self, body: Any) -> list[dict[str, Any]]:
+    def collections_update(self, body: Any, partial: Fault | None = None) -> list[dict[str, Any]]:
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
             raise _error(400, "JSON_PARSER_ERROR", "records: expected an array of sObjects")
         records: list[Any] = body["records"]
@@ -359,6 +254,8 @@ class OrgService:
                 "EXCEEDED_ID_LIMIT",
                 f"record limit reached. cannot submit more than {self.limits.collection_max} records into this call",
             )
+        ids = [str(item.get("id") or item.get("Id") or "") for item in records if isinstance(item, dict)]
+        rejected = {i: partial.category for i in self.faults.rejected(partial, ids)} if partial is not None else {}
         checked: list[tuple[str | None, str | None, dict[str, Any], RecordError | None]] = []
         with self.org.lock:
             for item in records:
@@ -375,11 +272,8 @@ class OrgService:
                     problem = RecordError("MISSING_ARGUMENT", "Id not specified in an update call")
                 else:
                     problem = self.org.check_update(sobject, str(record_id), values)
-                    if problem is None and self.faults.locked(str(record_id)):
-                        problem = RecordError(
-                            "UNABLE_TO_LOCK_ROW",
-                            f"unable to obtain exclusive access to this record or 1 records: {record_id}",
-                        )
+                    if problem is None:
+                        problem = self._injected(str(record_id), rejected)
                 checked.append((sobject, record_id, values, problem))
             failed = any(problem is not None for *_, problem in checked)
             stamp = self.org.now_stamp()
@@ -399,10 +293,19 @@ class OrgService:
                     results.append({"id": record_id, "success": True, "errors": []})
         return results
 
+    def _injected(self, record_id: str, rejected: dict[str, str]) -> RecordError | None:
+        """A record fault armed on ``record_id`` or a ``partial`` fault's rejection, in Salesforce's words."""
+        category = self.faults.record_fault(record_id) or rejected.get(record_id)
+        if category is None:
+            return None
+        code, message = _RECORD_ERRORS.get(category, (category, "the record was rejected"))
+        return RecordError(code, message.format(record_id=record_id))
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    _note: Callable[[int], None]
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -425,6 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, limit_info: bool = True) -> None:
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        self._note(status)  # logged before the answer leaves, so a caller reading the log after its call sees it
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
@@ -449,7 +353,19 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = split.path.rstrip("/")
         endpoint, status = "unknown", 500
+        fault_name: str | None = None
+        partial: Fault | None = None
         body = self._body()
+        logged = False
+
+        def note(answered: int) -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                seconds = time.perf_counter() - started
+                service.log.add(LoggedRequest(endpoint, method, answered, split.path, fault_name, seconds))
+
+        self._note = note
         try:
             if path.startswith("/_sandbox"):
                 endpoint = "_sandbox"
@@ -458,23 +374,21 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             endpoint = _endpoint(method, path)
             fault = service.faults.take(endpoint)
-            if fault is not None:
-                if fault.kind == "reset":
-                    status = 0
-                    self._reset()
-                    return
-                if fault.kind == "slow":
-                    time.sleep(fault.delay)
-                elif endpoint == "oauth/token":
-                    # the OAuth endpoint answers in its own shape, even when it fails
-                    status = 429 if fault.kind == "429" else int(fault.kind)
-                    raise _Reply(status, {"error": "unknown_error", "error_description": "retry your request"})
-                elif fault.kind == "429":
-                    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                    raise _Reply(429, [{"message": "Too many requests", "errorCode": "TOO_MANY_REQUESTS"}], headers)
-                else:
-                    code = "SERVER_UNAVAILABLE" if fault.kind == "503" else "UNKNOWN_EXCEPTION"
-                    raise _error(int(fault.kind), code, "An unexpected error occurred. Please try again.")
+            effect = fault.effect if fault is not None else None
+            if fault is not None and effect == "reset":
+                status = 0
+                fault_name = "reset"
+                self._reset()
+                return
+            if fault is not None and effect == "slow":
+                fault_name = "slow"
+                time.sleep(fault.delay)
+            elif fault is not None and effect in ("rate_limit", "server_error"):
+                fault_name = effect
+                raise _fault_reply(fault, endpoint)
+            elif fault is not None and effect == "partial":
+                fault_name = "partial"
+                partial = fault
             if endpoint == "oauth/token":
                 if method != "POST":
                     raise _error(405, "METHOD_NOT_ALLOWED", "HTTP Method not allowed")
@@ -485,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._authorise()
             if not service.allocation.take():
                 raise _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-            status, answer = 200, self._rest(method, path, split.query, body)
+            status, answer = 200, self._rest(method, path, split.query, body, partial)
             self._send(status, answer)
         except _Reply as reply:
             status = reply.status
@@ -498,7 +412,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 500
             self._send(500, [{"message": "An unexpected error occurred.", "errorCode": "UNKNOWN_EXCEPTION"}])
         finally:
-            service.log.add(LoggedRequest(method, endpoint, status, time.perf_counter() - started))
+            note(status)
 
     def _authorise(self) -> None:
         header = self.headers.get("Authorization") or ""
@@ -506,7 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not token or token not in self.server.service.sessions:
             raise _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
 
-    def _rest(self, method: str, path: str, query: str, body: bytes) -> Any:
+    def _rest(self, method: str, path: str, query: str, body: bytes, partial: Fault | None) -> Any:
         service = self.server.service
         parts = path.split("/")
         # /services/data/vNN.N/...
@@ -538,32 +452,45 @@ class _Handler(BaseHTTPRequestHandler):
                     payload = json.loads(body or b"null")
                 except ValueError:
                     raise _error(400, "JSON_PARSER_ERROR", "body is not JSON") from None
-                return service.collections_update(payload)
+                return service.collections_update(payload, partial)
         raise _error(404, "NOT_FOUND", "The requested resource does not exist")
 
     def _admin(self, method: str, path: str, body: bytes) -> Any:
         service = self.server.service
         if path == "/_sandbox/stats" and method == "GET":
-            return {
-                "requests": service.log.snapshot(),
-                "api_usage": {"used": service.allocation.used, "total": service.allocation.total},
-                "records": {name: service.org.count(name) for name in service.org.tables},
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            }
+            return service.stats()
         if path == "/_sandbox/faults" and method == "POST":
-            spec = json.loads(body or b"{}")
-            service.faults.add(
-                str(spec["kind"]),
-                times=int(spec.get("times", 1)),
-                endpoint=spec.get("endpoint"),
-                delay=float(spec.get("delay", 0.0)),
-                retry_after=spec.get("retry_after"),
-            )
+            service.faults.add(Fault(**json.loads(body or b"{}")))
             return {"pending": service.faults.pending}
         if path == "/_sandbox/reset-log" and method == "POST":
             service.log.clear()
             return {}
         raise _Reply(404, {"error": "unknown sandbox endpoint"})
+
+
+_RECORD_ERRORS: dict[str, tuple[str, str]] = {
+    "UNABLE_TO_LOCK_ROW": (
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record or 1 records: {record_id}",
+    ),
+    "OBJECT_NOT_FOUND": ("ENTITY_IS_DELETED", "entity is deleted"),
+    "VALIDATION_ERROR": ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "the record failed a validation rule"),
+}
+"""The kit's record-fault categories in Salesforce's error codes."""
+
+
+def _fault_reply(fault: Fault, endpoint: str) -> _Reply:
+    """A ``rate_limit`` or ``server_error`` fault as the org would answer it."""
+    status = 429 if fault.effect == "rate_limit" else fault.status
+    if endpoint == "oauth/token":  # the OAuth endpoint answers in its own shape, even when it fails
+        return _Reply(status, {"error": "unknown_error", "error_description": "retry your request"})
+    if fault.effect == "rate_limit" and fault.policy == "DAILY":
+        return _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+    if fault.effect == "rate_limit":
+        body = [{"message": "Too many requests", "errorCode": "TOO_MANY_REQUESTS"}]
+        return _Reply(429, body, fault.retry_after_header())
+    code = "SERVER_UNAVAILABLE" if status == 503 else "UNKNOWN_EXCEPTION"
+    return _error(status, code, "An unexpected error occurred. Please try again.")
 
 
 def _endpoint(method: str, path: str) -> str:
@@ -597,8 +524,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], service: OrgService, context: ssl.SSLContext | None) -> None:
-        super().__init__(address, _Handler)
+    def __init__(self, sock: socket.socket, service: OrgService, context: ssl.SSLContext | None) -> None:
+        """Serve on ``sock``, already bound (the kit picks the port)."""
+        super().__init__(sock.getsockname()[:2], _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.server_address = sock.getsockname()[:2]
+        self.server_activate()
         self.service = service
         self.ssl_context = context
 
