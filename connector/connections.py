@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from connector.config import Config, HubSpotConnection, SalesforceConnection
+from pathlib import Path
+
+from connector.config import Config
 from connector.crm import CrmClient
 from connector.errors import ConfigError
+from connector.hubspot.settings import HubSpotConnection
 from connector.mapping import CrmMapping, load_mapping
+from connector.salesforce.settings import SalesforceConnection
 
 
 def connection_mapping(config: Config, name: str) -> CrmMapping:
@@ -30,5 +34,11 @@ def open_client(config: Config, name: str) -> CrmClient:
     if isinstance(settings, SalesforceConnection):
         from connector.salesforce.client import SalesforceClient
 
+        if settings.ca_bundle:
+            # paths in the config are relative to the config file's folder
+            bundle = config.resolve(Path(settings.ca_bundle))
+            if not bundle.is_file():
+                raise ConfigError(f"connections.{name}.ca_bundle: no such file: {settings.ca_bundle}")
+            settings = settings.model_copy(update={"ca_bundle": str(bundle)})
         return SalesforceClient.from_settings(name, settings, mapping)
     raise ConfigError(f"connection {name!r}: unknown type")  # pragma: no cover - pydantic rejects it

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connector.crm import StageUpdate, WriteOutcome
-from connector.errors import AuthError, ConfigError, QuotaExhausted, RateLimited, TransientError
+from connector.errors import AuthError, ConfigError, NotFound, QuotaExhausted, RateLimited, TransientError
 from connector.hubspot.client import HubSpotClient
 from connector.hubspot.errors import classify
+from connector.hubspot.transport import Operation
 from connector.model import Stage
 from connector.sandbox.generator import FakeActivity
 from connector.sandbox.hubspot import Fault, HubSpotSandbox, Limits
@@ -94,11 +95,14 @@ def test_search_crosses_the_result_cap_by_re_anchoring_on_the_object_id(make_cli
         assert capped.log.calls("contacts.search") == 4  # 200 + 200 (re-anchor) + 200 + 20
         # the cap is real: paging past it is HTTP 400
         with pytest.raises(ConfigError, match="HTTP 400"):
-            client._transport.call(
-                "contacts.search",
-                client._transport.contacts_search.do_search,
-                search=True,
-                public_object_search_request={"limit": 200, "after": str(cap)},
+            client._transport.send(
+                Operation(
+                    "contacts.search",
+                    "POST",
+                    "/crm/v3/objects/contacts/search",
+                    body={"limit": 200, "after": str(cap)},
+                    search=True,
+                )
             )
 
 
@@ -417,7 +421,7 @@ TABLE = {
     "401": (401, {}, AuthError),
     "403": (403, {"category": "MISSING_SCOPES"}, ConfigError),
     "400": (400, {"category": "VALIDATION_ERROR", "message": "bad"}, ConfigError),
-    "404": (404, {"category": "OBJECT_NOT_FOUND"}, ConfigError),
+    "404": (404, {"category": "OBJECT_NOT_FOUND"}, NotFound),
     "429 rolling": (429, {"policyName": "TEN_SECONDLY_ROLLING"}, RateLimited),
     "429 secondly": (429, {"policyName": "SECONDLY"}, RateLimited),
     "429 daily": (429, {"policyName": "DAILY"}, QuotaExhausted),

@@ -182,24 +182,3 @@ def test_seeded_org_round_trip(seeded: SalesforceSandbox, make_client: ClientFac
     assert {r.object_type for r in people} == {"Lead", "Contact"}
     industries = {p.contact.company.industry for p in people if p.contact.company and p.contact.company.industry}
     assert industries <= {value.lower() for value in INDUSTRY.values()}
-
-
-def test_compiled_activity_rules_agree_with_the_mapping(seeded: SalesforceSandbox) -> None:
-    from connector.mapping import load_mapping
-    from connector.salesforce.normalise import ActivityRules, activity_fields
-    from connector.salesforce.payloads import flatten
-    from connector.sandbox.salesforce.soql import parse
-    from tests.salesforce.conftest import ROOT
-
-    mapping = load_mapping(ROOT / "mappings" / "salesforce.toml")
-    compiled = ActivityRules(mapping)
-    checked = 0
-    for sobject in ("Task", "Event", "CampaignMember"):
-        fields = activity_fields(mapping, sobject)
-        result = seeded.org.run(parse(f"SELECT {', '.join(fields)} FROM {sobject}"), "62.0")
-        parents = tuple({name.split(".")[0] for name in fields if "." in name})
-        for row in result.rows:
-            values = flatten(result.render(row, "62.0"), parents)
-            assert compiled.kind_for(sobject, values) is mapping.kind_for(sobject, values)
-            checked += 1
-    assert checked == 900
