@@ -74,9 +74,7 @@ class stop_after_attempts_or_total_wait(stop_base):
         self.settings = settings
 
     def __call__(self, state: RetryCallState) -> bool:
-        return (
-            state.attempt_number >= self.settings.max_attempts or state.idle_for >= self.settings.total_wait_seconds
-        )
+        return state.attempt_number >= self.settings.max_attempts or state.idle_for >= self.settings.total_wait_seconds
 
 
 def retrying(

@@ -206,7 +206,9 @@ class HubSpotClient:
             ids = item.associated("contacts") if inline else contacts.get(item.id, ())
             if not ids:
                 skips.append(
-                    SkippedRecord(crm_id=activity.id or item.id, reason="no associated contact", code=SkipReason.NO_CONTACT)
+                    SkippedRecord(
+                        crm_id=activity.id or item.id, reason="no associated contact", code=SkipReason.NO_CONTACT
+                    )
                 )
                 continue
             try:
@@ -459,7 +461,9 @@ class HubSpotClient:
 
     def _update(self, inputs: list[tuple[str, dict[str, str]]]) -> BatchResponse:
         body = {"inputs": [{"id": crm_id, "properties": fields} for crm_id, fields in inputs]}
-        data = self._send(Operation("contacts.batch_update", "POST", "/crm/v3/objects/contacts/batch/update", body=body))
+        data = self._send(
+            Operation("contacts.batch_update", "POST", "/crm/v3/objects/contacts/batch/update", body=body)
+        )
         return BatchResponse.model_validate_json(data)
 
     # -- schema ----------------------------------------------------------------------------

@@ -183,7 +183,9 @@ def next_form_cursor(state: FormCursor, page: Sequence[Submitted], next_after: s
     reached = watermark is not None and any(item.at < watermark for item in page)
     done = reached or next_after is None
     if not done:
-        cursor = FormCursor(watermark=watermark, seen=sorted(seen), after=next_after, top=top, top_seen=sorted(top_seen))
+        cursor = FormCursor(
+            watermark=watermark, seen=sorted(seen), after=next_after, top=top, top_seen=sorted(top_seen)
+        )
     elif top is None or (watermark is not None and top <= watermark):
         cursor = FormCursor(watermark=watermark, seen=sorted(seen | top_seen))
     else:

@@ -91,7 +91,9 @@ class Transport:
         if pacer is None and pacing:
             pacer = Pacer(
                 [
-                    Window(max(1, math.floor(settings.burst_limit * settings.pace_share)), settings.burst_window_seconds),
+                    Window(
+                        max(1, math.floor(settings.burst_limit * settings.pace_share)), settings.burst_window_seconds
+                    ),
                     Window(1, 1.0 / (settings.search_per_second * settings.pace_share), frozenset({SEARCH})),
                 ],
                 sleep=sleep,

@@ -119,5 +119,3 @@ def _person_of(sobject: str, values: Mapping[str, Any]) -> str | None:
                 return None
             return text
     return None
-
-
