@@ -8,9 +8,10 @@ the file's own folder.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
@@ -19,6 +20,7 @@ from connector.errors import ConfigError, Problem
 from connector.http.settings import ConnectionSettings, RetrySettings
 from connector.hubspot.settings import HubSpotConnection
 from connector.loading import problems_from, raise_problems, read_toml
+from connector.mapping import vendor_names
 from connector.salesforce.settings import SalesforceConnection
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
@@ -26,7 +28,30 @@ _STRICT = ConfigDict(frozen=True, extra="forbid")
 DEFAULT_CONFIG = Path("config.toml")
 
 
-Connection = Annotated[HubSpotConnection | SalesforceConnection, Field(discriminator="type")]
+
+def vendor_settings() -> tuple[type[ConnectionSettings], ...]:
+    """Every vendor's settings model: ``SETTINGS`` of each ``connector/<vendor>/settings.py``.
+
+    A new CRM is a new folder of the same shape (settings, transport, errors,
+    payloads, normalise, cursor, schema, client) plus a mapping file; nothing
+    here names a vendor.
+    """
+    found: list[type[ConnectionSettings]] = []
+    for name in vendor_names():
+        module = importlib.import_module(f"connector.{name}.settings")
+        settings = getattr(module, "SETTINGS", None)
+        if isinstance(settings, type) and issubclass(settings, ConnectionSettings):
+            found.append(settings)
+    return tuple(found)
+
+
+VENDOR_SETTINGS = vendor_settings()
+VENDOR_TYPES: frozenset[str] = frozenset(vendor_names())
+
+if TYPE_CHECKING:
+    Connection = ConnectionSettings
+else:
+    Connection = Annotated[Union[VENDOR_SETTINGS], Field(discriminator="type")]  # noqa: UP007
 """Every vendor's settings model, told apart by ``type``; each lives in its vendor's ``settings.py``."""
 
 __all__ = [
@@ -42,7 +67,6 @@ __all__ = [
     "load_config",
 ]
 
-VENDOR_TYPES: frozenset[str] = frozenset({"hubspot", "salesforce"})
 
 
 class StoreSettings(BaseModel):
@@ -149,6 +173,8 @@ def file_problems(config: Config, file: str) -> list[Problem]:
     problems: list[Problem] = []
     for name, settings in config.connections.items():
         bundle = getattr(settings, "ca_bundle", None)
+        if bundle is not None and not isinstance(bundle, str):
+            continue
         if bundle and not config.resolve(Path(bundle)).is_file():
             problems.append(Problem(file, f"connections.{name}.ca_bundle", f"no such file: {bundle}"))
     return problems

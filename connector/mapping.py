@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -153,10 +154,36 @@ class StageSection(BaseModel):
         return self
 
 
+VENDOR_FILES = ("settings.py", "transport.py", "errors.py", "payloads.py", "normalise.py", "cursor.py", "schema.py",
+                "client.py")  # fmt: skip
+"""The files every vendor package has; a folder of ``connector/`` with all of them is a CRM crmsync can sync."""
+
+
+@cache
+def vendor_names() -> tuple[str, ...]:
+    """The CRMs this install can sync: the vendor folders of the package (found on disk, nothing imported)."""
+    package = Path(__file__).parent
+    return tuple(
+        sorted(
+            folder.name
+            for folder in package.iterdir()
+            if folder.is_dir() and all((folder / name).is_file() for name in VENDOR_FILES)
+        )
+    )
+
+
 class MappingFile(BaseModel):
     model_config = _STRICT
 
-    crm: Literal["hubspot", "salesforce"]
+    crm: str
+    """The vendor folder the mapping is for (``hubspot``, ``salesforce``...)."""
+
+    @field_validator("crm")
+    @classmethod
+    def _known_crm(cls, value: str) -> str:
+        if value not in vendor_names():
+            raise ValueError(f"unknown CRM {value!r}; known: {list(vendor_names())}")
+        return value
     people: dict[str, PersonObject] = Field(min_length=1)
     activities: list[ActivityRule] = Field(default_factory=list)
     stage: StageSection
@@ -386,4 +413,5 @@ __all__ = [
     "normalise_email",
     "parse_instant",
     "text_value",
+    "vendor_names",
 ]

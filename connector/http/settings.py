@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -27,6 +28,12 @@ class ConnectionSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    client: ClassVar[str]
+    """``module:Class`` of the vendor's ``CrmClient``, imported only when a client is opened (the SDKs are heavy).
+    The class has ``from_settings(name, settings, mapping)``."""
+
+    type: str
+    """The vendor: each subclass narrows it to a ``Literal`` (the config's discriminator)."""
     mapping: str
     """Mapping file, relative to ``paths.mappings``."""
     timeout_seconds: float = Field(default=30.0, gt=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -10,6 +10,8 @@ from connector.http.settings import ConnectionSettings, https_url
 
 
 class HubSpotConnection(ConnectionSettings):
+    client: ClassVar[str] = "connector.hubspot.client:HubSpotClient"
+
     type: Literal["hubspot"]
     base_url: Annotated[str, AfterValidator(https_url)] = "https://api.hubapi.com"
     """https only (http is accepted for loopback hosts: local emulators)."""
@@ -25,3 +27,7 @@ class HubSpotConnection(ConnectionSettings):
     """HubSpot returns at most this many results per search query; the client re-anchors before it."""
     pace_share: float = Field(default=0.95, gt=0, le=1)
     """Share of the limits the pacer aims at, leaving room for other apps on the portal."""
+
+
+SETTINGS = HubSpotConnection
+"""The vendor's settings model: the config finds it here (``connector/<vendor>/settings.py``)."""

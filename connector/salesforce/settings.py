@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -10,6 +10,8 @@ from connector.http.settings import ConnectionSettings, https_url
 
 
 class SalesforceConnection(ConnectionSettings):
+    client: ClassVar[str] = "connector.salesforce.client:SalesforceClient"
+
     type: Literal["salesforce"]
     instance_url: Annotated[str, AfterValidator(https_url)]
     """e.g. https://yourcompany.my.salesforce.com (http is accepted for loopback hosts only)."""
@@ -30,3 +32,7 @@ class SalesforceConnection(ConnectionSettings):
     """Re-read this much before the checkpoint: SystemModstamp can commit late."""
     ca_bundle: str | None = None
     """CA file to trust (the sandbox's throwaway CA), relative to the config file's folder; default: the system store."""
+
+
+SETTINGS = SalesforceConnection
+"""The vendor's settings model: the config finds it here (``connector/<vendor>/settings.py``)."""
