@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.errors import Problem
 from connector.model import Activity, Contact, Stage, UtcDatetime
@@ -71,6 +71,24 @@ class SkippedRecord(BaseModel):
     reason: str
     """Short text naming the field and what is wrong; never the value of a secret."""
     code: SkipReason = SkipReason.INVALID_VALUE
+
+    @classmethod
+    def from_error(cls, crm_id: str, error: Exception) -> SkippedRecord:
+        """The record ``crm_id`` skipped because normalising it raised ``error`` (a ``ValueError``).
+
+        The reason names the field and what is wrong, in one short line: for
+        a pydantic error its location and message, never the input value.
+        """
+        code = SkipReason.INVALID_VALUE
+        if isinstance(error, ValidationError):
+            first = error.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            reason = f"{where}: {first['msg']}" if where else str(first["msg"])
+            if first["type"] == "string_unicode":
+                code = SkipReason.UNREADABLE
+        else:
+            reason = str(error)
+        return cls(crm_id=crm_id, reason=reason[:300], code=code)
 
 
 class ContactPage(BaseModel):

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
 from connector.crm import ActivityRecord, ContactRecord, SkippedRecord, SkipReason
 from connector.hubspot.payloads import CrmObject, FormSubmission, Unreadable
 from connector.mapping import CrmMapping, parse_instant
@@ -102,18 +100,9 @@ def form_ids(mapping: CrmMapping) -> list[str]:
     return list(guids)
 
 
-def skipped(crm_id: str, error: Exception, code: SkipReason = SkipReason.INVALID_VALUE) -> SkippedRecord:
-    return SkippedRecord(crm_id=crm_id, reason=reason(error), code=code)
+def skipped(crm_id: str, error: Exception) -> SkippedRecord:
+    return SkippedRecord.from_error(crm_id, error)
 
 
 def unreadable(records: Sequence[Unreadable], prefix: str = "") -> list[SkippedRecord]:
     return [SkippedRecord(crm_id=prefix + r.crm_id, reason=r.reason, code=SkipReason.UNREADABLE) for r in records]
-
-
-def reason(error: Exception) -> str:
-    """A short reason naming the field, never the value."""
-    if isinstance(error, ValidationError):
-        first = error.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"{where}: {first['msg']}" if where else str(first["msg"])
-    return str(error)[:300]

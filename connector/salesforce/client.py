@@ -188,7 +188,7 @@ class SalesforceClient:
                     try:
                         people.append(person_record(sobject, values, self.mapping, self._instant))
                     except ValueError as error:
-                        skipped.append(SkippedRecord(crm_id=record_id, reason=str(error)[:300]))
+                        skipped.append(SkippedRecord.from_error(record_id, error))
                 tail = records[-1]
                 state = state.advanced(sobject, Position(self._instant(tail["SystemModstamp"]), str(tail["Id"])))
                 yield ContactPage(records=tuple(people), cursor=state.encode(), skipped=tuple(skipped))
@@ -207,7 +207,7 @@ class SalesforceClient:
                     try:
                         record = activity_record(sobject, values, self.mapping, self._follow, self._instant)
                     except ValueError as error:
-                        skipped.append(SkippedRecord(crm_id=str(values["Id"]), reason=str(error)[:300]))
+                        skipped.append(SkippedRecord.from_error(str(values["Id"]), error))
                         continue
                     if record is None:
                         unmapped += 1

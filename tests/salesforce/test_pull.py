@@ -182,3 +182,23 @@ def test_seeded_org_round_trip(seeded: SalesforceSandbox, make_client: ClientFac
     assert {r.object_type for r in people} == {"Lead", "Contact"}
     industries = {p.contact.company.industry for p in people if p.contact.company and p.contact.company.industry}
     assert industries <= {value.lower() for value in INDUSTRY.values()}
+
+
+def test_a_lone_surrogate_skips_that_record_and_the_rest_of_the_page_syncs(
+    sandbox: SalesforceSandbox, make_client: ClientFactory
+) -> None:
+    from connector.crm import SkipReason
+
+    good = add_contact(sandbox, 1)
+    bad = sandbox.org.insert(
+        "Contact",
+        {"FirstName": "Bad\ud800", "LastName": "Surrogate", "Email": "bad@x.example",
+         "CreatedDate": stamp(2), "LastModifiedDate": stamp(2), "SystemModstamp": stamp(2)},
+    )  # fmt: skip
+    other = add_contact(sandbox, 3)
+    client = make_client(sandbox)
+    pages = list(client.pull_contacts(None))
+    assert contact_ids(pages) == [good, other]
+    [skipped] = [s for page in pages for s in page.skipped]
+    assert skipped.crm_id == bad and skipped.code is SkipReason.UNREADABLE
+    assert "first_name" in skipped.reason and "\ud800" not in skipped.reason
