@@ -38,8 +38,8 @@ def _chain(error: BaseException) -> list[BaseException]:
         if item is None or any(item is s for s in seen) or len(seen) > 20:
             continue
         seen.append(item)
-        pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
-        pending.extend(arg for arg in item.args if isinstance(arg, BaseException))
+        linked = [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+        pending.extend(link for link in linked if isinstance(link, BaseException))
     return seen
 
 

@@ -285,6 +285,11 @@ class SalesforceApi:
                 if isinstance(problem, RateLimited):
                     self.counter.limited()
                 raise problem from None
+            except OSError as error:
+                # requests raises a bare OSError for a CA file it cannot read
+                raise ConfigError(
+                    f"{endpoint}: cannot use the CA file ({type(error).__name__}): check ca_bundle"
+                ) from None
 
         policy = retrying(self.settings.retry, sleep=self._sleep, before_sleep=before_sleep)
         return policy(one)

@@ -60,7 +60,11 @@ def make(hubspot_mapping: CrmMapping) -> Iterator[Make]:
         transport = FakeTransport(*bodies)
         settings = HubSpotConnection(type="hubspot", base_url="https://api.hubapi.com")
         client = HubSpotClient(
-            "hubspot", settings, hubspot_mapping, SecretStr("t"), transport=transport  # type: ignore[arg-type]
+            "hubspot",
+            settings,
+            hubspot_mapping,
+            SecretStr("t"),
+            transport=transport,  # type: ignore[arg-type]
         )
         return client, transport
 
