@@ -39,7 +39,7 @@ from connector.crm import (
 )
 from connector.errors import ConfigError, NotFound, Problem, TransientError
 from connector.mapping import CrmMapping
-from connector.salesforce.cursor import Cursor, Position
+from connector.salesforce.cursor import Cursor, Position, resume_from
 from connector.salesforce.errors import RECORD_RETRY_CODES, QueryLocatorExpired
 from connector.salesforce.normalise import (
     ACTIVITY_OBJECTS,
@@ -155,13 +155,7 @@ class SalesforceClient:
         return [SaveResult.model_validate(item) for item in answer]
 
     def _start(self, cursor: Cursor, sobject: str) -> Position | None:
-        """Where to start reading ``sobject``: the stored position less the lookback."""
-        position = cursor.get(sobject)
-        if position is None:
-            return None
-        if self.lookback:
-            return Position(position.stamp - self.lookback, "")
-        return position
+        return resume_from(cursor, sobject, self.lookback)
 
     def pull_contacts(self, cursor: str | None) -> Iterator[ContactPage]:
         state = Cursor.decode(cursor)
