@@ -235,6 +235,7 @@ class HubSpotTarget(Target):
         if not self.url.startswith("http"):
             self.process.kill()
             raise RuntimeError("the HubSpot sandbox did not start")
+        hubspot_sync.wait_until_listening(self.url)  # the client fails fast on a refused first call
         os.environ[HUBSPOT_TOKEN_ENV] = HUBSPOT_TOKEN
         from connector.hubspot.client import HubSpotClient
 
