@@ -45,9 +45,15 @@ class Pacer:
         """Seconds spent waiting so far."""
 
     @classmethod
-    def per_second(cls, rate: float, **kwargs: Callable[[], float] | Callable[[float], None]) -> Pacer:
+    def per_second(
+        cls,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Pacer:
         """Calls spaced at least ``1 / rate`` seconds apart."""
-        return cls([Window(1, 1.0 / rate)], **kwargs)  # type: ignore[arg-type]
+        return cls([Window(1, 1.0 / rate)], clock=clock, sleep=sleep)
 
     def acquire(self, kind: str | None = None) -> float:
         """Wait until one more call of ``kind`` fits every window; return how long this call waited."""
