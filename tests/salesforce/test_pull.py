@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from connector.crm import ActivityPage, ContactPage
+from connector.crm import ActivityPage, ContactPage, SkipReason
 from connector.model import ActivityKind, Stage
 from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
 from connector.sandbox.salesforce.seed import INDUSTRY
@@ -135,6 +135,7 @@ def test_converted_leads_are_not_people_and_their_activities_follow_the_contact(
     assert set(contact_ids(pages)) == {contact, open_lead}
     skipped = {s.crm_id: s.reason for page in pages for s in page.skipped}
     assert contact in skipped[converted]
+    assert {s.code for page in pages for s in page.skipped} == {SkipReason.CONVERTED_LEAD}
     activities = {r.crm_id: r for page in client.pull_activities(None) for r in page.records}
     assert activities[member].contact_ids == (contact,)
     assert activities[member].activity.kind == ActivityKind.CONTENT_DOWNLOAD
@@ -187,8 +188,6 @@ def test_seeded_org_round_trip(seeded: SalesforceSandbox, make_client: ClientFac
 def test_a_lone_surrogate_skips_that_record_and_the_rest_of_the_page_syncs(
     sandbox: SalesforceSandbox, make_client: ClientFactory
 ) -> None:
-    from connector.crm import SkipReason
-
     good = add_contact(sandbox, 1)
     bad = sandbox.org.insert(
         "Contact",
