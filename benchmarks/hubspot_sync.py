@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from pydantic import SecretStr
 
 from connector.config import HubSpotConnection
 from connector.crm import ContactRecord, StageUpdate
-from connector.hubspot.client import HubSpotClient
+from connector.hubspot.client import ENGAGEMENT_OBJECTS, HubSpotClient
 from connector.lifecycle.rules import decide, load_rules
 from connector.mapping import load_mapping
 from connector.model import Activity
@@ -65,7 +66,23 @@ def start_sandbox(contacts: int, activities: int) -> tuple[subprocess.Popen[str]
     if not line.startswith("{"):
         process.kill()
         raise SystemExit("the sandbox did not start")
-    return process, str(json.loads(line)["url"])
+    url = str(json.loads(line)["url"])
+    wait_until_listening(url)
+    return process, url
+
+
+def wait_until_listening(url: str, seconds: float = 10.0) -> None:
+    """The sandbox prints its URL before its server listens; the client fails fast on a refused first call."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit("the sandbox does not accept connections") from None
+            time.sleep(0.02)
 
 
 def sync(
@@ -198,48 +215,31 @@ def main() -> None:
 
 def store_sizes(client: HubSpotClient) -> dict[str, object]:
     """Record counts per object, asked of the portal with one search each (not counted in the sync)."""
-    from connector.hubspot.payloads import ObjectPage
+    from connector.hubspot.payloads import ObjectPage, SubmissionPage
+    from connector.hubspot.transport import Operation, path
 
     transport = client._transport
     sizes: dict[str, object] = {}
-    saved = dict(transport.calls)
+    saved = dict(transport.usage.calls)
     body = {"limit": 1, "filterGroups": []}
-    page = ObjectPage.model_validate_json(
-        transport.call("x", transport.contacts_search.do_search, public_object_search_request=body).data
-    )
-    sizes["contacts"] = page.total or 0
-    for name, api in transport.object_search.items():
-        page = ObjectPage.model_validate_json(
-            transport.call("x", api.do_search, public_object_search_request=body).data
-        )
-        sizes[name] = page.total or 0
+    for name in ("contacts", *ENGAGEMENT_OBJECTS):
+        operation = Operation("x", "POST", f"/crm/v3/objects/{name}/search", body=body, search=True)
+        sizes[name] = ObjectPage.model_validate_json(transport.send(operation).data).total or 0
     forms: dict[str, int] = {}
     for guid in client._form_ids():
         count, after = 0, None
         while True:
-            query: list[tuple[str, object]] = [("limit", 50)] + ([("after", after)] if after else [])
-            response = transport.call(
-                "x",
-                transport.forms.api_client.call_api,
-                resource_path="/form-integrations/v1/submissions/forms/{formId}",
-                method="GET",
-                path_params={"formId": guid},
-                query_params=query,
-                header_params={"Accept": "application/json"},
-                auth_settings=["oauth2"],
-                response_types_map={},
-            )
-            from connector.hubspot.payloads import SubmissionPage
-
-            sub = SubmissionPage.model_validate_json(response.data)
+            query: tuple[tuple[str, object], ...] = (("limit", 50),) + ((("after", after),) if after else ())
+            operation = Operation("x", "GET", path("/form-integrations/v1/submissions/forms/{guid}", guid=guid), query)
+            sub = SubmissionPage.model_validate_json(transport.send(operation).data)
             count += len(sub.results)
             after = sub.next_after
             if after is None:
                 break
         forms[guid] = count
     sizes["forms"] = forms
-    transport.calls.clear()
-    transport.calls.update(saved)
+    transport.usage.calls.clear()
+    transport.usage.calls.update(saved)
     return sizes
 
 

@@ -254,12 +254,11 @@ class HubSpotTarget(Target):
 
     def _search_total(self, name: str, groups: list[dict[str, Any]]) -> int:
         from connector.hubspot.payloads import ObjectPage
+        from connector.hubspot.transport import Operation
 
-        transport = self.admin._transport
-        api = transport.contacts_search if name == "contacts" else transport.object_search[name]
         body = {"limit": 1, "filterGroups": groups}
-        response = transport.call("census", api.do_search, search=True, public_object_search_request=body)
-        return ObjectPage.model_validate_json(response.data).total or 0
+        operation = Operation("census", "POST", f"/crm/v3/objects/{name}/search", body=body, search=True)
+        return ObjectPage.model_validate_json(self.admin._transport.send(operation).data).total or 0
 
     def full_minimum(self, result: RunResult) -> dict[str, int]:
         sizes = hubspot_sync.store_sizes(self.admin)
@@ -267,7 +266,7 @@ class HubSpotTarget(Target):
 
     def window_minimum(self, store: Store) -> dict[str, int]:
         from connector.hubspot.client import CONTACT_MODIFIED, ENGAGEMENT_OBJECTS, OBJECT_MODIFIED
-        from connector.hubspot.cursors import ActivityCursor, ContactCursor
+        from connector.hubspot.cursor import ActivityCursor, ContactCursor
 
         contacts = ContactCursor.model_validate_json(
             store.checkpoint(self.job.name, self.crm, CONTACTS).resume_from or ""
@@ -301,6 +300,8 @@ class HubSpotTarget(Target):
 
     def change_people(self, share: float) -> int:
         """Every ``1/share``-th contact gets a new job title; every second of those also has our stage cleared."""
+        from connector.hubspot.transport import Operation
+
         step = max(1, round(1 / share))
         ids = list(range(1, self.contacts + 1, step))
         transport = self.admin._transport
@@ -311,8 +312,8 @@ class HubSpotTarget(Target):
                 if n % 2:
                     properties[self.mapping.stage.field] = ""  # a person cleared it: the next run writes it again
                 inputs.append({"id": str(contact), "properties": properties})
-            transport.call(
-                "edit", transport.contacts_batch.update, batch_input_simple_public_object_batch_input={"inputs": inputs}
+            transport.send(
+                Operation("edit", "POST", "/crm/v3/objects/contacts/batch/update", body={"inputs": inputs})
             )
         return len(ids)
 

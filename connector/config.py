@@ -8,95 +8,65 @@ the file's own folder.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from connector.errors import ConfigError, Problem
+from connector.http.settings import ConnectionSettings, RetrySettings
+from connector.hubspot.settings import HubSpotConnection
 from connector.loading import problems_from, raise_problems, read_toml
+from connector.mapping import vendor_names
+from connector.salesforce.settings import SalesforceConnection
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
 DEFAULT_CONFIG = Path("config.toml")
 
 
-class RetrySettings(BaseModel):
-    """How one client retries transient failures (one choke point per vendor)."""
 
-    model_config = _STRICT
+def vendor_settings() -> tuple[type[ConnectionSettings], ...]:
+    """Every vendor's settings model: ``SETTINGS`` of each ``connector/<vendor>/settings.py``.
 
-    max_attempts: int = Field(default=8, ge=1)
-    initial_wait_seconds: float = Field(default=0.5, gt=0)
-    max_wait_seconds: float = Field(default=30.0, gt=0)
-    """Cap of one wait (Retry-After included)."""
-    total_wait_seconds: float = Field(default=300.0, gt=0)
-    """Cap of all waits for one call; past it the call fails as transient."""
-
-
-class _ConnectionBase(BaseModel):
-    model_config = _STRICT
-
-    mapping: str
-    """Mapping file, relative to ``paths.mappings``."""
-    timeout_seconds: float = Field(default=30.0, gt=0)
-    retry: RetrySettings = RetrySettings()
-
-    def secret(self, env_var: str | None) -> SecretStr:
-        """The secret held by ``env_var``; a missing variable is a ``ConfigError`` naming it."""
-        if not env_var:
-            raise ConfigError("no environment variable is named for this secret")
-        value = os.environ.get(env_var)
-        if not value:
-            raise ConfigError(f"environment variable {env_var} is not set (it must hold a secret for this connection)")
-        return SecretStr(value)
+    A new CRM is a new folder of the same shape (settings, transport, errors,
+    payloads, normalise, cursor, schema, client) plus a mapping file; nothing
+    here names a vendor.
+    """
+    found: list[type[ConnectionSettings]] = []
+    for name in vendor_names():
+        module = importlib.import_module(f"connector.{name}.settings")
+        settings = getattr(module, "SETTINGS", None)
+        if isinstance(settings, type) and issubclass(settings, ConnectionSettings):
+            found.append(settings)
+    return tuple(found)
 
 
-class HubSpotConnection(_ConnectionBase):
-    type: Literal["hubspot"]
-    base_url: str = "https://api.hubapi.com"
-    token_env: str = "HUBSPOT_TOKEN"
-    """Environment variable holding the private-app access token."""
-    mapping: str = "hubspot.toml"
-    burst_limit: int = Field(default=190, ge=1)
-    """Requests allowed per burst window (100 free/starter, 190 private apps Pro/Enterprise, 250 with the pack)."""
-    burst_window_seconds: float = Field(default=10.0, gt=0)
-    search_per_second: float = Field(default=4.0, gt=0)
-    """Search endpoints have their own, lower, per-second limit."""
-    search_result_cap: int = Field(default=10_000, ge=100)
-    """HubSpot returns at most this many results per search query; the client re-anchors before it."""
-    pace_share: float = Field(default=0.95, gt=0, le=1)
-    """Share of the limits the pacer aims at, leaving room for other apps on the portal."""
+VENDOR_SETTINGS = vendor_settings()
+VENDOR_TYPES: frozenset[str] = frozenset(vendor_names())
 
+if TYPE_CHECKING:
+    Connection = ConnectionSettings
+else:
+    Connection = Annotated[Union[VENDOR_SETTINGS], Field(discriminator="type")]  # noqa: UP007
+"""Every vendor's settings model, told apart by ``type``; each lives in its vendor's ``settings.py``."""
 
-class SalesforceConnection(_ConnectionBase):
-    type: Literal["salesforce"]
-    instance_url: str
-    """e.g. https://yourcompany.my.salesforce.com"""
-    login_url: str | None = None
-    """OAuth host for password / client-credentials logins (default: the instance)."""
-    auth: Literal["password", "client_credentials", "access_token"] = "client_credentials"
-    api_version: str = "62.0"
-    username_env: str | None = None
-    password_env: str | None = None
-    security_token_env: str | None = None
-    client_id_env: str | None = "SALESFORCE_CLIENT_ID"
-    client_secret_env: str | None = "SALESFORCE_CLIENT_SECRET"
-    access_token_env: str | None = None
-    mapping: str = "salesforce.toml"
-    requests_per_second: float = Field(default=20.0, gt=0)
-    """Pacing; Salesforce counts a rolling 24 h allocation rather than bursts."""
-    bulk_threshold: int = Field(default=2000, ge=1)
-    """Above this many updates in a run, Bulk API 2.0 may be used instead of collections."""
-    lookback_seconds: float = Field(default=300.0, ge=0)
-    """Re-read this much before the checkpoint: SystemModstamp can commit late."""
-    ca_bundle: str | None = None
-    """CA file to trust (the sandbox's throwaway CA); default: the system store."""
+__all__ = [
+    "Config",
+    "Connection",
+    "ConnectionSettings",
+    "HubSpotConnection",
+    "PathSettings",
+    "RetrySettings",
+    "SalesforceConnection",
+    "StoreSettings",
+    "config_problems",
+    "load_config",
+]
 
-
-Connection = Annotated[HubSpotConnection | SalesforceConnection, Field(discriminator="type")]
 
 
 class StoreSettings(BaseModel):
@@ -171,15 +141,49 @@ def load_config(path: Path | None = None) -> Config:
     data: dict[str, Any] = read_toml(path)
     data.setdefault("base_dir", path.parent.resolve())
     try:
-        return Config(**data)
+        config = Config(**data)
+    except SettingsError as error:
+        raise_problems(str(path), [_environment_problem(error)])
+        raise  # pragma: no cover
     except ValidationError as error:
-        problems = problems_from(error, str(path), union_tags=frozenset({"hubspot", "salesforce"}))
+        problems = problems_from(error, str(path), union_tags=VENDOR_TYPES)
         raise_problems(str(path), problems)
         raise  # pragma: no cover
+    return config
+
+
+def _environment_problem(error: SettingsError) -> Problem:
+    """A ``CRMSYNC_*`` variable pydantic-settings could not read (e.g. ``CRMSYNC_STORE=notjson``)."""
+    text = str(error)
+    field = text.split('field "', 1)[1].split('"', 1)[0] if 'field "' in text else ""
+    variable = f"CRMSYNC_{field.upper()}" if field else "CRMSYNC_*"
+    reason = type(error.__cause__).__name__ if error.__cause__ else "unreadable value"
+    hint = "it must hold JSON (or set the nested keys, e.g. CRMSYNC_STORE__URL)"
+    if reason == "JSONDecodeError":
+        reason = "not valid JSON"
+    return Problem("environment", variable, f"{reason}: {hint}")
+
+
+def file_problems(config: Config, file: str) -> list[Problem]:
+    """Files the config names that do not exist (a missing ``ca_bundle`` would fail the first call).
+
+    Checked by ``validate`` (:func:`config_problems`) and when a client is
+    opened, not on every load: commands that read only the store work without them.
+    """
+    problems: list[Problem] = []
+    for name, settings in config.connections.items():
+        bundle = getattr(settings, "ca_bundle", None)
+        if bundle is not None and not isinstance(bundle, str):
+            continue
+        if bundle and not config.resolve(Path(bundle)).is_file():
+            problems.append(Problem(file, f"connections.{name}.ca_bundle", f"no such file: {bundle}"))
+    return problems
 
 
 def config_problems(path: Path) -> tuple[Config | None, list[Problem]]:
+    """The config and every problem ``validate`` reports about it (files it names included)."""
     try:
-        return load_config(path), []
+        config = load_config(path)
     except ConfigError as error:
         return None, error.problems or [Problem(str(path), "", str(error))]
+    return config, file_problems(config, str(path))

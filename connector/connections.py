@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from connector.config import Config, HubSpotConnection, SalesforceConnection
+import importlib
+from pathlib import Path
+
+from connector.config import Config
 from connector.crm import CrmClient
 from connector.errors import ConfigError
 from connector.mapping import CrmMapping, load_mapping
@@ -20,15 +23,21 @@ def connection_mapping(config: Config, name: str) -> CrmMapping:
 
 
 def open_client(config: Config, name: str) -> CrmClient:
-    """A ready client for connection ``name``; secrets are read from the environment here."""
+    """A ready client for connection ``name``; secrets are read from the environment here.
+
+    The vendor's client module (and its SDK) is imported only now, from the
+    ``client`` path its settings name.
+    """
     mapping = connection_mapping(config, name)
     settings = config.connections[name]
-    if isinstance(settings, HubSpotConnection):
-        from connector.hubspot.client import HubSpotClient
-
-        return HubSpotClient.from_settings(name, settings, mapping)
-    if isinstance(settings, SalesforceConnection):
-        from connector.salesforce.client import SalesforceClient
-
-        return SalesforceClient.from_settings(name, settings, mapping)
-    raise ConfigError(f"connection {name!r}: unknown type")  # pragma: no cover - pydantic rejects it
+    ca_bundle = getattr(settings, "ca_bundle", None)
+    if isinstance(ca_bundle, str) and ca_bundle:
+        # paths in the config are relative to the config file's folder
+        bundle = config.resolve(Path(ca_bundle))
+        if not bundle.is_file():
+            raise ConfigError(f"connections.{name}.ca_bundle: no such file: {ca_bundle}")
+        settings = settings.model_copy(update={"ca_bundle": str(bundle)})
+    module, _, attribute = settings.client.partition(":")
+    client_class = getattr(importlib.import_module(module), attribute)
+    client: CrmClient = client_class.from_settings(name, settings, mapping)
+    return client

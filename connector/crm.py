@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connector.errors import Problem
 from connector.model import Activity, Contact, Stage, UtcDatetime
@@ -49,6 +49,19 @@ class ActivityRecord(BaseModel):
     modified_at: UtcDatetime | None = None
 
 
+class SkipReason(StrEnum):
+    """Why a CRM record was not synced (reported as ``record_skipped`` with its id)."""
+
+    INVALID_VALUE = "invalid_value"
+    """A mapped value cannot be read (bad e-mail, date, number)."""
+    UNREADABLE = "unreadable"
+    """The record itself cannot be parsed or stored (not valid Unicode, a value of the wrong type)."""
+    NO_CONTACT = "no_contact"
+    """An activity about no contact the CRM links it to (or no contact with the submitted e-mail)."""
+    CONVERTED_LEAD = "converted_lead"
+    """A Salesforce Lead converted to a Contact: followed to the Contact, never written."""
+
+
 class SkippedRecord(BaseModel):
     """A CRM record that could not be normalised (bad e-mail, bad date...): reported, not synced."""
 
@@ -56,6 +69,26 @@ class SkippedRecord(BaseModel):
 
     crm_id: str
     reason: str
+    """Short text naming the field and what is wrong; never the value of a secret."""
+    code: SkipReason = SkipReason.INVALID_VALUE
+
+    @classmethod
+    def from_error(cls, crm_id: str, error: Exception) -> SkippedRecord:
+        """The record ``crm_id`` skipped because normalising it raised ``error`` (a ``ValueError``).
+
+        The reason names the field and what is wrong, in one short line: for
+        a pydantic error its location and message, never the input value.
+        """
+        code = SkipReason.INVALID_VALUE
+        if isinstance(error, ValidationError):
+            first = error.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            reason = f"{where}: {first['msg']}" if where else str(first["msg"])
+            if first["type"] == "string_unicode":
+                code = SkipReason.UNREADABLE
+        else:
+            reason = str(error)
+        return cls(crm_id=crm_id, reason=reason[:300], code=code)
 
 
 class ContactPage(BaseModel):
@@ -102,12 +135,28 @@ class WriteOutcome(StrEnum):
     """A transient failure for this record; try again on a later run."""
 
 
+class WriteCode(StrEnum):
+    """The codes crmsync itself gives a write result (a vendor's own codes pass through as text)."""
+
+    TRANSIENT = "TRANSIENT"
+    """The call failed transiently after its retries: the record is tried again on a later run."""
+    MISSING = "MISSING"
+    """The vendor's answer had no result for this record."""
+    BACKWARDS_REFUSED = "BACKWARDS_REFUSED"
+    """HubSpot kept a higher ``lifecyclestage`` (a backwards move without regression)."""
+    CLEARED_THEN_SET = "CLEARED_THEN_SET"
+    """Moved backwards by clearing the field first (regression allowed)."""
+    UNKNOWN = "UNKNOWN"
+    """The vendor refused the record without saying why."""
+
+
 class WriteResult(BaseModel):
     model_config = _FROZEN
 
     crm_id: str
     outcome: WriteOutcome
     code: str | None = None
+    """A :class:`WriteCode`, or the vendor's code (HubSpot category, Salesforce ``statusCode``)."""
     reason: str | None = None
 
 

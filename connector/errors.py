@@ -24,6 +24,22 @@ class AuthError(ConfigError):
     """The CRM refused the credentials (HubSpot 401, Salesforce INVALID_SESSION_ID after a refresh)."""
 
 
+class NotFound(ConfigError):
+    """The CRM has no such object, type or endpoint (HTTP 404, Salesforce ``NOT_FOUND`` / ``INVALID_TYPE``).
+
+    A subclass of ``ConfigError``: when a mapping names it, a person must fix
+    the mapping; a schema check asks for it and reports it as a problem.
+    """
+
+
+class Unreachable(ConfigError):
+    """The first call of a run found no CRM at the URL: refused, unknown host or an untrusted certificate.
+
+    Not retried: a wrong URL, a missing network route or a certificate does
+    not fix itself within a run. Mid-run, refused connections are transient.
+    """
+
+
 class TransientError(CrmsyncError):
     """A failure that is expected to pass: retry with backoff (5xx, reset, lock)."""
 

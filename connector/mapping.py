@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connector.errors import ConfigError, Problem
 from connector.loading import load_model
-from connector.model import LADDER, ActivityKind, Stage
+from connector.model import LADDER, Activity, ActivityKind, Stage
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
@@ -97,20 +98,12 @@ class ActivityRule(BaseModel):
     when: dict[str, str | list[str]] = Field(default_factory=dict)
     """Every listed field must hold the value (or one of the values); values compare case-insensitively."""
 
-    _wanted: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._wanted = {
-            name: frozenset(v.strip().lower() for v in ([wanted] if isinstance(wanted, str) else wanted))
+    def wanted(self) -> tuple[tuple[str, frozenset[str]], ...]:
+        """``when`` compiled: each field with the stripped, lower-cased values it may hold."""
+        return tuple(
+            (name, frozenset(v.strip().lower() for v in ([wanted] if isinstance(wanted, str) else wanted)))
             for name, wanted in self.when.items()
-        }
-
-    def matches(self, values: Mapping[str, Any]) -> bool:
-        for name, wanted in self._wanted.items():
-            value = values.get(name)
-            if value is None or str(value).strip().lower() not in wanted:
-                return False
-        return True
+        )
 
 
 class SecondaryStageField(BaseModel):
@@ -161,10 +154,36 @@ class StageSection(BaseModel):
         return self
 
 
+VENDOR_FILES = ("settings.py", "transport.py", "errors.py", "payloads.py", "normalise.py", "cursor.py", "schema.py",
+                "client.py")  # fmt: skip
+"""The files every vendor package has; a folder of ``connector/`` with all of them is a CRM crmsync can sync."""
+
+
+@cache
+def vendor_names() -> tuple[str, ...]:
+    """The CRMs this install can sync: the vendor folders of the package (found on disk, nothing imported)."""
+    package = Path(__file__).parent
+    return tuple(
+        sorted(
+            folder.name
+            for folder in package.iterdir()
+            if folder.is_dir() and all((folder / name).is_file() for name in VENDOR_FILES)
+        )
+    )
+
+
 class MappingFile(BaseModel):
     model_config = _STRICT
 
-    crm: Literal["hubspot", "salesforce"]
+    crm: str
+    """The vendor folder the mapping is for (``hubspot``, ``salesforce``...)."""
+
+    @field_validator("crm")
+    @classmethod
+    def _known_crm(cls, value: str) -> str:
+        if value not in vendor_names():
+            raise ValueError(f"unknown CRM {value!r}; known: {list(vendor_names())}")
+        return value
     people: dict[str, PersonObject] = Field(min_length=1)
     activities: list[ActivityRule] = Field(default_factory=list)
     stage: StageSection
@@ -196,6 +215,10 @@ class CrmMapping:
         self._activity_rules: dict[str, list[ActivityRule]] = {}
         for rule in spec.activities:
             self._activity_rules.setdefault(rule.object, []).append(rule)
+        # the one compiled matcher (a million records go through it): plain tuples, no pydantic on the hot path
+        self._matchers: dict[str, tuple[tuple[ActivityRule, tuple[tuple[str, frozenset[str]], ...]], ...]] = {
+            name: tuple((rule, rule.wanted()) for rule in rules) for name, rules in self._activity_rules.items()
+        }
 
     # -- stages -----------------------------------------------------------
     def stage_for_value(self, value: str | None) -> Stage | None:
@@ -232,11 +255,30 @@ class CrmMapping:
         return list(names)
 
     def kind_for(self, crm_object: str, values: Mapping[str, Any]) -> ActivityRule | None:
-        """The first rule of ``crm_object`` that matches ``values``; ``None`` means unmapped."""
-        for rule in self.activity_rules(crm_object):
-            if rule.matches(values):
+        """The first rule of ``crm_object`` that matches ``values``; ``None`` means unmapped.
+
+        Values compare stripped and case-insensitively; a missing value matches nothing.
+        """
+        for rule, wanted in self._matchers.get(crm_object, ()):
+            for name, accepted in wanted:
+                value = values.get(name)
+                if value is None or str(value).strip().lower() not in accepted:
+                    break
+            else:
                 return rule
         return None
+
+    def activity(self, crm_object: str, values: Mapping[str, Any], activity_id: str) -> Activity | None:
+        """The activity a CRM record of ``crm_object`` stands for; ``None`` when no rule matches (unmapped).
+
+        The one place an :class:`Activity` is built from CRM values, for every
+        vendor. Raises ``ValueError`` naming the field when the instant is
+        missing or unreadable.
+        """
+        rule = self.kind_for(crm_object, values)
+        if rule is None:
+            return None
+        return build_activity(rule, values, activity_id)
 
     # -- people ------------------------------------------------------------
     def person_fields(self, crm_object: str) -> list[str]:
@@ -260,6 +302,27 @@ class CrmMapping:
         if company:
             person["company"] = company
         return person
+
+
+def build_activity(rule: ActivityRule, values: Mapping[str, Any], activity_id: str) -> Activity:
+    """``rule``'s activity from a record's values; ``ValueError`` naming the field when the instant is bad."""
+    at = values.get(rule.at)
+    if at is None or at == "":
+        raise ValueError(f"{rule.at}: no value")
+    try:
+        occurred_at = parse_instant(at)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise ValueError(f"{rule.at}: {error}") from None
+    detail = text_value(values.get(rule.detail)) if rule.detail else None
+    return Activity(kind=rule.kind.value, occurred_at=occurred_at, detail=detail, id=activity_id)
+
+
+def text_value(value: Any) -> str | None:
+    """A CRM value as stripped text; ``None`` when missing or blank."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def apply_transform(transform: Transform, value: Any, field: str) -> Any:
@@ -344,8 +407,11 @@ __all__ = [
     "MappingFile",
     "Transform",
     "apply_transform",
+    "build_activity",
     "check_mapping",
     "load_mapping",
     "normalise_email",
     "parse_instant",
+    "text_value",
+    "vendor_names",
 ]

@@ -1,8 +1,11 @@
 """HubSpot's statuses and error bodies mapped to errors named by what to do (STYLE.md item 7).
 
-This table is the only place that looks at a HubSpot status code. Messages
-name the endpoint, status, HubSpot's category and correlation id; never a
-body or a token.
+The table is data, like Salesforce's: ``POLICIES`` (a 429's ``policyName``)
+first, then ``STATUSES``; a status in neither is transient from 500 up and
+a configuration problem below. This is the only place that looks at a
+HubSpot status code; a parametrized test covers every row. Messages name
+the endpoint, status, HubSpot's category and correlation id; never a body
+or a token.
 """
 
 from __future__ import annotations
@@ -11,11 +14,39 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
-from connector.errors import AuthError, ConfigError, CrmsyncError, QuotaExhausted, RateLimited, TransientError
+from connector.errors import (
+    AuthError,
+    ConfigError,
+    CrmsyncError,
+    NotFound,
+    QuotaExhausted,
+    RateLimited,
+    TransientError,
+)
+from connector.http.retry import parse_retry_after
 from connector.hubspot.payloads import ErrorBody
 
-TRANSIENT_STATUSES = frozenset({0, 408, 423, 500, 502, 503, 504, 520, 521, 522, 523, 524})
-"""0 is a dropped connection or a timeout (no HTTP status at all)."""
+POLICIES: dict[str, type[CrmsyncError]] = {
+    # the portal's daily limit: resets at midnight in the portal's time zone; retrying only burns time
+    "DAILY": QuotaExhausted,
+}
+"""429s by ``policyName``; any other policy (ten-secondly rolling, secondly search) is a short-window limit."""
+
+STATUSES: dict[int, type[CrmsyncError]] = {
+    0: TransientError,  # a dropped connection or a timeout (no HTTP status at all)
+    401: AuthError,
+    403: ConfigError,  # the private app lacks a scope this call needs
+    404: NotFound,
+    408: TransientError,
+    423: TransientError,
+    429: RateLimited,
+}
+"""Statuses; unlisted ones are transient from 500 up, a configuration problem below."""
+
+HINTS: dict[type[CrmsyncError], str] = {
+    AuthError: "the access token was refused; check the private app's token",
+    QuotaExhausted: "the portal's daily API limit is used up; it resets at midnight in the portal's time zone",
+}
 
 
 def parse_error_body(body: bytes | str | None) -> ErrorBody:
@@ -28,41 +59,35 @@ def parse_error_body(body: bytes | str | None) -> ErrorBody:
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """``Retry-After`` in seconds: a number of seconds or an HTTP date."""
     if not headers:
         return None
-    raw = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if raw is None:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        return None
+    return parse_retry_after(next((v for k, v in headers.items() if k.lower() == "retry-after"), None))
+
+
+def error_class(status: int, policy: str | None = None) -> type[CrmsyncError]:
+    """What to do about a failed call: the row of the table that applies."""
+    if status == 429 and policy in POLICIES:
+        return POLICIES[policy]
+    if status in STATUSES:
+        return STATUSES[status]
+    return TransientError if status >= 500 else ConfigError
 
 
 def classify(endpoint: str, status: int, body: bytes | str | None, headers: Mapping[str, str] | None) -> CrmsyncError:
     """The error to raise for a failed call to ``endpoint``."""
     error = parse_error_body(body)
+    kind = error_class(status, error.policy_name)
     where = f"HubSpot {endpoint}: HTTP {status}"
     if error.correlation_id:
         where += f" (correlation id {error.correlation_id})"
-    if status == 401:
-        return AuthError(f"{where}: the access token was refused; check the private app's token")
-    if status == 429:
-        if error.policy_name == "DAILY":
-            return QuotaExhausted(
-                f"{where}: the portal's daily API limit is used up; it resets at midnight in the portal's time zone"
-            )
-        policy = error.policy_name or "rate limit"
-        return RateLimited(f"{where}: {policy}", retry_after_seconds(headers))
-    if status in TRANSIENT_STATUSES or status >= 500:
-        return TransientError(f"{where}: {error.category or 'server error'}")
+    if kind in HINTS:
+        return kind(f"{where}: {HINTS[kind]}")
+    if kind is RateLimited:
+        return RateLimited(f"{where}: {error.policy_name or 'rate limit'}", retry_after_seconds(headers))
+    if issubclass(kind, TransientError):
+        return kind(f"{where}: {error.category or 'server error'}")
     if status == 403:
-        return ConfigError(f"{where}: {error.category or 'forbidden'}: the app lacks a scope this call needs")
-    category = error.category or "error"
+        return kind(f"{where}: {error.category or 'forbidden'}: the app lacks a scope this call needs")
     message = f": {error.message[:200]}" if error.message else ""
-    return ConfigError(f"{where}: {category}{message}")
-
-
-def connection_failure(endpoint: str, error: BaseException) -> TransientError:
-    """A call that got no HTTP response (reset, timeout, refused)."""
-    return TransientError(f"HubSpot {endpoint}: no response ({type(error).__name__})")
+    return kind(f"{where}: {error.category or 'error'}{message}")

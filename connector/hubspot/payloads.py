@@ -8,9 +8,22 @@ modelled; everything else is ignored.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 _BODY = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+P = TypeVar("P", bound=BaseModel)
+
+
+class Unreadable(BaseModel):
+    """A record of a page that cannot be parsed or stored: skipped and reported, the rest of the page goes on."""
+
+    model_config = _BODY
+    crm_id: str
+    reason: str
 
 
 class NextPage(BaseModel):
@@ -54,6 +67,10 @@ class ObjectPage(BaseModel):
     results: tuple[CrmObject, ...] = ()
     paging: Paging | None = None
     total: int | None = None
+    unreadable: tuple[Unreadable, ...] = ()
+    """Records left out of ``results`` (never in HubSpot's JSON; see :func:`parse_page`)."""
+    last_id: str | None = None
+    """Id of the page's last record, readable or not (the search re-anchors after it)."""
 
     @property
     def next_after(self) -> str | None:
@@ -132,6 +149,7 @@ class SubmissionPage(BaseModel):
     model_config = _BODY
     results: tuple[FormSubmission, ...] = ()
     paging: Paging | None = None
+    unreadable: tuple[Unreadable, ...] = ()
 
     @property
     def next_after(self) -> str | None:
@@ -179,3 +197,81 @@ class ErrorBody(BaseModel):
     error_type: str | None = Field(default=None, alias="errorType")
     policy_name: str | None = Field(default=None, alias="policyName")
     correlation_id: str | None = Field(default=None, alias="correlationId")
+
+
+def parse_page(model: type[P], data: bytes, record_id: Callable[[dict[str, Any]], str] | None = None) -> P:
+    """A page of ``model`` (``results`` + paging) from a response body, skipping the records that cannot be read.
+
+    The fast path validates the whole body at once. When that fails (a lone
+    UTF-16 surrogate in one property, a value of the wrong type), the body is
+    read with Python's JSON parser, which keeps such text, and each record is
+    checked on its own: the bad ones go to ``unreadable`` with their id and
+    reason, the others are kept. A body that is not JSON at all raises ``ValueError``.
+    """
+    try:
+        page = model.model_validate_json(data)
+    except ValidationError:
+        pass
+    else:
+        if isinstance(page, ObjectPage) and page.results:
+            return page.model_copy(update={"last_id": page.results[-1].id})
+        return page
+    raw = json.loads(data)
+    if not isinstance(raw, dict):
+        raise ValueError("the response body is not a JSON object")
+    items = raw.get("results")
+    items = items if isinstance(items, list) else []
+    results_model = model.model_fields["results"].annotation
+    good: list[Any] = []
+    bad: list[Unreadable] = []
+    name = record_id or _object_id
+    for item in items:
+        problem = _unencodable(item)
+        if problem is None:
+            try:
+                good.append(_item_model(results_model).model_validate(item))
+                continue
+            except ValidationError as error:
+                first = error.errors(include_url=False, include_input=False)[0]
+                problem = ".".join(str(p) for p in first["loc"]) + f": {first['msg']}"
+        bad.append(Unreadable(crm_id=_printable(name(item) if isinstance(item, dict) else "?"), reason=problem))
+    rest = {key: value for key, value in raw.items() if key != "results" and _unencodable(value) is None}
+    page = model.model_validate({**rest, "results": good, "unreadable": bad})
+    if isinstance(page, ObjectPage) and items:
+        last = items[-1].get("id") if isinstance(items[-1], dict) else None
+        return page.model_copy(update={"last_id": str(last) if last is not None else None})
+    return page
+
+
+def _item_model(annotation: Any) -> type[BaseModel]:
+    # tuple[CrmObject, ...] -> CrmObject
+    return annotation.__args__[0]
+
+
+def _object_id(item: dict[str, Any]) -> str:
+    return str(item.get("id", "?"))
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:120]
+
+
+def _unencodable(value: Any, where: str = "") -> str | None:
+    """Where ``value`` holds text that is not valid Unicode (a lone surrogate), or ``None``."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where or 'value'}: text is not valid Unicode (a lone UTF-16 surrogate)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unencodable(key, where) or _unencodable(item, f"{where}.{key}" if where else str(key))
+            if found:
+                return _printable(found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unencodable(item, f"{where}.{index}" if where else str(index))
+            if found:
+                return found
+    return None

@@ -1,38 +1,59 @@
-"""The one choke point every HubSpot call goes through: pacing, retries, error classification, counting.
+"""The one seam every HubSpot call goes through: ``Transport.send(operation) -> Response``.
 
-The official SDK builds and sends the requests (its API objects are built
-once and kept: each access to ``client.crm.contacts.batch_api`` makes a new
-connection pool). Its own urllib3 retries are turned off (they never retry
-POST anyway) and each call asks for the raw response
-(``_preload_content=False``) so that the body is parsed once into our own
-models. Retries follow the connection's ``RetrySettings`` with tenacity:
-``Retry-After`` first, else exponential backoff with jitter, a cap on each
-wait and on all waits. A DAILY 429, a 401 and client errors are never retried.
+An :class:`Operation` names the call (the endpoint counted in usage and
+named in errors), its method, path, query and JSON body; nothing outside
+this module knows the SDK. The official SDK's generic ``ApiClient`` builds
+and sends the request (auth, serialisation, its error type); its own
+urllib3 retries are off (they never retry POST anyway) and every call asks
+for the raw response (``_preload_content=False``) so that the body is
+parsed once into our own models. Around the send: the pacer (burst window
+and search per-second limit), the retry policy of :mod:`connector.http.retry`,
+the error table of :mod:`connector.hubspot.errors` and usage counting.
 """
 
 from __future__ import annotations
 
 import logging
-import random
+import math
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
+import hubspot.crm.contacts as sdk
 import urllib3
-from hubspot import HubSpot
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
+from tenacity import RetryCallState
 from urllib3.util.retry import Retry
 
-from connector.config import HubSpotConnection, RetrySettings
-from connector.errors import RateLimited, TransientError
-from connector.hubspot.errors import classify, connection_failure
-from connector.hubspot.pacing import Pacer
+from connector.errors import ConfigError, CrmsyncError, RateLimited, TransientError, Unreachable
+from connector.http.network import NetworkFailure, network_failure
+from connector.http.pacing import Pacer, Window
+from connector.http.retry import retrying
+from connector.http.usage import UsageCounter
+from connector.hubspot.errors import classify
+from connector.hubspot.settings import HubSpotConnection
 
 log = logging.getLogger(__name__)
 
-FORM_SUBMISSIONS_PATH = "/form-integrations/v1/submissions/forms/{formId}"
+SEARCH = "search"
+"""The pacer's kind for ``.../search`` calls (their own per-second limit)."""
+_MULTI = {"properties": "multi", "associations": "multi"}
+"""Query parameters HubSpot takes repeated (``properties=a&properties=b``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One HubSpot REST call, described as data."""
+
+    endpoint: str
+    """Short name counted in usage and named in errors, e.g. ``contacts.search``."""
+    method: Literal["GET", "POST", "PATCH"]
+    path: str
+    query: tuple[tuple[str, Any], ...] = ()
+    body: Any = None
+    search: bool = False
+    """Counts against the search per-second limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +63,13 @@ class Response:
     headers: dict[str, str]
 
 
+def path(template: str, **params: str) -> str:
+    """A path with its parameters quoted, e.g. ``path("/forms/{guid}", guid=...)``."""
+    return template.format(**{name: quote(value, safe="") for name, value in params.items()})
+
+
 class Transport:
-    """Sends SDK calls; one instance per client. Not thread-safe (one client, one thread)."""
+    """Sends operations for one client. Not thread-safe (one client, one thread)."""
 
     def __init__(
         self,
@@ -52,121 +78,113 @@ class Transport:
         *,
         sleep: Callable[[float], None] = time.sleep,
         pacing: bool = True,
+        pacer: Pacer | None = None,
     ) -> None:
         self.settings = settings
-        self.retry: RetrySettings = settings.retry
         self.timeout = settings.timeout_seconds
         self._sleep = sleep
-        api = HubSpot(access_token=token, host=settings.base_url.rstrip("/"), retry=Retry(total=0, redirect=0))
-        crm = api.crm
-        self.contacts_basic = crm.contacts.basic_api
-        self.contacts_search = crm.contacts.search_api
-        self.contacts_batch = crm.contacts.batch_api
-        objects = crm.objects
-        self.object_basic = {
-            "meetings": objects.meetings.basic_api,
-            "emails": objects.emails.basic_api,
-            "calls": objects.calls.basic_api,
-        }
-        self.object_search = {
-            "meetings": objects.meetings.search_api,
-            "emails": objects.emails.search_api,
-            "calls": objects.calls.search_api,
-        }
-        self.associations = crm.associations.v4.batch_api
-        self.properties = crm.properties.core_api
-        self.forms = api.marketing.forms.forms_api
-        self.pacer = (
-            Pacer(
-                burst_limit=settings.burst_limit,
-                burst_window_seconds=settings.burst_window_seconds,
-                search_per_second=settings.search_per_second,
-                share=settings.pace_share,
+        configuration = sdk.Configuration()
+        configuration.host = settings.base_url.rstrip("/")
+        configuration.access_token = token
+        configuration.retries = Retry(total=0, redirect=0)
+        self._api = sdk.ApiClient(configuration=configuration)
+        if pacer is None and pacing:
+            pacer = Pacer(
+                [
+                    Window(
+                        max(1, math.floor(settings.burst_limit * settings.pace_share)), settings.burst_window_seconds
+                    ),
+                    Window(1, 1.0 / (settings.search_per_second * settings.pace_share), frozenset({SEARCH})),
+                ],
                 sleep=sleep,
             )
-            if pacing
-            else None
-        )
-        self.calls: Counter[str] = Counter()
-        self.retries = 0
-        self.rate_limited = 0
-        self.quota_total: int | None = None
-        self.quota_remaining: int | None = None
+        self.pacer = pacer
+        self.usage = UsageCounter()
+        self._answered = False
+        """Whether HubSpot answered any call yet: before that, a refused connection is not retried."""
 
-    def call(self, endpoint: str, send: Callable[..., Any], *, search: bool = False, **kwargs: Any) -> Response:
-        """Call ``send(**kwargs)`` (an SDK method) until it succeeds or must not be retried."""
-        retrying = Retrying(
-            retry=retry_if_exception_type(TransientError),
-            stop=self._stop,
-            wait=self._wait,
-            sleep=self._sleep,
-            before_sleep=lambda state: self._before_sleep(endpoint, state),
-            reraise=True,
-        )
-        return retrying(self._attempt, endpoint, send, search, kwargs)
+    def send(self, operation: Operation) -> Response:
+        """Send ``operation`` until it succeeds or must not be retried."""
 
-    def _attempt(self, endpoint: str, send: Callable[..., Any], search: bool, kwargs: dict[str, Any]) -> Response:
+        def before_sleep(state: RetryCallState) -> None:
+            self.usage.retry()
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "hubspot call retried",
+                extra={
+                    "endpoint": operation.endpoint,
+                    "attempt": state.attempt_number,
+                    "wait_seconds": round(state.upcoming_sleep, 3),
+                    "error": type(error).__name__,
+                },
+            )
+
+        policy = retrying(self.settings.retry, sleep=self._sleep, before_sleep=before_sleep)
+        return policy(self._attempt, operation)
+
+    def _attempt(self, operation: Operation) -> Response:
         if self.pacer is not None:
-            self.pacer.acquire(search=search)
-        self.calls[endpoint] += 1
+            self.pacer.acquire(SEARCH if operation.search else None)
+        self.usage.call(operation.endpoint)
+        headers = {"Accept": "application/json"}
+        if operation.body is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            raw = send(**kwargs, _preload_content=False, _request_timeout=self.timeout)
+            raw = self._api.call_api(
+                operation.path,
+                operation.method,
+                path_params={},
+                query_params=list(operation.query),
+                header_params=headers,
+                body=operation.body,
+                response_types_map={},
+                auth_settings=["oauth2"],
+                collection_formats=_MULTI,
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
             data = raw.data
-            headers = dict(raw.headers)
+            answer = dict(raw.headers)
             status = raw.status
             raw.release_conn()
         except urllib3.exceptions.HTTPError as error:
-            raise connection_failure(endpoint, error) from None
+            raise self._no_response(operation.endpoint, error) from None
         except Exception as error:  # the SDK's ApiException family has no common base across API groups
             status = getattr(error, "status", None)
             if status is None:
                 raise
-            body = getattr(error, "body", None)
-            headers = dict(getattr(error, "headers", None) or {})
-            self._note_quota(headers)
-            failure = classify(endpoint, int(status), body, headers)
+            self._answered = True
+            answer = dict(getattr(error, "headers", None) or {})
+            self._note_quota(answer)
+            failure = classify(operation.endpoint, int(status), getattr(error, "body", None), answer)
             if isinstance(failure, RateLimited):
-                self.rate_limited += 1
-            log.info("hubspot call failed", extra={"endpoint": endpoint, "status": status})
+                self.usage.limited()
+            log.info("hubspot call failed", extra={"endpoint": operation.endpoint, "status": status})
             raise failure from None
-        self._note_quota(headers)
-        return Response(status, data, headers)
+        self._answered = True
+        self._note_quota(answer)
+        return Response(status, data, answer)
 
-    def _note_quota(self, headers: dict[str, str]) -> None:
+    def _no_response(self, endpoint: str, error: BaseException) -> CrmsyncError:
+        """A call that got no HTTP response: TLS, DNS, refused, reset or timeout."""
+        kind = network_failure(error)
+        where = f"HubSpot {endpoint}: {self.settings.base_url}"
+        if kind is NetworkFailure.TLS:
+            return ConfigError(f"{where}: {kind.value} (the server's certificate is not trusted)")
+        if kind.fails_fast and not self._answered:
+            return Unreachable(f"{where}: {kind.value} (check base_url and the network)")
+        return TransientError(f"{where}: no response ({kind.value})")
+
+    def _note_quota(self, headers: Mapping[str, str]) -> None:
         lowered = {k.lower(): v for k, v in headers.items()}
         daily = lowered.get("x-hubspot-ratelimit-daily")
         remaining = lowered.get("x-hubspot-ratelimit-daily-remaining")
-        if daily and daily.isdigit():
-            self.quota_total = int(daily)
-        if remaining and remaining.isdigit():
-            self.quota_remaining = int(remaining)
+        total = int(daily) if daily and daily.isdigit() else None
+        left = int(remaining) if remaining and remaining.isdigit() else None
+        if total is not None or left is not None:
+            total = total if total is not None else self.usage.quota_total
+            used = total - left if total is not None and left is not None else None
+            self.usage.quota(used, total)
 
-    # -- the retry policy ---------------------------------------------------------
-    def _stop(self, state: RetryCallState) -> bool:
-        if state.attempt_number >= self.retry.max_attempts:
-            return True
-        return state.idle_for + self._next_wait(state) > self.retry.total_wait_seconds
-
-    def _wait(self, state: RetryCallState) -> float:
-        return self._next_wait(state)
-
-    def _next_wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, RateLimited) and error.retry_after is not None:
-            return min(error.retry_after, self.retry.max_wait_seconds)
-        base = min(self.retry.max_wait_seconds, self.retry.initial_wait_seconds * 2 ** (state.attempt_number - 1))
-        # "equal jitter": never less than half the backoff, so a burst of clients spreads out but still waits
-        return base / 2 + random.uniform(0, base / 2)
-
-    def _before_sleep(self, endpoint: str, state: RetryCallState) -> None:
-        self.retries += 1
-        error = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "hubspot call retried",
-            extra={
-                "endpoint": endpoint,
-                "attempt": state.attempt_number,
-                "wait_seconds": round(state.upcoming_sleep, 3),
-                "error": type(error).__name__,
-            },
-        )
+    def close(self) -> None:
+        self._api.close()

@@ -24,7 +24,6 @@ from typing import Any
 
 from simple_salesforce import format_soql
 
-from connector.config import SalesforceConnection
 from connector.crm import (
     ActivityPage,
     ActivityRecord,
@@ -32,19 +31,19 @@ from connector.crm import (
     ContactPage,
     ContactRecord,
     SkippedRecord,
+    SkipReason,
     StageUpdate,
+    WriteCode,
     WriteOutcome,
     WriteResult,
 )
-from connector.errors import ConfigError, Problem, TransientError
+from connector.errors import ConfigError, NotFound, Problem, TransientError
 from connector.mapping import CrmMapping
-from connector.salesforce.api import SalesforceApi, Secrets
-from connector.salesforce.cursor import Cursor, Position
+from connector.salesforce.cursor import Cursor, Position, resume_from
 from connector.salesforce.errors import RECORD_RETRY_CODES, QueryLocatorExpired
 from connector.salesforce.normalise import (
     ACTIVITY_OBJECTS,
     PERSON_OBJECTS,
-    ActivityRules,
     Instants,
     activity_fields,
     activity_record,
@@ -54,6 +53,8 @@ from connector.salesforce.normalise import (
 )
 from connector.salesforce.payloads import QueryPage, SaveResult, SObjectDescribe, flatten
 from connector.salesforce.schema import schema_problems
+from connector.salesforce.settings import SalesforceConnection
+from connector.salesforce.transport import Operation, SalesforceApi, Secrets
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,6 @@ class SalesforceClient:
         self.mapping = mapping
         self.api = api
         self.lookback = timedelta(seconds=settings.lookback_seconds)
-        self._rules = ActivityRules(mapping)
         self._instant = Instants()
         self._converted: dict[str, str] = {}
         """Converted Lead id -> Contact id, learnt while pulling people."""
@@ -145,26 +145,17 @@ class SalesforceClient:
                     page = self._query(incremental_soql(sobject, fields, last or since))
 
     def _query(self, soql: str) -> QueryPage:
-        return self.api.call("query", lambda sf: QueryPage.model_validate(sf.query(soql)))
+        return QueryPage.model_validate(self.api.send(Operation("query", "query/", params={"q": soql})))
 
     def _query_more(self, url: str) -> QueryPage:
-        return self.api.call("query_more", lambda sf: QueryPage.model_validate(sf.query_more(url, True)))
+        return QueryPage.model_validate(self.api.send(Operation("query_more", url, next_url=True)))
 
     def _patch(self, body: dict[str, Any]) -> list[SaveResult]:
-        def send(sf: Any) -> list[SaveResult]:
-            answer = sf.restful("composite/sobjects", method="PATCH", json=body) or []
-            return [SaveResult.model_validate(item) for item in answer]
-
-        return self.api.call("composite/sobjects", send)
+        answer = self.api.send(Operation("composite/sobjects", "composite/sobjects", "PATCH", body=body)) or []
+        return [SaveResult.model_validate(item) for item in answer]
 
     def _start(self, cursor: Cursor, sobject: str) -> Position | None:
-        """Where to start reading ``sobject``: the stored position less the lookback."""
-        position = cursor.get(sobject)
-        if position is None:
-            return None
-        if self.lookback:
-            return Position(position.stamp - self.lookback, "")
-        return position
+        return resume_from(cursor, sobject, self.lookback)
 
     def pull_contacts(self, cursor: str | None) -> Iterator[ContactPage]:
         state = Cursor.decode(cursor)
@@ -181,13 +172,17 @@ class SalesforceClient:
                     if contact_id is not None:
                         self._converted[record_id] = contact_id
                         skipped.append(
-                            SkippedRecord(crm_id=record_id, reason=f"converted lead: followed to Contact {contact_id}")
+                            SkippedRecord(
+                                crm_id=record_id,
+                                reason=f"converted lead: followed to Contact {contact_id}",
+                                code=SkipReason.CONVERTED_LEAD,
+                            )
                         )
                         continue
                     try:
                         people.append(person_record(sobject, values, self.mapping, self._instant))
                     except ValueError as error:
-                        skipped.append(SkippedRecord(crm_id=record_id, reason=str(error)[:300]))
+                        skipped.append(SkippedRecord.from_error(record_id, error))
                 tail = records[-1]
                 state = state.advanced(sobject, Position(self._instant(tail["SystemModstamp"]), str(tail["Id"])))
                 yield ContactPage(records=tuple(people), cursor=state.encode(), skipped=tuple(skipped))
@@ -204,9 +199,9 @@ class SalesforceClient:
                 unmapped = 0
                 for values in records:
                     try:
-                        record = activity_record(sobject, values, self._rules, self._follow, self._instant)
+                        record = activity_record(sobject, values, self.mapping, self._follow, self._instant)
                     except ValueError as error:
-                        skipped.append(SkippedRecord(crm_id=str(values["Id"]), reason=str(error)[:300]))
+                        skipped.append(SkippedRecord.from_error(str(values["Id"]), error))
                         continue
                     if record is None:
                         unmapped += 1
@@ -246,7 +241,10 @@ class SalesforceClient:
             except TransientError as error:
                 for i in pending:
                     results[i] = WriteResult(
-                        crm_id=updates[i].crm_id, outcome=WriteOutcome.RETRY, code="TRANSIENT", reason=str(error)[:300]
+                        crm_id=updates[i].crm_id,
+                        outcome=WriteOutcome.RETRY,
+                        code=WriteCode.TRANSIENT,
+                        reason=str(error)[:300],
                     )
                 return
             if len(saved) != len(pending):
@@ -258,7 +256,7 @@ class SalesforceClient:
                     results[i] = WriteResult(crm_id=update.crm_id, outcome=WriteOutcome.WRITTEN)
                     continue
                 first = result.errors[0] if result.errors else None
-                code = first.status_code if first else "UNKNOWN"
+                code = first.status_code if first else WriteCode.UNKNOWN
                 message = (first.message if first else "no error detail")[:300]
                 if code in RECORD_RETRY_CODES:
                     locked.append(i)
@@ -279,19 +277,15 @@ class SalesforceClient:
     def check_schema(self) -> list[Problem]:
         def describe(sobject: str) -> SObjectDescribe | None:
             try:
-                return self.api.call(
-                    "describe",
-                    lambda sf: SObjectDescribe.model_validate(sf.restful(f"sobjects/{sobject}/describe")),
-                )
-            except ConfigError as error:
-                if "NOT_FOUND" in str(error) or "INVALID_TYPE" in str(error):
-                    return None
-                raise
+                answer = self.api.send(Operation("describe", f"sobjects/{sobject}/describe"))
+            except NotFound:
+                return None
+            return SObjectDescribe.model_validate(answer)
 
         return schema_problems(self.mapping, describe)
 
     def usage(self) -> ApiUsage:
-        return self.api.usage.model_copy(deep=True)
+        return self.api.usage
 
     def close(self) -> None:
         self.api.close()

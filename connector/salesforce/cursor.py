@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from connector.errors import ConfigError
 from connector.mapping import parse_instant
@@ -33,7 +33,8 @@ class Cursor:
         return self.positions.get(sobject)
 
     def advanced(self, sobject: str, position: Position) -> Cursor:
-        """This cursor with ``sobject`` moved to ``position`` (never backwards)."""
+        """This cursor with ``sobject`` moved to ``position`` (never backwards): the transition after a page,
+        ``position`` being the page's last record."""
         current = self.positions.get(sobject)
         if current is not None and current >= position:
             return self
@@ -58,3 +59,14 @@ class Cursor:
             )
         except (ValueError, TypeError, IndexError, KeyError):
             raise ConfigError("the stored Salesforce cursor is not one this version wrote; run with --full") from None
+
+
+def resume_from(cursor: Cursor, sobject: str, lookback: timedelta) -> Position | None:
+    """Where the next read of ``sobject`` starts: the stored position less the lookback (``SystemModstamp``
+    can commit late), from the start of that instant; ``None`` reads everything."""
+    position = cursor.get(sobject)
+    if position is None:
+        return None
+    if lookback:
+        return Position(position.stamp - lookback, "")
+    return position

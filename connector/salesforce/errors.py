@@ -13,7 +13,7 @@ import requests
 from pydantic import TypeAdapter, ValidationError
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 
-from connector.errors import AuthError, ConfigError, CrmsyncError, QuotaExhausted, RateLimited, TransientError
+from connector.errors import AuthError, ConfigError, CrmsyncError, NotFound, QuotaExhausted, RateLimited, TransientError
 from connector.salesforce.payloads import ApiError
 
 ERROR_CODES: dict[str, type[CrmsyncError]] = {
@@ -27,8 +27,8 @@ ERROR_CODES: dict[str, type[CrmsyncError]] = {
     "INVALID_QUERY_LOCATOR": TransientError,
     "MALFORMED_QUERY": ConfigError,
     "INVALID_FIELD": ConfigError,
-    "INVALID_TYPE": ConfigError,
-    "NOT_FOUND": ConfigError,
+    "INVALID_TYPE": NotFound,
+    "NOT_FOUND": NotFound,
     "INSUFFICIENT_ACCESS": ConfigError,
     "INSUFFICIENT_ACCESS_OR_READONLY": ConfigError,
     "API_DISABLED_FOR_ORG": ConfigError,
@@ -41,7 +41,7 @@ STATUSES: dict[int, type[CrmsyncError]] = {
     400: ConfigError,
     401: AuthError,
     403: ConfigError,  # "no permission"; the quota's 403 is told apart by its errorCode
-    404: ConfigError,
+    404: NotFound,
     405: ConfigError,
     429: RateLimited,
 }
@@ -95,7 +95,7 @@ def classify(endpoint: str, error: Exception, retry_after: float | None = None) 
         code = body.error_code if body else None
         kind = error_class(error.status, code, body.message if body else "")
         text = f"{endpoint}: HTTP {error.status}" + (f" {code}" if code else "")
-        if kind in (ConfigError, QuotaExhausted) and body and body.message:
+        if kind in (ConfigError, NotFound, QuotaExhausted) and body and body.message:
             text += f": {body.message[:200]}"
         if kind is RateLimited:
             return RateLimited(text, retry_after)

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from connector.crm import ActivityRecord, ContactRecord
-from connector.mapping import ActivityRule, CrmMapping, parse_instant
-from connector.model import Activity, Contact
+from connector.mapping import CrmMapping, parse_instant, text_value
+from connector.model import Contact
 
 PERSON_OBJECTS: tuple[str, ...] = ("Lead", "Contact")
 ACTIVITY_OBJECTS: tuple[str, ...] = ("Task", "Event", "CampaignMember")
@@ -42,37 +42,6 @@ def person_fields(mapping: CrmMapping, sobject: str) -> list[str]:
 def activity_fields(mapping: CrmMapping, sobject: str) -> list[str]:
     names = ["Id", "SystemModstamp", *mapping.activity_fields(sobject), *WHO_FIELDS.get(sobject, ("WhoId",))]
     return list(dict.fromkeys(names))
-
-
-class ActivityRules:
-    """The mapping's activity rules, compiled for the hot path of a million records.
-
-    Same semantics as :meth:`CrmMapping.kind_for` (first matching rule wins,
-    values compare stripped and case-insensitively), without pydantic's
-    attribute machinery on every record.
-    """
-
-    def __init__(self, mapping: CrmMapping) -> None:
-        self._rules: dict[str, list[tuple[ActivityRule, tuple[tuple[str, frozenset[str]], ...]]]] = {}
-        for sobject in mapping.activity_objects():
-            compiled = []
-            for rule in mapping.activity_rules(sobject):
-                wanted = tuple(
-                    (name, frozenset(v.strip().lower() for v in ([value] if isinstance(value, str) else value)))
-                    for name, value in rule.when.items()
-                )
-                compiled.append((rule, wanted))
-            self._rules[sobject] = compiled
-
-    def kind_for(self, sobject: str, values: Mapping[str, Any]) -> ActivityRule | None:
-        for rule, wanted in self._rules.get(sobject, ()):
-            for name, accepted in wanted:
-                value = values.get(name)
-                if value is None or str(value).strip().lower() not in accepted:
-                    break
-            else:
-                return rule
-        return None
 
 
 class Instants:
@@ -104,7 +73,7 @@ def person_record(
     sobject: str, values: Mapping[str, Any], mapping: CrmMapping, instant: Callable[[Any], datetime] = parse_instant
 ) -> ContactRecord:
     person = mapping.normalise_person(sobject, values)
-    stage_values = {name: _text(values.get(name)) for name in mapping.stage_fields()}
+    stage_values = {name: text_value(values.get(name)) for name in mapping.stage_fields()}
     stage = mapping.stage_for_value(stage_values.get(mapping.stage.field))
     return ContactRecord(
         crm_id=str(values["Id"]),
@@ -118,32 +87,23 @@ def person_record(
 def activity_record(
     sobject: str,
     values: Mapping[str, Any],
-    rules: ActivityRules,
+    mapping: CrmMapping,
     follow: Callable[[str], str],
     instant: Callable[[Any], datetime] = parse_instant,
 ) -> ActivityRecord | None:
-    """The activity, or ``None`` when no rule of the mapping matches; ``follow`` maps converted Lead ids."""
-    rule = rules.kind_for(sobject, values)
-    if rule is None:
+    """The activity, or ``None`` when no rule of the mapping matches; ``follow`` maps converted Lead ids.
+
+    The activity itself is built by the mapping (:meth:`CrmMapping.activity`), as for every vendor.
+    """
+    activity = mapping.activity(sobject, values, str(values["Id"]))
+    if activity is None:
         return None
-    at = values.get(rule.at)
-    if at is None or at == "":
-        raise ValueError(f"{rule.at}: empty")
-    try:
-        occurred_at = parse_instant(at)
-    except (ValueError, TypeError, OverflowError) as error:
-        raise ValueError(f"{rule.at}: {error}") from None
     who = _person_of(sobject, values)
     if who is None:
         raise ValueError(f"{'/'.join(WHO_FIELDS.get(sobject, ('WhoId',)))}: about no Lead or Contact")
     return ActivityRecord(
         crm_id=str(values["Id"]),
-        activity=Activity(
-            kind=rule.kind.value,
-            occurred_at=occurred_at,
-            detail=_text(values.get(rule.detail)) if rule.detail else None,
-            id=str(values["Id"]),
-        ),
+        activity=activity,
         contact_ids=(follow(who),),
         modified_at=instant(values["SystemModstamp"]),
     )
@@ -159,10 +119,3 @@ def _person_of(sobject: str, values: Mapping[str, Any]) -> str | None:
                 return None
             return text
     return None
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None

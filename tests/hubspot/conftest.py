@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -38,11 +39,18 @@ def sandbox() -> Iterator[HubSpotSandbox]:
 def make_client(hubspot_mapping: CrmMapping) -> Iterator[Callable[..., HubSpotClient]]:
     clients: list[HubSpotClient] = []
 
-    def make(sandbox: HubSpotSandbox, *, token: str = TOKEN, pacing: bool = False, **settings: Any) -> HubSpotClient:
+    def make(
+        sandbox: HubSpotSandbox,
+        *,
+        token: str = TOKEN,
+        pacing: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        **settings: Any,
+    ) -> HubSpotClient:
         settings.setdefault("retry", FAST_RETRY)
         settings.setdefault("timeout_seconds", 5.0)
         connection = HubSpotConnection(type="hubspot", base_url=sandbox.url, **settings)
-        client = HubSpotClient("hubspot", connection, hubspot_mapping, SecretStr(token), pacing=pacing)
+        client = HubSpotClient("hubspot", connection, hubspot_mapping, SecretStr(token), pacing=pacing, sleep=sleep)
         clients.append(client)
         return client
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from connector.crm import StageUpdate, WriteOutcome
-from connector.errors import AuthError, ConfigError, QuotaExhausted, RateLimited, TransientError
+from connector.errors import AuthError, ConfigError, NotFound, QuotaExhausted, RateLimited, TransientError
 from connector.hubspot.client import HubSpotClient
 from connector.hubspot.errors import classify
+from connector.hubspot.transport import Operation
 from connector.model import Stage
 from connector.sandbox.generator import FakeActivity
 from connector.sandbox.hubspot import Fault, HubSpotSandbox, Limits
@@ -94,11 +94,14 @@ def test_search_crosses_the_result_cap_by_re_anchoring_on_the_object_id(make_cli
         assert capped.log.calls("contacts.search") == 4  # 200 + 200 (re-anchor) + 200 + 20
         # the cap is real: paging past it is HTTP 400
         with pytest.raises(ConfigError, match="HTTP 400"):
-            client._transport.call(
-                "contacts.search",
-                client._transport.contacts_search.do_search,
-                search=True,
-                public_object_search_request={"limit": 200, "after": str(cap)},
+            client._transport.send(
+                Operation(
+                    "contacts.search",
+                    "POST",
+                    "/crm/v3/objects/contacts/search",
+                    body={"limit": 200, "after": str(cap)},
+                    search=True,
+                )
             )
 
 
@@ -313,11 +316,11 @@ def test_retries_stop_at_the_attempt_cap_and_writes_come_back_as_retry(
 
 
 def test_retry_after_is_honoured(sandbox: HubSpotSandbox, make_client: MakeClient) -> None:
-    client = make_client(sandbox)
+    slept: list[float] = []
+    client = make_client(sandbox, sleep=slept.append)
     sandbox.faults.add(Fault("rate_limit", endpoint="contacts.list", retry_after=0.04, times=1))
-    started = time.monotonic()
     _drain(client.pull_contacts(None))
-    assert time.monotonic() - started >= 0.04
+    assert slept == [0.04]
     assert client.usage().rate_limited == 1
 
 
@@ -360,22 +363,38 @@ def test_bad_token_is_an_auth_error_and_not_retried(sandbox: HubSpotSandbox, mak
     assert "wrong-token" not in str(caught.value)
 
 
-def test_pacer_keeps_under_the_burst_limit_where_an_unpaced_client_gets_429s(make_client: MakeClient) -> None:
-    limits = Limits(burst=12, burst_window_seconds=1.0, search_per_second=1000)
-    with HubSpotSandbox(contacts=60, token=TOKEN, now=NOW, limits=limits) as tight:
-        paced = make_client(tight, pacing=True, burst_limit=12, burst_window_seconds=1.0, pace_share=0.9)
-        started = time.monotonic()
-        for _ in range(15):
-            _drain(paced.pull_contacts(None))
-        assert tight.log.calls(status=429) == 0
-        assert time.monotonic() - started >= 0.9  # it waited instead of bouncing
-        time.sleep(1.05)
-        unpaced = make_client(tight)
-        with pytest.raises(RateLimited):  # bounces off the limit until its retries run out
-            for _ in range(15):
-                _drain(unpaced.pull_contacts(None))
-        assert tight.log.calls(status=429) > 0
-        assert unpaced.usage().rate_limited > 0
+def test_every_call_goes_through_the_pacer(sandbox: HubSpotSandbox) -> None:
+    """The pacer itself is tested on a fake clock (tests/http/test_pacing.py); here: the client is wired to it."""
+    from pydantic import SecretStr
+
+    from connector.config import HubSpotConnection
+    from connector.http.pacing import Pacer, Window
+    from connector.hubspot.transport import Transport
+    from connector.mapping import load_mapping
+
+    from .conftest import FAST_RETRY, ROOT
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer([Window(10, 1.0), Window(1, 0.5, frozenset({"search"}))], clock=lambda: now[0], sleep=sleep)
+    settings = HubSpotConnection(type="hubspot", base_url=sandbox.url, retry=FAST_RETRY)
+    transport = Transport(settings, TOKEN, pacer=pacer)
+    client = HubSpotClient(
+        "hubspot", settings, load_mapping(ROOT / "mappings" / "hubspot.toml"), SecretStr(TOKEN), transport=transport
+    )
+    for _ in range(15):  # one list call each (60 contacts)
+        _drain(client.pull_contacts(None))
+    assert slept == [1.0]  # the 11th call waited for the window
+    searching = json.dumps({"v": 1, "contacts": {"phase": "search", "since": 0}})
+    for _ in range(3):
+        _drain(client.pull_contacts(searching))
+    assert slept[1:] == [0.5, 0.5]  # searches keep their own interval
+    assert sandbox.log.calls(status=429) == 0
 
 
 def test_pacer_keeps_searches_under_the_search_limit(make_client: MakeClient) -> None:
@@ -417,7 +436,7 @@ TABLE = {
     "401": (401, {}, AuthError),
     "403": (403, {"category": "MISSING_SCOPES"}, ConfigError),
     "400": (400, {"category": "VALIDATION_ERROR", "message": "bad"}, ConfigError),
-    "404": (404, {"category": "OBJECT_NOT_FOUND"}, ConfigError),
+    "404": (404, {"category": "OBJECT_NOT_FOUND"}, NotFound),
     "429 rolling": (429, {"policyName": "TEN_SECONDLY_ROLLING"}, RateLimited),
     "429 secondly": (429, {"policyName": "SECONDLY"}, RateLimited),
     "429 daily": (429, {"policyName": "DAILY"}, QuotaExhausted),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from connector.crm import ActivityPage, ContactPage
+from connector.crm import ActivityPage, ContactPage, SkipReason
 from connector.model import ActivityKind, Stage
 from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
 from connector.sandbox.salesforce.seed import INDUSTRY
@@ -135,6 +135,7 @@ def test_converted_leads_are_not_people_and_their_activities_follow_the_contact(
     assert set(contact_ids(pages)) == {contact, open_lead}
     skipped = {s.crm_id: s.reason for page in pages for s in page.skipped}
     assert contact in skipped[converted]
+    assert {s.code for page in pages for s in page.skipped} == {SkipReason.CONVERTED_LEAD}
     activities = {r.crm_id: r for page in client.pull_activities(None) for r in page.records}
     assert activities[member].contact_ids == (contact,)
     assert activities[member].activity.kind == ActivityKind.CONTENT_DOWNLOAD
@@ -184,22 +185,19 @@ def test_seeded_org_round_trip(seeded: SalesforceSandbox, make_client: ClientFac
     assert industries <= {value.lower() for value in INDUSTRY.values()}
 
 
-def test_compiled_activity_rules_agree_with_the_mapping(seeded: SalesforceSandbox) -> None:
-    from connector.mapping import load_mapping
-    from connector.salesforce.normalise import ActivityRules, activity_fields
-    from connector.salesforce.payloads import flatten
-    from connector.sandbox.salesforce.soql import parse
-    from tests.salesforce.conftest import ROOT
-
-    mapping = load_mapping(ROOT / "mappings" / "salesforce.toml")
-    compiled = ActivityRules(mapping)
-    checked = 0
-    for sobject in ("Task", "Event", "CampaignMember"):
-        fields = activity_fields(mapping, sobject)
-        result = seeded.org.run(parse(f"SELECT {', '.join(fields)} FROM {sobject}"), "62.0")
-        parents = tuple({name.split(".")[0] for name in fields if "." in name})
-        for row in result.rows:
-            values = flatten(result.render(row, "62.0"), parents)
-            assert compiled.kind_for(sobject, values) is mapping.kind_for(sobject, values)
-            checked += 1
-    assert checked == 900
+def test_a_lone_surrogate_skips_that_record_and_the_rest_of_the_page_syncs(
+    sandbox: SalesforceSandbox, make_client: ClientFactory
+) -> None:
+    good = add_contact(sandbox, 1)
+    bad = sandbox.org.insert(
+        "Contact",
+        {"FirstName": "Bad\ud800", "LastName": "Surrogate", "Email": "bad@x.example",
+         "CreatedDate": stamp(2), "LastModifiedDate": stamp(2), "SystemModstamp": stamp(2)},
+    )  # fmt: skip
+    other = add_contact(sandbox, 3)
+    client = make_client(sandbox)
+    pages = list(client.pull_contacts(None))
+    assert contact_ids(pages) == [good, other]
+    [skipped] = [s for page in pages for s in page.skipped]
+    assert skipped.crm_id == bad and skipped.code is SkipReason.UNREADABLE
+    assert "first_name" in skipped.reason and "\ud800" not in skipped.reason

@@ -1,10 +1,15 @@
-"""The one retry and pacing choke point for Salesforce (STYLE.md item 8).
+"""The one seam every Salesforce call goes through: ``SalesforceApi.send(operation)``.
 
-Every REST call of the client goes through :meth:`SalesforceApi.call`:
-the pacer spaces calls, tenacity retries what is transient (5xx, resets,
+An :class:`Operation` names the call (the endpoint counted in usage and
+named in errors), its method, REST path, parameters and JSON body; the
+client builds operations and never touches the SDK. Around each call: the
+pacer of :mod:`connector.http.pacing` spaces calls, the retry policy of
+:mod:`connector.http.retry` retries what is transient (5xx, resets,
 timeouts, ``UNABLE_TO_LOCK_ROW``, 429 after its Retry-After), the error
 table (``errors.py``) names what failed, and usage is counted per endpoint
-with the org's ``Sforce-Limit-Info``. simple-salesforce itself retries
+with the org's ``Sforce-Limit-Info``. A TLS failure is a configuration
+problem; a refused connection or an unknown host before the org answered
+anything stops the run at once, naming the URL. simple-salesforce itself retries
 nothing; it only re-logs in on 401 when *it* logged in, which it does not
 here: crmsync logs in through the SDK's token call against the configured
 login URL (the SDK's own login only reaches ``*.salesforce.com`` hosts), and
@@ -19,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -28,13 +33,16 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 from simple_salesforce.login import token_login
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
-from tenacity.wait import wait_random_exponential
+from tenacity import RetryCallState
 
-from connector.config import SalesforceConnection
 from connector.crm import ApiUsage
-from connector.errors import AuthError, ConfigError, RateLimited, TransientError
+from connector.errors import AuthError, ConfigError, RateLimited, TransientError, Unreachable
+from connector.http.network import NetworkFailure, network_failure
+from connector.http.pacing import Pacer
+from connector.http.retry import parse_retry_after, retrying
+from connector.http.usage import UsageCounter
 from connector.salesforce.errors import classify
+from connector.salesforce.settings import SalesforceConnection
 
 log = logging.getLogger(__name__)
 
@@ -74,35 +82,40 @@ class Secrets:
         )
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Our own timeout on every request (the SDK sets none) and no urllib3 retries."""
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One Salesforce REST call, described as data."""
 
-    def __init__(self, timeout: float, pool_size: int) -> None:
+    endpoint: str
+    """Short name counted in usage and named in errors, e.g. ``query``, ``composite/sobjects``."""
+    path: str
+    """Relative to the versioned REST base (``query/``, ``composite/sobjects``), or, for
+    ``next_url``, the ``nextRecordsUrl`` the API handed out."""
+    method: Literal["GET", "POST", "PATCH"] = "GET"
+    params: dict[str, str] | None = None
+    body: Any = None
+    next_url: bool = False
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """Our own timeout on every request (the SDK sets none), no urllib3 retries, and our CA file.
+
+    The CA file is set per request here rather than with ``session.verify``:
+    with ``trust_env`` on, ``REQUESTS_CA_BUNDLE`` would win over the session's
+    ``verify``, and turning ``trust_env`` off would also drop the proxy settings.
+    """
+
+    def __init__(self, timeout: float, pool_size: int, ca_bundle: str | None = None) -> None:
         super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self.timeout = timeout
+        self.ca_bundle = ca_bundle
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        if self.ca_bundle and kwargs.get("verify") is not False:
+            kwargs["verify"] = self.ca_bundle
         return super().send(request, **kwargs)
-
-
-class _Pacer:
-    """Spaces calls at least ``1 / rate`` seconds apart."""
-
-    def __init__(self, per_second: float, sleep: Callable[[float], None]) -> None:
-        self.interval = 1.0 / per_second
-        self.sleep = sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            self.sleep(delay)
 
 
 class SalesforceApi:
@@ -115,21 +128,22 @@ class SalesforceApi:
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ) -> None:
         self.settings = settings
         self._secrets = secrets
         self._sleep = sleep
         self.session = session or requests.Session()
-        adapter = _TimeoutAdapter(settings.timeout_seconds, pool_size=4)
+        adapter = _TimeoutAdapter(settings.timeout_seconds, pool_size=4, ca_bundle=settings.ca_bundle)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         if settings.ca_bundle:
-            # REQUESTS_CA_BUNDLE would otherwise win over ``verify``
-            self.session.trust_env = False
             self.session.verify = settings.ca_bundle
         self.session.hooks["response"].append(self._on_response)
-        self.usage = ApiUsage()
-        self._pacer = _Pacer(settings.requests_per_second, sleep)
+        self.counter = UsageCounter()
+        self._pacer = pacer or Pacer.per_second(settings.requests_per_second, sleep=sleep)
+        self._answered = False
+        """Whether Salesforce answered any call yet: before that, a refused connection is not retried."""
         self._local = threading.local()
         """Per thread: the Retry-After of the last response (reads run ahead in a second thread)."""
         self._lock = threading.RLock()
@@ -145,8 +159,7 @@ class SalesforceApi:
             return self._sf
 
     def _count(self, endpoint: str) -> None:
-        with self._lock:
-            self.usage.calls[endpoint] = self.usage.calls.get(endpoint, 0) + 1
+        self.counter.call(endpoint)
 
     def _open(self) -> Salesforce:
         version = self.settings.api_version
@@ -200,16 +213,29 @@ class SalesforceApi:
         return str(access_token), str(instance)
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._answered = True
         info = response.headers.get("Sforce-Limit-Info")
         if info:
             usage = Salesforce.parse_api_usage(info).get("api-usage")
             if usage is not None:
-                self.usage.quota_used, self.usage.quota_total = usage.used, usage.total
-        retry_after = response.headers.get("Retry-After")
-        try:
-            self._local.retry_after = float(retry_after) if retry_after is not None else None
-        except ValueError:
-            self._local.retry_after = None
+                self.counter.quota(usage.used, usage.total)
+        self._local.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+    # -- the seam ------------------------------------------------------------------
+    def send(self, operation: Operation) -> Any:
+        """Send ``operation``; its JSON answer (``None`` for an empty one)."""
+
+        def action(sf: Salesforce) -> Any:
+            if operation.next_url:
+                return sf.query_more(operation.path, identifier_is_url=True)
+            return sf.restful(operation.path, params=operation.params, method=operation.method, json=operation.body)
+
+        return self.call(operation.endpoint, action)
+
+    @property
+    def usage(self) -> ApiUsage:
+        """API usage so far (an :class:`~connector.crm.ApiUsage` snapshot)."""
+        return self.counter.snapshot()
 
     # -- the choke point -----------------------------------------------------------
     def call(self, endpoint: str, action: Callable[[Salesforce], T]) -> T:
@@ -236,21 +262,8 @@ class SalesforceApi:
         return self._retrying(endpoint, attempt)
 
     def _retrying(self, endpoint: str, action: Callable[[], T]) -> T:
-        retry = self.settings.retry
-        backoff = wait_random_exponential(multiplier=retry.initial_wait_seconds, max=retry.max_wait_seconds)
-
-        def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, RateLimited) and error.retry_after is not None:
-                return min(error.retry_after, retry.max_wait_seconds)
-            return float(backoff(state))
-
-        def stop(state: RetryCallState) -> bool:
-            return state.attempt_number >= retry.max_attempts or state.idle_for >= retry.total_wait_seconds
-
         def before_sleep(state: RetryCallState) -> None:
-            with self._lock:
-                self.usage.retries += 1
+            self.counter.retry()
             error = state.outcome.exception() if state.outcome else None
             log.warning(
                 "salesforce call failed; retrying",
@@ -258,34 +271,43 @@ class SalesforceApi:
             )
 
         def one() -> T:
-            self._pacer.wait()
+            self._pacer.acquire()
             self._count(endpoint)
             self._local.retry_after = None
             try:
                 return action()
             except (AuthError, ConfigError, TransientError):
                 raise
+            except requests.exceptions.ConnectionError as error:
+                raise self._no_response(endpoint, error) from None
             except (SalesforceError, requests.exceptions.RequestException) as error:
                 problem = classify(endpoint, error, getattr(self._local, "retry_after", None))
                 if isinstance(problem, RateLimited):
-                    with self._lock:
-                        self.usage.rate_limited += 1
+                    self.counter.limited()
                 raise problem from None
+            except OSError as error:
+                # requests raises a bare OSError for a CA file it cannot read
+                raise ConfigError(
+                    f"{endpoint}: cannot use the CA file ({type(error).__name__}): check ca_bundle"
+                ) from None
 
-        retrying = Retrying(
-            retry=retry_if_exception_type(TransientError),
-            wait=wait,
-            stop=stop,
-            sleep=self._sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        return retrying(one)
+        policy = retrying(self.settings.retry, sleep=self._sleep, before_sleep=before_sleep)
+        return policy(one)
+
+    def _no_response(self, endpoint: str, error: requests.exceptions.ConnectionError) -> ConfigError | TransientError:
+        """A call that got no HTTP response: TLS, DNS, refused, reset or timeout."""
+        kind = network_failure(error)
+        url = self.settings.login_url if endpoint == "oauth/token" and self.settings.login_url else None
+        where = f"{endpoint}: {url or self.settings.instance_url}"
+        if kind is NetworkFailure.TLS:
+            return ConfigError(f"{where}: TLS verification failed (check ca_bundle and the instance URL)")
+        if kind.fails_fast and not self._answered:
+            return Unreachable(f"{where}: {kind.value} (check the URL and the network)")
+        return TransientError(f"{where}: no response ({kind.value})")
 
     def pause(self, seconds: float) -> None:
         """Wait before re-sending single records that failed transiently; counted as a retry."""
-        with self._lock:
-            self.usage.retries += 1
+        self.counter.retry()
         self._sleep(seconds)
 
     def close(self) -> None:
