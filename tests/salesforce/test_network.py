@@ -42,7 +42,7 @@ def _client(org: SalesforceSandbox, mapping: CrmMapping, slept: list[float], **o
 
     for name, value in org.secrets_env("client_credentials").items():
         os.environ[name] = value  # the sandbox's throwaway credentials; the fixture's org is per test
-    settings = org.connection_settings(**overrides)
+    settings = SalesforceConnection(**org.connection_settings(**overrides))
     api = SalesforceApi(settings, Secrets.from_settings(settings), sleep=slept.append)
     return SalesforceClient("salesforce", settings, mapping, api)
 
