@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connector.errors import ConfigError, Problem
 from connector.loading import load_model
+from connector.runs import RunMode, WriteMode
 
 
 class Job(BaseModel):
@@ -21,14 +21,23 @@ class Job(BaseModel):
     """Connection names from ``config.toml``."""
     schedule: str = "*/15 * * * *"
     """Cron expression (five fields, UTC) for ``crmsync scheduler``."""
-    mode: Literal["incremental", "full"] = "incremental"
+    mode: RunMode = RunMode.INCREMENTAL
     """``incremental`` pulls what changed since the checkpoint; ``full`` re-reads everything every run."""
     write_back: bool = True
-    """Write stage fields to the CRM; off = decide and record only."""
+    """Write stage fields to the CRM; off = decide and record only (see :attr:`write_mode`)."""
     dry_run: bool = False
-    """Plan writes and report them without making them."""
+    """Plan writes and report them without making them (wins over ``write_back``)."""
     rules: str | None = None
     """Optional rules file for this job, relative to the config's folder (default: ``paths.rules``)."""
+
+    @property
+    def run_mode(self) -> RunMode:
+        return self.mode
+
+    @property
+    def write_mode(self) -> WriteMode:
+        """The job's two keys as one mode: ``dry_run`` wins, else ``write_back`` says write or record only."""
+        return WriteMode.from_flags(write_back=self.write_back, dry_run=self.dry_run)
 
     @field_validator("schedule")
     @classmethod

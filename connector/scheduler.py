@@ -20,8 +20,8 @@ from connector.config import Config
 from connector.connections import open_client
 from connector.errors import ConfigError, CrmsyncError
 from connector.jobs import Job, load_jobs
-from connector.pipeline import ClientFactory, Clock, RunResult, run_job, utc_now
 from connector.store import LeaseHeld, LeaseLost, Store, new_owner
+from connector.sync import ClientFactory, Clock, RunResult, run_job, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, or_, select, update
 
-from connector.store.state import Store, _upsert
+from connector.store.sql import upsert
+from connector.store.state import Store
 from connector.store.tables import leases
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def acquire(store: Store, job: str, owner: str, *, ttl: timedelta, clock: Clock)
         if taken != 1:
             before = db.execute(select(leases.c.job).where(leases.c.job == job)).first()
             if before is None:
-                _upsert(db, leases, [{"job": job, **values}], ["job"], [])
+                upsert(db, leases, [{"job": job, **values}], keys=["job"])
         holder = db.execute(select(leases.c.owner, leases.c.expires_at).where(leases.c.job == job)).one()
     if holder.owner != owner:
         raise LeaseHeld(job, holder.owner, holder.expires_at)
