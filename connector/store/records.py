@@ -18,7 +18,7 @@ from connector.crm import ActivityRecord, ContactRecord
 from connector.model import Contact
 from connector.store.queue import Queue
 from connector.store.sql import in_chunks, upsert
-from connector.store.tables import activities, contacts
+from connector.store.tables import EMAIL, activities, contacts
 from connector.store.values import PageCounts, Written
 
 _CONTACT_COLUMNS = [
@@ -50,6 +50,13 @@ def activity_hash(record: ActivityRecord) -> str:
         separators=(",", ":"),
     )
     return hashlib.sha1(payload.encode(), usedforsecurity=False).hexdigest()
+
+
+def stored_email(email: str | None) -> str | None:
+    """The normalised address kept to find a person across CRMs; none when it cannot be one (too long)."""
+    if not email or len(email) > EMAIL:
+        return None
+    return email.lower()
 
 
 class Records:
@@ -91,7 +98,7 @@ class Records:
                     "connection": connection,
                     "crm_id": crm_id,
                     "object_type": record.object_type,
-                    "email": record.contact.email.lower() if record.contact.email else None,
+                    "email": stored_email(record.contact.email),
                     "stage": record.contact.stage.value if record.contact.stage else None,
                     "stage_values": dict(record.stage_values),
                     "contact": facts,
