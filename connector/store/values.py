@@ -33,8 +33,7 @@ class PageCounts:
     new: int
     changed: int
     dirtied: int
-    dirtied_ids: frozenset[str] = frozenset()
-    """The contacts this page queued (to count each contact once per run)."""
+    """Contacts this page queued (a contact on several pages counts on each)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ class ConnectionCounts:
     """Records the client could not normalise (reported, not synced)."""
     unmapped: int = 0
     contacts_changed: int = 0
-    """Contacts whose facts changed (new, edited, or with new activities): queued to decide."""
+    """Contacts this run queued to decide because they are new, were edited or have new activities
+    (each contact once, however many pages it appears on; one already queued is not counted again)."""
     decided: int = 0
     changed: int = 0
     """Planned stage changes (written, or only planned in a dry run / without write-back)."""

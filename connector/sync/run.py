@@ -60,7 +60,7 @@ from connector.store import (
     new_owner,
 )
 from connector.sync.decide import ChunkPlan, StageWrite, decide_chunk
-from connector.sync.redact import scrub, secret_values
+from connector.sync.redact import safe_error, safe_message, secret_values
 from connector.sync.result import ConnectionCounts, RunResult
 from connector.sync.settle import MAX_RETRY_ATTEMPTS, Settlement, settle_batch
 
@@ -137,8 +137,6 @@ def run_job(
         from connector.connections import open_client
 
         clients = open_client
-    rules = job_rules(job, config)
-    mappings = {name: connection_mapping(config, name) for name in job.connections}
     run_mode = RunMode.FULL if full else job.run_mode
     write_mode = job.write_mode if dry_run is None else WriteMode.from_flags(write_back=job.write_back, dry_run=dry_run)
     settings = RunSettings(
@@ -162,6 +160,9 @@ def run_job(
     try:
         with store.begin() as db:
             store.runs.start(db, result.run_id, job.name, owner, full=result.full, dry_run=result.dry_run, now=started)
+        # loaded once the run is recorded, so a broken rules or mapping file shows as a failed run
+        rules = job_rules(job, config)
+        mappings = {name: connection_mapping(config, name) for name in job.connections}
         run = _Run(
             settings, store=store, lease=lease, result=result, rules=rules, clock=clock, emit=progress, stop=stop
         )
@@ -177,21 +178,47 @@ def run_job(
         result.status = RunStatus.STOPPED if stop.is_set() else RunStatus.COMPLETED
     except Exception as error:
         result.status = RunStatus.FAILED
-        result.error = scrub(f"{type(error).__name__}: {error}", secret_values(config))[:2000]
-        _finish(store, result, began, clock)
-        lease.release()
+        result.error = safe_error(error, secret_values(config))
+        _finish_and_release(store, result, lease, began, clock, failing=True)
         raise
     except KeyboardInterrupt:
         result.status = RunStatus.INTERRUPTED
-        _finish(store, result, began, clock)
-        lease.release()
+        _finish_and_release(store, result, lease, began, clock, failing=True)
         raise
     finally:
         # a kill stops the heartbeat too; the lease then expires on its own
         lease.stop_heartbeat()
-    _finish(store, result, began, clock)
-    lease.release()
+    _finish_and_release(store, result, lease, began, clock, failing=False)
     return result
+
+
+def _finish_and_release(
+    store: Store, result: RunResult, lease: Lease, began: float, clock: Clock, *, failing: bool
+) -> None:
+    """Record the run's end, then release the job's lease, even when recording fails.
+
+    While the run is already failing, a failure to record it is logged and
+    the run's own error goes on up; on success it is raised.
+    """
+    try:
+        _finish(store, result, began, clock)
+    except Exception as error:
+        if not failing:
+            raise
+        log.error(
+            "could not record the run's end",
+            extra={
+                "event": "run_not_recorded",
+                "job": result.job,
+                "run_id": result.run_id,
+                "error": safe_message(error),
+            },
+        )
+    finally:
+        try:
+            lease.release()
+        except Exception as error:  # the lease expires on its own after its TTL
+            log.warning("could not release the lease", extra={"job": result.job, "error": safe_message(error)})
 
 
 def _finish(store: Store, result: RunResult, began: float, clock: Clock) -> None:
@@ -266,27 +293,65 @@ class _Run:
         self.clock = clock
         self.emit: ProgressCallback = emit or (lambda _event: None)
         self.stop = stop
+        self._scratch: Connection | None = None
+        """A dry run's one transaction, rolled back at the end (see :meth:`_dry_run_scratch`)."""
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         """One commit point of the run, fenced by the lease: nothing commits once the lease is lost."""
+        if self._scratch is not None:
+            yield self._scratch
+            return
         with self.store.begin() as db:
             yield db
             self.lease.renew(db)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        if self._scratch is not None:
+            yield self._scratch
+            return
         with self.store.begin() as db:
             yield db
 
+    @contextmanager
+    def _dry_run_scratch(self) -> Iterator[None]:
+        """A dry run works in one transaction that is rolled back: it stores no pulled record, decision or
+        read position, so the next run (and ``status``) find the store as the dry run found it.
+
+        On SQLite that transaction holds the store's write lock while the dry run lasts.
+        """
+        if self.settings.write_mode is not WriteMode.DRY_RUN:
+            yield
+            return
+        with self.store.engine.connect() as connection:
+            transaction = connection.begin()
+            self._scratch = connection
+            try:
+                yield
+            finally:
+                self._scratch = None
+                transaction.rollback()
+
+    def _queued(self, name: str) -> int:
+        with self._read() as db:
+            return self.store.queue.count(db, self.job, name)
+
     # -- one connection ---------------------------------------------------------
     def sync_connection(self, client: CrmClient, mapping: CrmMapping) -> None:
+        with self._dry_run_scratch():
+            self._sync_connection(client, mapping)
+
+    def _sync_connection(self, client: CrmClient, mapping: CrmMapping) -> None:
         name = client.connection
         counts = self.result.counts.setdefault(name, ConnectionCounts())
         if self.settings.run_mode is RunMode.FULL:
             with self._read() as db:
                 self.store.checkpoints.clear_positions(db, self.job, name, self.clock())
-        if not self._pull(client, counts, CONTACTS) or not self._pull(client, counts, ACTIVITIES):
+        queued_before = self._queued(name)
+        pulled = self._pull(client, counts, CONTACTS) and self._pull(client, counts, ACTIVITIES)
+        counts.contacts_changed += max(0, self._queued(name) - queued_before)
+        if not pulled:
             return
         if not self._decide_and_write(client, mapping, counts):
             return
@@ -321,7 +386,6 @@ class _Run:
             else:
                 counts.activities_read += stored.records
                 counts.unmapped += page.unmapped
-            counts.contacts_changed += stored.dirtied
             counts.skipped += len(page.skipped)
             _report_skipped(name, page.skipped)
             self.emit(ProgressEvent(name, CONTACTS if stream == CONTACTS else ACTIVITIES, "stored", read))
