@@ -102,4 +102,3 @@ def test_given_a_seeded_sandbox_when_the_job_runs_twice_then_it_syncs_once_and_s
         assert longest_activity > 64  # form submissions: form GUID + submission id
     else:
         assert {len(crm_id) for crm_id in contact_ids} == {18}
-
