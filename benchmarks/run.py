@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py SCENARIO [--crm hubspot|salesforce|both] [--contacts N] [--json FILE]
 
-Scenarios (each runs ``connector.pipeline.run_job`` with a SQLite state store
+Scenarios (each runs ``connector.sync.run_job`` with a SQLite state store
 and the real clients, exactly the ``crmsync run`` path, and prints one table):
 
 - ``full``: full sync with write-back of N contacts (default 100,000) and 10 N

@@ -7,7 +7,7 @@ client at it, changes records the way a person would (through the vendor's
 API, from a separate admin client whose calls are not counted), and says what
 the vendor minimum of API calls is for a run, from the sandbox's own data.
 
-:func:`run_phase` runs ``connector.pipeline.run_job`` once, exactly as
+:func:`run_phase` runs ``connector.sync.run_job`` once, exactly as
 ``crmsync run`` does (state store, ``open_client``, real clients), and
 measures wall time, the peak RSS of this process during the run, and the API
 calls per endpoint the client made.
@@ -40,8 +40,8 @@ from connector.config import (
 )
 from connector.jobs import Job
 from connector.mapping import CrmMapping, load_mapping
-from connector.pipeline import RunResult, run_job
 from connector.store import CONTACTS, Store, open_store
+from connector.sync import RunResult, run_job
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -50,8 +50,8 @@ from connector.errors import Problem
 from connector.jobs import Job
 from connector.mapping import CrmMapping
 from connector.model import Activity, Company, Contact
-from connector.pipeline import RunResult, run_job
 from connector.store import open_store
+from connector.sync import RunResult, run_job
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -36,11 +36,11 @@ from connector.connections import connection_mapping, open_client
 from connector.errors import AuthError, ConfigError, CrmsyncError, QuotaExhausted, TransientError
 from connector.jobs import Job, find_job, load_jobs
 from connector.lifecycle.rules import decide
-from connector.pipeline import ClientFactory, Clock, RunResult, job_rules, run_job, utc_now
 from connector.progress import RichProgress
 from connector.report import build_funnel, funnel_html, funnel_table
 from connector.scheduler import Scheduler, next_run
 from connector.store import LeaseHeld, LeaseLost, Store, open_store, queries
+from connector.sync import ClientFactory, Clock, RunResult, job_rules, run_job, utc_now
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2

@@ -5,6 +5,10 @@ each run takes the job's lease in the store first, so a job never runs
 twice at the same moment; a scheduler that finds the lease held skips that
 tick. Setting ``stop`` (SIGTERM) lets the current run finish its batch,
 commit and return, then the loop exits.
+
+Nothing a job throws stops the scheduler: ``run_job`` records the failure
+as a failed run (so ``status`` shows it), the scheduler logs it on one line
+and the other jobs go on; the job is tried again at its next tick.
 """
 
 from __future__ import annotations
@@ -14,21 +18,28 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from connector.config import Config
 from connector.connections import open_client
-from connector.errors import ConfigError, CrmsyncError
+from connector.errors import ConfigError
 from connector.jobs import Job, load_jobs
-from connector.pipeline import ClientFactory, Clock, RunResult, run_job, utc_now
-from connector.store import LeaseHeld, LeaseLost, Store, new_owner
+from connector.store import LeaseHeld, Store, new_owner
+from connector.sync import ClientFactory, Clock, RunResult, run_job, utc_now
+from connector.sync.redact import safe_error, secret_values
 
 log = logging.getLogger(__name__)
 
 
 def next_run(job: Job, after: datetime) -> datetime:
-    """The first tick of the job's cron schedule (UTC) strictly after ``after``."""
-    return croniter(job.schedule, after).get_next(datetime)
+    """The first tick of the job's cron schedule (UTC) strictly after ``after``.
+
+    Raises ``ConfigError`` for a schedule that never fires (job files refuse those when loaded).
+    """
+    try:
+        return croniter(job.schedule, after).get_next(datetime)
+    except (CroniterError, ValueError):
+        raise ConfigError(f"job {job.name!r}: schedule {job.schedule!r} never fires") from None
 
 
 class Scheduler:
@@ -77,10 +88,11 @@ class Scheduler:
             log.info("job skipped: lease held", extra={"job": job.name, "holder": held.owner})
             self.on_run(job, None, "skipped")
             return None
-        except (CrmsyncError, LeaseLost) as error:
-            # recorded in the store by run_job; the next tick tries again
-            log.warning("job failed", extra={"job": job.name, "error": type(error).__name__})
-            self.on_run(job, None, f"failed: {type(error).__name__}")
+        except Exception as error:
+            # recorded in the store by run_job when the store could be reached; the next tick tries again
+            message = safe_error(error, secret_values(self.config))
+            log.warning("job %s failed: %s", job.name, message, extra={"job": job.name, "error": message})
+            self.on_run(job, None, f"failed: {message}")
             return None
         self.on_run(job, result, result.status)
         return result
@@ -88,9 +100,11 @@ class Scheduler:
     def run_forever(self) -> None:
         """Run each job at its cron ticks until ``stop`` is set."""
         now = self.clock()
-        due = {name: next_run(job, now) for name, job in self.jobs.items()}
+        due: dict[str, datetime] = {}
+        for job in self.jobs.values():
+            self._plan(due, job, now)
         log.info("scheduler started", extra={"jobs": sorted(self.jobs), "owner": self.owner})
-        while not self.stop.is_set():
+        while due and not self.stop.is_set():
             name = min(due, key=lambda key: due[key])
             delay = (due[name] - self.clock()).total_seconds()
             if delay > 0:
@@ -100,5 +114,13 @@ class Scheduler:
                 continue
             self.run_now(self.jobs[name])
             # ticks missed while the job ran are skipped, not queued
-            due[name] = next_run(self.jobs[name], self.clock())
+            self._plan(due, self.jobs[name], self.clock())
         log.info("scheduler stopped", extra={"owner": self.owner})
+
+    def _plan(self, due: dict[str, datetime], job: Job, after: datetime) -> None:
+        """Put ``job``'s next tick in ``due``; a schedule that never fires takes the job out (logged)."""
+        try:
+            due[job.name] = next_run(job, after)
+        except ConfigError as error:
+            log.error("job %s not scheduled: %s", job.name, error, extra={"job": job.name, "error": str(error)})
+            due.pop(job.name, None)

@@ -1,31 +1,44 @@
 """The state store: what the sync jobs remember between runs (SQLite or PostgreSQL)."""
 
 from connector.store.leases import Lease, LeaseHeld, LeaseLost, acquire, new_owner
-from connector.store.state import (
+from connector.store.state import Store, open_store
+from connector.store.values import (
     ACTIVITIES,
     CONTACTS,
+    STREAMS,
+    Change,
     Checkpoint,
+    DeadLetter,
+    Decision,
+    Deferral,
+    Intent,
     PageCounts,
     PendingWrite,
     QueuedContact,
-    Store,
-    open_store,
-    retry_delay,
+    Settled,
+    Written,
 )
 
 __all__ = [
     "ACTIVITIES",
     "CONTACTS",
+    "STREAMS",
+    "Change",
     "Checkpoint",
+    "DeadLetter",
+    "Decision",
+    "Deferral",
+    "Intent",
     "Lease",
     "LeaseHeld",
     "LeaseLost",
     "PageCounts",
     "PendingWrite",
     "QueuedContact",
+    "Settled",
     "Store",
+    "Written",
     "acquire",
     "new_owner",
     "open_store",
-    "retry_delay",
 ]

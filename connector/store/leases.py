@@ -5,6 +5,11 @@ it (a heartbeat) while it works; a holder that dies stops renewing and the
 lease expires, so another process can take the job over. Every commit of a
 run's results renews the lease in the same transaction, so a process that
 lost its lease (paused past the expiry, say) cannot commit anything more.
+
+The owner's name says where it runs (``host:pid:random``). A holder on this
+host whose process is gone (killed, crashed) is taken over at once; a holder
+on another host cannot be checked from here and is taken over when its
+lease expires.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, or_, select, update
 
-from connector.store.state import Store, _upsert
+from connector.store.sql import upsert
+from connector.store.state import Store
 from connector.store.tables import leases
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,28 @@ class LeaseLost(Exception):
 def new_owner() -> str:
     """A name for this holder that says where it runs (host, pid) and is unique."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (signal 0 checks without sending anything)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def dead_local_holder(owner: str) -> bool:
+    """``owner`` ran on this host in a process that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return int(pid) != os.getpid() and not process_alive(int(pid))
 
 
 class Lease:
@@ -104,7 +132,8 @@ class Lease:
 
 
 def acquire(store: Store, job: str, owner: str, *, ttl: timedelta, clock: Clock) -> Lease:
-    """Take the lease on ``job`` or raise ``LeaseHeld``; an expired lease is taken over."""
+    """Take the lease on ``job`` or raise ``LeaseHeld``; an expired lease, or one whose holder died on
+    this host, is taken over."""
     now = clock()
     values = {"owner": owner, "acquired_at": now, "heartbeat_at": now, "expires_at": now + ttl}
     with store.begin() as db:
@@ -114,9 +143,13 @@ def acquire(store: Store, job: str, owner: str, *, ttl: timedelta, clock: Clock)
             .values(**values)
         ).rowcount
         if taken != 1:
-            before = db.execute(select(leases.c.job).where(leases.c.job == job)).first()
+            before = db.execute(select(leases.c.owner).where(leases.c.job == job)).first()
             if before is None:
-                _upsert(db, leases, [{"job": job, **values}], ["job"], [])
+                upsert(db, leases, [{"job": job, **values}], keys=["job"])
+            elif dead_local_holder(before.owner):
+                # only if it is still that holder's: two takers cannot both win
+                db.execute(update(leases).where(leases.c.job == job, leases.c.owner == before.owner).values(**values))
+                log.info("lease taken over from a dead process", extra={"job": job, "holder": before.owner})
         holder = db.execute(select(leases.c.owner, leases.c.expires_at).where(leases.c.job == job)).one()
     if holder.owner != owner:
         raise LeaseHeld(job, holder.owner, holder.expires_at)

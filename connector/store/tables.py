@@ -15,11 +15,17 @@ What is kept, and why:
 - ``stage_changes``: the history (from, to, when, run, rule, reasons).
 - ``dead_letters``, ``checkpoints``, ``runs``, ``leases``.
 
-No secret is ever written to any of them.
+No secret is ever written to any of them. CRM ids are ``TEXT``: vendors'
+ids vary in length (HubSpot form-submission ids are 69-90 characters). Every
+text and JSON column that can hold what a CRM sent is a ``Safe*`` type:
+NUL bytes (which PostgreSQL refuses in text) and lone UTF-16 surrogates
+(which no UTF-8 database can store) become U+FFFD on the way in, the same on
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +65,58 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+REPLACEMENT = "\ufffd"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with what a database cannot store (NUL, lone surrogates) replaced by U+FFFD."""
+    if text.isascii():
+        return text.replace("\x00", REPLACEMENT) if "\x00" in text else text
+    return _UNSTORABLE.sub(REPLACEMENT, text)
+
+
+def storable_json(value: Any) -> Any:
+    """``value`` (decoded JSON) with every string in it made :func:`storable`, keys too."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(str(key)): storable_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(item) for item in value]
+    return value
+
+
+class SafeText(TypeDecorator[str]):
+    """Text a CRM may have sent: stored as :func:`storable` text on every backend."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else storable(value)
+
+
+class SafeString(TypeDecorator[str]):
+    """A bounded string a CRM may have sent (``SafeString(254)``): stored :func:`storable`."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else storable(value)
+
+
+class SafeJSON(TypeDecorator[Any]):
+    """JSON that may hold CRM text: every string :func:`storable` before it is serialised."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else storable_json(value)
+
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -68,20 +126,21 @@ metadata = MetaData(
 )
 
 CONNECTION = 64
-CRM_ID = 64
 JOB = 64
+EMAIL = 254
+"""The longest valid address (RFC 5321); a longer "e-mail" from a CRM is stored as none."""
 ID36 = 36
 
 contacts = Table(
     "contacts",
     metadata,
     Column("connection", String(CONNECTION), primary_key=True),
-    Column("crm_id", String(CRM_ID), primary_key=True),
+    Column("crm_id", SafeText, primary_key=True),
     Column("object_type", String(32), nullable=False),
-    Column("email", String(254), nullable=True),
+    Column("email", SafeString(EMAIL), nullable=True),
     Column("stage", String(16), nullable=True),
-    Column("stage_values", JSON, nullable=False),
-    Column("contact", Text, nullable=False),
+    Column("stage_values", SafeJSON, nullable=False),
+    Column("contact", SafeText, nullable=False),
     Column("content_hash", String(40), nullable=False),
     Column("modified_at", UtcDateTime, nullable=True),
     Column("stored_at", UtcDateTime, nullable=False),
@@ -92,11 +151,11 @@ activities = Table(
     "activities",
     metadata,
     Column("connection", String(CONNECTION), primary_key=True),
-    Column("contact_crm_id", String(CRM_ID), primary_key=True),
-    Column("crm_id", String(CRM_ID), primary_key=True),
+    Column("contact_crm_id", SafeText, primary_key=True),
+    Column("crm_id", SafeText, primary_key=True),
     Column("kind", String(40), nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
-    Column("detail", Text, nullable=True),
+    Column("detail", SafeText, nullable=True),
     Column("content_hash", String(40), nullable=False),
     Column("modified_at", UtcDateTime, nullable=True),
     Index(None, "connection", "crm_id"),
@@ -107,13 +166,13 @@ job_contacts = Table(
     metadata,
     Column("job", String(JOB), primary_key=True),
     Column("connection", String(CONNECTION), primary_key=True),
-    Column("crm_id", String(CRM_ID), primary_key=True),
+    Column("crm_id", SafeText, primary_key=True),
     Column("dirty", Boolean, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("not_before", UtcDateTime, nullable=True),
     Column("decided_stage", String(16), nullable=True),
     Column("rule", String(64), nullable=True),
-    Column("reasons", JSON, nullable=True),
+    Column("reasons", SafeJSON, nullable=True),
     Column("decided_at", UtcDateTime, nullable=True),
     Column("written_stage", String(16), nullable=True),
     Column("written_at", UtcDateTime, nullable=True),
@@ -126,15 +185,15 @@ pending_writes = Table(
     metadata,
     Column("job", String(JOB), primary_key=True),
     Column("connection", String(CONNECTION), primary_key=True),
-    Column("crm_id", String(CRM_ID), primary_key=True),
+    Column("crm_id", SafeText, primary_key=True),
     Column("intent_id", String(ID36), nullable=False, unique=True),
     Column("run_id", String(ID36), nullable=False),
-    Column("from_value", String(255), nullable=True),
+    Column("from_value", SafeString(255), nullable=True),
     Column("from_stage", String(16), nullable=True),
     Column("to_stage", String(16), nullable=False),
     Column("to_value", String(255), nullable=False),
     Column("rule", String(64), nullable=True),
-    Column("reasons", JSON, nullable=False),
+    Column("reasons", SafeJSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
 
@@ -146,14 +205,14 @@ stage_changes = Table(
     Column("job", String(JOB), nullable=False),
     Column("run_id", String(ID36), nullable=False),
     Column("connection", String(CONNECTION), nullable=False),
-    Column("crm_id", String(CRM_ID), nullable=False),
-    Column("email", String(254), nullable=True),
+    Column("crm_id", SafeText, nullable=False),
+    Column("email", SafeString(EMAIL), nullable=True),
     Column("from_stage", String(16), nullable=True),
-    Column("from_value", String(255), nullable=True),
+    Column("from_value", SafeString(255), nullable=True),
     Column("to_stage", String(16), nullable=False),
     Column("changed_at", UtcDateTime, nullable=False),
     Column("rule", String(64), nullable=True),
-    Column("reasons", JSON, nullable=False),
+    Column("reasons", SafeJSON, nullable=False),
     Index(None, "connection", "crm_id", "changed_at"),
     Index(None, "job", "changed_at"),
     Index(None, "email"),
@@ -165,11 +224,11 @@ dead_letters = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("job", String(JOB), nullable=False),
     Column("connection", String(CONNECTION), nullable=False),
-    Column("crm_id", String(CRM_ID), nullable=False),
-    Column("email", String(254), nullable=True),
+    Column("crm_id", SafeText, nullable=False),
+    Column("email", SafeString(EMAIL), nullable=True),
     Column("stage", String(16), nullable=True),
-    Column("code", String(80), nullable=True),
-    Column("reason", Text, nullable=True),
+    Column("code", SafeString(80), nullable=True),
+    Column("reason", SafeText, nullable=True),
     Column("run_id", String(ID36), nullable=False),
     Column("first_seen", UtcDateTime, nullable=False),
     Column("last_seen", UtcDateTime, nullable=False),
@@ -187,9 +246,9 @@ checkpoints = Table(
     Column("connection", String(CONNECTION), primary_key=True),
     Column("stream", String(32), primary_key=True),
     # committed: everything read up to here is decided and written (moved at the end of a run)
-    Column("cursor", Text, nullable=True),
+    Column("cursor", SafeText, nullable=True),
     # read so far by an open (or interrupted) run; saved with each page so a re-run resumes there
-    Column("position", Text, nullable=True),
+    Column("position", SafeText, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("version", Integer, nullable=False, default=1),
 )
@@ -205,9 +264,9 @@ runs = Table(
     Column("dry_run", Boolean, nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
-    Column("counts", JSON, nullable=True),
-    Column("usage", JSON, nullable=True),
-    Column("error", Text, nullable=True),
+    Column("counts", SafeJSON, nullable=True),
+    Column("usage", SafeJSON, nullable=True),
+    Column("error", SafeText, nullable=True),
     Index(None, "job", "started_at"),
 )
 

@@ -26,11 +26,11 @@ from sqlalchemy import select
 from connector.config import Config, HubSpotConnection, PathSettings, RetrySettings, StoreSettings
 from connector.jobs import Job
 from connector.mapping import CrmMapping, load_mapping
-from connector.pipeline import RunResult, run_job
 from connector.sandbox.hubspot import HubSpotSandbox, Limits
 from connector.sandbox.salesforce import Fault, Faults, SalesforceSandbox, SandboxLimits
 from connector.store import Store, open_store
 from connector.store.tables import stage_changes
+from connector.sync import RunResult, run_job
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = int(os.environ.get("CRMSYNC_CHAOS_SIZE", "120"))

@@ -38,8 +38,8 @@ from connector.config import Config
 from connector.connections import open_client
 from connector.crm import ActivityPage, ApiUsage, ContactPage, CrmClient, StageUpdate, WriteResult
 from connector.errors import Problem
-from connector.pipeline import RunResult
 from connector.sandbox.hubspot.store import to_ms
+from connector.sync import RunResult
 from tests.chaos.conftest import CRMS, SANDBOX_NOW, World, Worlds
 
 EXAMPLES = int(os.environ.get("CRMSYNC_CHAOS_EXAMPLES", "6"))
@@ -147,7 +147,7 @@ def sync(world: World, crm: str) -> tuple[RunResult, Reports]:
     def clients(config: Config, name: str) -> CrmClient:
         return Reporting(open_client(config, name), reports)
 
-    logger = logging.getLogger("connector.pipeline")
+    logger = logging.getLogger("connector.sync")
     handler, level = SkipEvents(reports), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

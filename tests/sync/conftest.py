@@ -18,9 +18,9 @@ from connector.config import Config, HubSpotConnection, PathSettings, Salesforce
 from connector.jobs import Job
 from connector.mapping import load_mapping
 from connector.model import Company
-from connector.pipeline import RunResult, run_job
 from connector.store import Store, open_store
 from connector.store.tables import stage_changes
+from connector.sync import RunResult, run_job
 from tests.fakes import FakeCrm
 
 REPO = Path(__file__).resolve().parents[2]

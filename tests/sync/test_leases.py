@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select, update
 
 from connector.jobs import Job
-from connector.pipeline import utc_now
 from connector.progress import ProgressEvent
 from connector.scheduler import Scheduler, next_run
 from connector.store import LeaseHeld, LeaseLost, Store, acquire, open_store
 from connector.store.tables import leases, runs
+from connector.sync import utc_now
 from tests.fakes import FakeCrm
 from tests.sync.conftest import JOB, NOW, Runner, history, make_config, new_crm, populate
 

@@ -1,0 +1,236 @@
+"""The queue of contacts each job must decide (``job_contacts``): dirty marks, backoff, last decision, last write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+
+from connector.model import Activity, Contact, Stage
+from connector.store.outbox import Outbox
+from connector.store.sql import in_chunks, upsert
+from connector.store.tables import activities, contacts, job_contacts
+from connector.store.values import Decision, Deferral, QueuedContact, Written
+
+
+def _stage(value: str | None) -> Stage | None:
+    return Stage(value) if value else None
+
+
+class Queue:
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    def mark_dirty(
+        self,
+        db: Connection,
+        job: str,
+        connection: str,
+        *,
+        changed: Sequence[str],
+        forced: Sequence[str],
+        seen: Sequence[str],
+    ) -> set[str]:
+        """Changed contacts become dirty for every job; ``forced`` ones for this job; seen ones this job
+        never decided become dirty for it. Returns the contacts queued because they changed or were forced."""
+        for part in in_chunks(changed):
+            db.execute(
+                update(job_contacts)
+                .where(job_contacts.c.connection == connection, job_contacts.c.crm_id.in_(part))
+                .values(dirty=True)
+            )
+        for part in in_chunks(forced):
+            db.execute(
+                update(job_contacts)
+                .where(
+                    job_contacts.c.job == job,
+                    job_contacts.c.connection == connection,
+                    job_contacts.c.crm_id.in_(part),
+                )
+                .values(dirty=True)
+            )
+        rows = [
+            {"job": job, "connection": connection, "crm_id": crm_id, "dirty": True, "attempts": 0} for crm_id in seen
+        ]
+        upsert(db, job_contacts, rows, keys=["job", "connection", "crm_id"])
+        return set(changed) | set(forced)
+
+    def count(self, db: Connection, job: str, connection: str) -> int:
+        """Contacts queued for ``job`` on ``connection`` (due now or deferred)."""
+        return int(
+            db.execute(
+                select(func.count())
+                .select_from(job_contacts)
+                .where(
+                    job_contacts.c.job == job,
+                    job_contacts.c.connection == connection,
+                    job_contacts.c.dirty.is_(True),
+                )
+            ).scalar_one()
+        )
+
+    def due(
+        self, db: Connection, job: str, connection: str, *, after: str, limit: int, now: datetime
+    ) -> list[QueuedContact]:
+        """The next ``limit`` dirty contacts (by CRM id, after ``after``) that are due, with their activities
+        and their open outbox intent."""
+        rows = db.execute(
+            select(
+                contacts.c.crm_id,
+                contacts.c.object_type,
+                contacts.c.email,
+                contacts.c.stage,
+                contacts.c.stage_values,
+                contacts.c.contact,
+                contacts.c.modified_at,
+                job_contacts.c.attempts,
+                job_contacts.c.written_stage,
+            )
+            .join(
+                contacts,
+                and_(contacts.c.connection == job_contacts.c.connection, contacts.c.crm_id == job_contacts.c.crm_id),
+            )
+            .where(
+                job_contacts.c.job == job,
+                job_contacts.c.connection == connection,
+                job_contacts.c.dirty.is_(True),
+                job_contacts.c.crm_id > after,
+                or_(job_contacts.c.not_before.is_(None), job_contacts.c.not_before <= now),
+            )
+            .order_by(job_contacts.c.crm_id)
+            .limit(limit)
+        ).all()
+        if not rows:
+            return []
+        ids = [row.crm_id for row in rows]
+        acts: dict[str, list[Activity]] = {}
+        for crm_id, contact_id, kind, occurred_at, detail in db.execute(
+            select(
+                activities.c.crm_id,
+                activities.c.contact_crm_id,
+                activities.c.kind,
+                activities.c.occurred_at,
+                activities.c.detail,
+            ).where(activities.c.connection == connection, activities.c.contact_crm_id.in_(ids))
+        ).all():
+            acts.setdefault(contact_id, []).append(
+                Activity.model_construct(kind=kind, occurred_at=occurred_at, detail=detail, id=crm_id)
+            )
+        pending = self._outbox.pending(db, job, connection, ids)
+        queued = []
+        for row in rows:
+            contact = Contact.model_validate_json(row.contact).model_copy(update={"stage": _stage(row.stage)})
+            found = acts.get(row.crm_id, [])
+            found.sort(key=lambda activity: (activity.occurred_at, activity.id or ""))
+            queued.append(
+                QueuedContact(
+                    connection=connection,
+                    crm_id=row.crm_id,
+                    object_type=row.object_type,
+                    email=row.email,
+                    contact=contact,
+                    contact_json=row.contact,
+                    stage_values=dict(row.stage_values),
+                    modified_at=row.modified_at,
+                    activities=tuple(found),
+                    attempts=row.attempts,
+                    written_stage=_stage(row.written_stage),
+                    pending=pending.get(row.crm_id),
+                )
+            )
+        return queued
+
+    def record_decisions(self, db: Connection, job: str, connection: str, decisions: Sequence[Decision]) -> None:
+        """Keep each contact's last decision; those marked ``done`` leave the queue."""
+        if not decisions:
+            return
+        statement = (
+            update(job_contacts)
+            .where(
+                job_contacts.c.job == job,
+                job_contacts.c.connection == connection,
+                job_contacts.c.crm_id == bindparam("b_crm_id"),
+            )
+            .values(
+                decided_stage=bindparam("b_stage"),
+                rule=bindparam("b_rule"),
+                reasons=bindparam("b_reasons"),
+                decided_at=bindparam("b_at"),
+            )
+        )
+        db.execute(
+            statement,
+            [
+                {
+                    "b_crm_id": decision.crm_id,
+                    "b_stage": decision.stage.value if decision.stage else None,
+                    "b_rule": decision.rule,
+                    "b_reasons": list(decision.reasons),
+                    "b_at": decision.at,
+                }
+                for decision in decisions
+            ],
+        )
+        self.done(db, job, connection, [decision.crm_id for decision in decisions if decision.done])
+
+    def done(self, db: Connection, job: str, connection: str, crm_ids: Sequence[str]) -> None:
+        """These contacts leave the queue (and their backoff is forgotten)."""
+        for part in in_chunks(list(crm_ids)):
+            db.execute(
+                update(job_contacts)
+                .where(
+                    job_contacts.c.job == job,
+                    job_contacts.c.connection == connection,
+                    job_contacts.c.crm_id.in_(part),
+                )
+                .values(dirty=False, attempts=0, not_before=None)
+            )
+
+    def requeue(self, db: Connection, job: str, connection: str, crm_ids: Sequence[str]) -> None:
+        """Queue these contacts again now, with a fresh retry count (a person fixed what failed)."""
+        for part in in_chunks(list(crm_ids)):
+            db.execute(
+                update(job_contacts)
+                .where(
+                    job_contacts.c.job == job,
+                    job_contacts.c.connection == connection,
+                    job_contacts.c.crm_id.in_(part),
+                )
+                .values(dirty=True, attempts=0, not_before=None)
+            )
+
+    def defer(self, db: Connection, job: str, connection: str, deferrals: Sequence[Deferral]) -> None:
+        """Keep contacts queued, each not before its ``not_before`` (transient failure backoff)."""
+        if not deferrals:
+            return
+        db.execute(
+            update(job_contacts)
+            .where(
+                job_contacts.c.job == job,
+                job_contacts.c.connection == connection,
+                job_contacts.c.crm_id == bindparam("b_crm_id"),
+            )
+            .values(dirty=True, attempts=bindparam("b_attempts"), not_before=bindparam("b_not_before")),
+            [
+                {"b_crm_id": item.crm_id, "b_attempts": item.attempts, "b_not_before": item.not_before}
+                for item in deferrals
+            ],
+        )
+
+    def mark_written(
+        self, db: Connection, job: str, connection: str, written: Sequence[Written], now: datetime
+    ) -> None:
+        """Remember the rung last written for each contact (the current rung when the CRM shows none)."""
+        if not written:
+            return
+        db.execute(
+            update(job_contacts)
+            .where(
+                job_contacts.c.job == job,
+                job_contacts.c.connection == connection,
+                job_contacts.c.crm_id == bindparam("b_crm_id"),
+            )
+            .values(written_stage=bindparam("b_stage"), written_at=now),
+            [{"b_crm_id": item.contact.crm_id, "b_stage": item.stage.value} for item in written],
+        )

@@ -1,0 +1,135 @@
+"""Deciding a chunk of queued contacts: rules + what the CRM shows + policy -> a plan. Pure.
+
+For each queued contact: was a write of an interrupted run found to have
+landed (the CRM shows its value)? what do the rules decide? what does the
+planner say to write, or why nothing? The result says what to store
+(decisions, outbox intents, outbox entries that are stale, dead letters no
+longer needed) and which writes to make. Nothing here reads a clock, a CRM
+or the store: ``now`` and ``new_id`` are passed in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from connector.crm import StageUpdate
+from connector.lifecycle.rules import Rules, decide
+from connector.mapping import CrmMapping
+from connector.planner import plan_write
+from connector.runs import WriteMode
+from connector.store.values import Decision, Intent, PendingWrite, QueuedContact
+from connector.sync.result import PlannedWrite
+
+
+@dataclass(frozen=True, slots=True)
+class StageWrite:
+    """A write to make: the contact, the update to send and its outbox intent (which keys its history row)."""
+
+    contact: QueuedContact
+    update: StageUpdate
+    intent: PendingWrite
+
+
+@dataclass
+class ChunkPlan:
+    """What deciding one chunk came to."""
+
+    landed: list[QueuedContact] = field(default_factory=list)
+    """Contacts whose outbox write the CRM already shows: record it now, once."""
+    decisions: list[Decision] = field(default_factory=list)
+    intents: list[Intent] = field(default_factory=list)
+    """New outbox entries, committed before the CRM is called."""
+    stale: list[str] = field(default_factory=list)
+    """Contacts whose outbox entry is no longer wanted."""
+    not_needed: list[str] = field(default_factory=list)
+    """Contacts that need no write any more: an open dead letter of theirs is closed."""
+    writes: list[StageWrite] = field(default_factory=list)
+    planned: list[PlannedWrite] = field(default_factory=list)
+    """Writes a dry run would make."""
+    changed: int = 0
+
+
+def new_intent_id() -> str:
+    return str(uuid.uuid4())
+
+
+def decide_chunk(
+    chunk: Sequence[QueuedContact],
+    *,
+    rules: Rules,
+    mapping: CrmMapping,
+    write_mode: WriteMode,
+    run_id: str,
+    now: datetime,
+    new_id: Callable[[], str] = new_intent_id,
+) -> ChunkPlan:
+    plan = ChunkPlan()
+    primary = mapping.stage.field
+    for queued in chunk:
+        pending = queued.pending
+        if pending is not None and queued.stage_values.get(primary) == pending.to_value:
+            # an interrupted run's write landed (the CRM shows it): record it now, once
+            plan.landed.append(queued)
+            queued = replace(queued, written_stage=pending.to_stage)
+            pending = None
+        current = queued.contact.stage or queued.written_stage
+        contact = (
+            queued.contact if current == queued.contact.stage else queued.contact.model_copy(update={"stage": current})
+        )
+        decision = decide(contact, queued.activities, rules, now=now)
+        planned = plan_write(queued.record(), decision, mapping, regression=rules.regression, now=now)
+        update = planned.update
+        if update is not None:
+            plan.changed += 1
+        writes = update is not None and write_mode.writes
+        plan.decisions.append(
+            Decision(
+                crm_id=queued.crm_id,
+                stage=decision.stage,
+                rule=decision.rule,
+                reasons=tuple(decision.reasons),
+                at=now,
+                # a contact with a write to make stays queued until the write's result is committed
+                done=write_mode.records and not writes,
+            )
+        )
+        if update is None or not write_mode.writes:
+            if update is not None and write_mode is WriteMode.DRY_RUN:
+                plan.planned.append(_planned(queued, update, primary))
+            if pending is not None:
+                plan.stale.append(queued.crm_id)
+            if write_mode.records:
+                plan.not_needed.append(queued.crm_id)
+            continue
+        if pending is not None and pending.to_stage == update.stage:
+            intent = pending  # the same write again: keep its key, so it is recorded once
+        else:
+            intent = PendingWrite(
+                intent_id=new_id(),
+                run_id=run_id,
+                from_value=update.previous_value,
+                from_stage=planned.current,
+                to_stage=update.stage,
+                to_value=update.fields[primary],
+                rule=decision.rule,
+                reasons=tuple(decision.reasons),
+                created_at=now,
+            )
+            plan.intents.append(Intent(queued.crm_id, intent))
+        plan.writes.append(StageWrite(queued, update, intent))
+    return plan
+
+
+def _planned(queued: QueuedContact, update: StageUpdate, primary: str) -> PlannedWrite:
+    return PlannedWrite(
+        connection=queued.connection,
+        crm_id=queued.crm_id,
+        email=queued.email,
+        field=primary,
+        before=update.previous_value,
+        after=update.fields[primary],
+        fields=dict(update.fields),
+    )

@@ -1,0 +1,531 @@
+"""One run of a sync job: pull, store, decide, plan, write, record.
+
+:func:`run_job` is a plain function of the job and the config; everything it
+remembers between runs is in the state store, so a task engine can call it
+anywhere. Per connection of the job:
+
+1. pull contact pages since the checkpoint; each page, the queue marks it
+   causes and its read position commit in one transaction;
+2. the same for activity pages (linked to contacts by CRM id; an activity may
+   arrive before its contact and is attached when the contact does);
+3. decide the queued contacts in chunks (:mod:`connector.sync.decide`, pure);
+   decisions commit per chunk, and planned writes commit to the outbox
+   *before* the CRM is called;
+4. write in the client's batch size; settle each batch's results
+   (:mod:`connector.sync.settle`, pure) and commit them, the history rows,
+   dead letters and retry backoffs in one transaction, fenced by the job's
+   lease;
+5. when everything read is decided and written, the checkpoint moves to the
+   read position.
+
+A crash between any two steps leaves either work still queued (dirty
+contacts, outbox rows) or work done and recorded; a re-run finishes the
+first kind and recognises the second, so the CRM and the history end as
+after one clean run. This module talks to CRMs only through the
+:class:`~connector.crm.CrmClient` protocol and the client factory it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from connector.config import Config
+from connector.crm import ActivityPage, ContactPage, CrmClient, SkippedRecord, WriteOutcome, WriteResult
+from connector.errors import ConfigError, TransientError
+from connector.jobs import Job
+from connector.lifecycle.rules import Rules, load_rules
+from connector.mapping import CrmMapping, load_mapping
+from connector.progress import ProgressCallback, ProgressEvent
+from connector.runs import Resolution, RunMode, RunStatus, WriteMode
+from connector.store import (
+    ACTIVITIES,
+    CONTACTS,
+    Change,
+    Lease,
+    PageCounts,
+    QueuedContact,
+    Store,
+    Written,
+    acquire,
+    new_owner,
+)
+from connector.sync.decide import ChunkPlan, StageWrite, decide_chunk
+from connector.sync.redact import safe_error, safe_message, secret_values
+from connector.sync.result import ConnectionCounts, RunResult
+from connector.sync.settle import MAX_RETRY_ATTEMPTS, Settlement, settle_batch
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+ClientFactory = Callable[[Config, str], CrmClient]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def job_rules(job: Job, config: Config) -> Rules:
+    return load_rules(config.resolve(Path(job.rules)) if job.rules else config.rules_path)
+
+
+def connection_mapping(config: Config, name: str) -> CrmMapping:
+    """The mapping of connection ``name``, checked against the connection's CRM type."""
+    if name not in config.connections:
+        known = ", ".join(sorted(config.connections)) or "none"
+        raise ConfigError(f"no connection {name!r} in the config (known: {known})")
+    mapping = load_mapping(config.mapping_path(name))
+    settings = config.connections[name]
+    if mapping.crm != settings.type:
+        raise ConfigError(f"connection {name!r} is {settings.type} but {mapping.source} maps {mapping.crm}")
+    return mapping
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """How one run goes: which job, read what, write or not, in what sizes."""
+
+    job: Job
+    run_id: str
+    run_mode: RunMode
+    write_mode: WriteMode
+    chunk_size: int = 500
+    """Queued contacts decided per transaction."""
+    dry_run_limit: int = 10_000
+    """Planned writes a dry run keeps to print (the rest are counted)."""
+    max_attempts: int = MAX_RETRY_ATTEMPTS
+
+
+def run_job(
+    job: Job,
+    config: Config,
+    *,
+    store: Store,
+    clients: ClientFactory | None = None,
+    clock: Clock = utc_now,
+    full: bool = False,
+    dry_run: bool | None = None,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+    owner: str | None = None,
+    lease_ttl: timedelta = timedelta(minutes=5),
+    heartbeat: bool = True,
+    chunk_size: int = 500,
+    dry_run_limit: int = 10_000,
+) -> RunResult:
+    """Run ``job`` once. Returns the run's result; raises when the run could not complete.
+
+    Raises ``LeaseHeld`` (another process runs the job), ``ConfigError`` /
+    ``AuthError`` (a person must fix something), ``QuotaExhausted`` (the
+    vendor's allocation is used up) or ``TransientError`` (retries
+    exhausted); the run is recorded as failed and the next run resumes.
+    ``stop`` set (SIGTERM) finishes the current batch, commits and returns
+    with status ``stopped``. ``dry_run`` (when given) overrides the job's
+    write mode with a dry run (``True``) or its ``write_back`` setting (``False``).
+    """
+    if clients is None:
+        # transitional default for callers written before the client factory was passed in everywhere
+        from connector.connections import open_client
+
+        clients = open_client
+    run_mode = RunMode.FULL if full else job.run_mode
+    write_mode = job.write_mode if dry_run is None else WriteMode.from_flags(write_back=job.write_back, dry_run=dry_run)
+    settings = RunSettings(
+        job=job,
+        run_id=str(uuid.uuid4()),
+        run_mode=run_mode,
+        write_mode=write_mode,
+        chunk_size=chunk_size,
+        dry_run_limit=dry_run_limit,
+    )
+    stop = stop or threading.Event()
+    owner = owner or new_owner()
+    lease = acquire(store, job.name, owner, ttl=lease_ttl, clock=clock)
+    if heartbeat:
+        lease.start_heartbeat()
+    started = clock()
+    began = time.monotonic()
+    result = RunResult(run_id=settings.run_id, job=job.name, status=RunStatus.RUNNING, started_at=started)
+    result.dry_run = write_mode is WriteMode.DRY_RUN
+    result.full = run_mode is RunMode.FULL
+    try:
+        with store.begin() as db:
+            store.runs.start(db, result.run_id, job.name, owner, full=result.full, dry_run=result.dry_run, now=started)
+        # loaded once the run is recorded, so a broken rules or mapping file shows as a failed run
+        rules = job_rules(job, config)
+        mappings = {name: connection_mapping(config, name) for name in job.connections}
+        run = _Run(
+            settings, store=store, lease=lease, result=result, rules=rules, clock=clock, emit=progress, stop=stop
+        )
+        for name in job.connections:
+            client = clients(config, name)
+            try:
+                run.sync_connection(client, mappings[name])
+            finally:
+                result.usage[name] = client.usage()
+                client.close()
+            if stop.is_set():
+                break
+        result.status = RunStatus.STOPPED if stop.is_set() else RunStatus.COMPLETED
+    except Exception as error:
+        result.status = RunStatus.FAILED
+        result.error = safe_error(error, secret_values(config))
+        _finish_and_release(store, result, lease, began, clock, failing=True)
+        raise
+    except KeyboardInterrupt:
+        result.status = RunStatus.INTERRUPTED
+        _finish_and_release(store, result, lease, began, clock, failing=True)
+        raise
+    finally:
+        # a kill stops the heartbeat too; the lease then expires on its own
+        lease.stop_heartbeat()
+    _finish_and_release(store, result, lease, began, clock, failing=False)
+    return result
+
+
+def _finish_and_release(
+    store: Store, result: RunResult, lease: Lease, began: float, clock: Clock, *, failing: bool
+) -> None:
+    """Record the run's end, then release the job's lease, even when recording fails.
+
+    While the run is already failing, a failure to record it is logged and
+    the run's own error goes on up; on success it is raised.
+    """
+    try:
+        _finish(store, result, began, clock)
+    except Exception as error:
+        if not failing:
+            raise
+        log.error(
+            "could not record the run's end",
+            extra={
+                "event": "run_not_recorded",
+                "job": result.job,
+                "run_id": result.run_id,
+                "error": safe_message(error),
+            },
+        )
+    finally:
+        try:
+            lease.release()
+        except Exception as error:  # the lease expires on its own after its TTL
+            log.warning("could not release the lease", extra={"job": result.job, "error": safe_message(error)})
+
+
+def _finish(store: Store, result: RunResult, began: float, clock: Clock) -> None:
+    result.duration_seconds = time.monotonic() - began
+    summary = result.summary()
+    with store.begin() as db:
+        store.runs.finish(
+            db,
+            result.run_id,
+            status=result.status,
+            counts={**result.totals(), "connections": {n: c.as_dict() for n, c in result.counts.items()}},
+            usage={name: usage.model_dump() for name, usage in result.usage.items()},
+            error=result.error,
+            now=clock(),
+        )
+    log.info(
+        "run %s %s",
+        result.job,
+        result.status.value,
+        extra={
+            "event": "run_finished",
+            "job": result.job,
+            "run_id": result.run_id,
+            "status": result.status.value,
+            "dry_run": result.dry_run,
+            "duration_seconds": summary["duration_seconds"],
+            **result.totals(),
+            "api_calls": {name: usage.total_calls for name, usage in result.usage.items()},
+        },
+    )
+
+
+def _report_skipped(connection: str, skipped: Sequence[SkippedRecord]) -> None:
+    """One event per record the client could not normalise: which record and why (the client's short reason).
+
+    DEBUG, not INFO: a first Salesforce sync skips every converted lead (followed to its
+    Contact), thousands of lines; the run summary counts them all at INFO.
+    """
+    for record in skipped:
+        log.debug(
+            "record skipped",
+            extra={
+                "event": "record_skipped",
+                "connection": connection,
+                "crm_id": record.crm_id,
+                "reason": record.reason,
+            },
+        )
+
+
+class _Run:
+    """One run going through the connections of its job: the transactions, the lease fence, the counts."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        store: Store,
+        lease: Lease,
+        result: RunResult,
+        rules: Rules,
+        clock: Clock,
+        emit: ProgressCallback | None,
+        stop: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.job = settings.job.name
+        self.store = store
+        self.lease = lease
+        self.result = result
+        self.rules = rules
+        self.clock = clock
+        self.emit: ProgressCallback = emit or (lambda _event: None)
+        self.stop = stop
+        self._scratch: Connection | None = None
+        """A dry run's one transaction, rolled back at the end (see :meth:`_dry_run_scratch`)."""
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One commit point of the run, fenced by the lease: nothing commits once the lease is lost."""
+        if self._scratch is not None:
+            yield self._scratch
+            return
+        with self.store.begin() as db:
+            yield db
+            self.lease.renew(db)
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        if self._scratch is not None:
+            yield self._scratch
+            return
+        with self.store.begin() as db:
+            yield db
+
+    @contextmanager
+    def _dry_run_scratch(self) -> Iterator[None]:
+        """A dry run works in one transaction that is rolled back: it stores no pulled record, decision or
+        read position, so the next run (and ``status``) find the store as the dry run found it.
+
+        On SQLite that transaction holds the store's write lock while the dry run lasts.
+        """
+        if self.settings.write_mode is not WriteMode.DRY_RUN:
+            yield
+            return
+        with self.store.engine.connect() as connection:
+            transaction = connection.begin()
+            self._scratch = connection
+            try:
+                yield
+            finally:
+                self._scratch = None
+                transaction.rollback()
+
+    def _queued(self, name: str) -> int:
+        with self._read() as db:
+            return self.store.queue.count(db, self.job, name)
+
+    # -- one connection ---------------------------------------------------------
+    def sync_connection(self, client: CrmClient, mapping: CrmMapping) -> None:
+        with self._dry_run_scratch():
+            self._sync_connection(client, mapping)
+
+    def _sync_connection(self, client: CrmClient, mapping: CrmMapping) -> None:
+        name = client.connection
+        counts = self.result.counts.setdefault(name, ConnectionCounts())
+        if self.settings.run_mode is RunMode.FULL:
+            with self._read() as db:
+                self.store.checkpoints.clear_positions(db, self.job, name, self.clock())
+        queued_before = self._queued(name)
+        pulled = self._pull(client, counts, CONTACTS) and self._pull(client, counts, ACTIVITIES)
+        counts.contacts_changed += max(0, self._queued(name) - queued_before)
+        if not pulled:
+            return
+        if not self._decide_and_write(client, mapping, counts):
+            return
+        if self.settings.write_mode.records:
+            with self._transaction() as db:
+                self.store.checkpoints.commit(db, self.job, name, self.clock())
+
+    def _pull(self, client: CrmClient, counts: ConnectionCounts, stream: str) -> bool:
+        """Pull one stream page by page; each page and its read position are stored in one transaction."""
+        name = client.connection
+        full = self.settings.run_mode is RunMode.FULL
+        if full:
+            cursor = None
+        else:
+            with self._read() as db:
+                cursor = self.store.checkpoints.get(db, self.job, name, stream).resume_from
+        pages: Iterator[ContactPage | ActivityPage] = (
+            client.pull_contacts(cursor) if stream == CONTACTS else client.pull_activities(cursor)
+        )
+        read = 0
+        clock = time.monotonic()
+        for page in pages:
+            counts.add_time("pull", time.monotonic() - clock)
+            clock = time.monotonic()
+            with self._transaction() as db:
+                stored = self._store_page(db, name, page, full)
+                self.store.checkpoints.save_position(db, self.job, name, stream, page.cursor, self.clock())
+            counts.add_time("store", time.monotonic() - clock)
+            read += stored.records
+            if isinstance(page, ContactPage):
+                counts.contacts_read += stored.records
+            else:
+                counts.activities_read += stored.records
+                counts.unmapped += page.unmapped
+            counts.skipped += len(page.skipped)
+            _report_skipped(name, page.skipped)
+            self.emit(ProgressEvent(name, CONTACTS if stream == CONTACTS else ACTIVITIES, "stored", read))
+            if self.stop.is_set():
+                return False
+            clock = time.monotonic()
+        counts.add_time("pull", time.monotonic() - clock)
+        self.emit(ProgressEvent(name, CONTACTS if stream == CONTACTS else ACTIVITIES, "done", read))
+        return True
+
+    def _store_page(self, db: Connection, name: str, page: ContactPage | ActivityPage, full: bool) -> PageCounts:
+        now = self.clock()
+        if isinstance(page, ContactPage):
+            return self.store.records.store_contacts(db, self.job, name, page.records, force_dirty=full, now=now)
+        return self.store.records.store_activities(db, self.job, name, page.records, force_dirty=full, now=now)
+
+    # -- decide, plan, write -------------------------------------------------------
+    def _decide_and_write(self, client: CrmClient, mapping: CrmMapping, counts: ConnectionCounts) -> bool:
+        name = client.connection
+        with self._read() as db:
+            total = self.store.queue.count(db, self.job, name)
+        buffer: list[StageWrite] = []
+        after = ""
+        batch_size = max(1, client.write_batch_size)
+        while True:
+            clock = time.monotonic()
+            with self._read() as db:
+                chunk = self.store.queue.due(
+                    db, self.job, name, after=after, limit=self.settings.chunk_size, now=self.clock()
+                )
+            counts.add_time("load", time.monotonic() - clock)
+            if not chunk:
+                break
+            after = chunk[-1].crm_id
+            buffer.extend(self._decide_chunk(name, chunk, mapping, counts))
+            self.emit(ProgressEvent(name, "decide", "decided", counts.decided, total))
+            while len(buffer) >= batch_size and not self.stop.is_set():
+                self._write_batch(client, mapping, buffer[:batch_size], counts)
+                buffer = buffer[batch_size:]
+            if self.stop.is_set():
+                # planned writes left in the buffer stay in the outbox and queued: the next run makes them
+                break
+        if buffer and not self.stop.is_set():
+            self._write_batch(client, mapping, buffer, counts)
+        self.emit(ProgressEvent(name, "decide", "done", counts.decided, total))
+        if self.settings.write_mode.writes:
+            self.emit(ProgressEvent(name, "write", "done", counts.written + counts.unchanged + counts.failed))
+        return not self.stop.is_set()
+
+    def _decide_chunk(
+        self, name: str, chunk: list[QueuedContact], mapping: CrmMapping, counts: ConnectionCounts
+    ) -> list[StageWrite]:
+        started = time.monotonic()
+        now = self.clock()
+        plan = decide_chunk(
+            chunk,
+            rules=self.rules,
+            mapping=mapping,
+            write_mode=self.settings.write_mode,
+            run_id=self.settings.run_id,
+            now=now,
+        )
+        counts.decided += len(chunk)
+        counts.changed += plan.changed
+        self._keep_planned(plan)
+        with self._transaction() as db:
+            counts.recovered += self._record_landed(db, name, plan, now)
+            self.store.queue.record_decisions(db, self.job, name, plan.decisions)
+            self.store.outbox.drop(db, self.job, name, plan.stale)
+            self.store.outbox.add(db, self.job, name, plan.intents)
+            self.store.dead_letters.resolve(db, self.job, name, plan.not_needed, Resolution.NOT_NEEDED, now)
+        counts.add_time("decide", time.monotonic() - started)
+        return plan.writes
+
+    def _record_landed(self, db: Connection, name: str, plan: ChunkPlan, now: datetime) -> int:
+        """Record the writes of an interrupted run that the CRM shows: history once, queue and outbox settled."""
+        if not plan.landed:
+            return 0
+        changes, written = [], []
+        for queued in plan.landed:
+            assert queued.pending is not None
+            changes.append(Change(queued.crm_id, queued.email, queued.pending))
+            written.append(Written(queued, queued.pending.to_stage, {}))
+        recorded = self.store.history.record(db, self.job, name, changes)
+        self._commit_written(db, name, written, now)
+        ids = [queued.crm_id for queued in plan.landed]
+        self.store.outbox.drop(db, self.job, name, ids)
+        self.store.dead_letters.resolve(db, self.job, name, ids, Resolution.WRITTEN, now)
+        return recorded
+
+    def _commit_written(self, db: Connection, name: str, written: list[Written], now: datetime) -> None:
+        self.store.records.mark_written(db, name, written)
+        self.store.queue.mark_written(db, self.job, name, written, now)
+
+    def _keep_planned(self, plan: ChunkPlan) -> None:
+        room = max(0, self.settings.dry_run_limit - len(self.result.planned))
+        self.result.planned.extend(plan.planned[:room])
+        self.result.planned_dropped += max(0, len(plan.planned) - room)
+
+    def _write_batch(
+        self, client: CrmClient, mapping: CrmMapping, batch: list[StageWrite], counts: ConnectionCounts
+    ) -> None:
+        name = client.connection
+        started = time.monotonic()
+        try:
+            results = client.write_stages([write.update for write in batch])
+        except TransientError as error:
+            # the client's retries are spent; the whole batch waits for a later run
+            log.warning("write batch deferred", extra={"connection": name, "error": type(error).__name__})
+            results = [WriteResult(crm_id=w.update.crm_id, outcome=WriteOutcome.RETRY, code="transient") for w in batch]
+        counts.add_time("write", time.monotonic() - started)
+        if len(results) != len(batch):
+            raise TransientError(f"{name}: the client answered {len(results)} results for {len(batch)} updates")
+        started = time.monotonic()
+        now = self.clock()
+        settled = settle_batch(
+            batch,
+            results,
+            run_id=self.settings.run_id,
+            now=now,
+            stage_fields=set(mapping.stage_fields()),
+            max_attempts=self.settings.max_attempts,
+        )
+        with self._transaction() as db:
+            self._commit_settlement(db, name, batch, settled, now)
+        counts.written += len(settled.written)
+        counts.unchanged += settled.unchanged
+        counts.failed += settled.failed
+        counts.deferred += settled.deferred
+        counts.add_time("record", time.monotonic() - started)
+        self.emit(ProgressEvent(name, "write", "written", counts.written + counts.unchanged + counts.failed))
+
+    def _commit_settlement(
+        self, db: Connection, name: str, batch: list[StageWrite], settled: Settlement, now: datetime
+    ) -> None:
+        self.store.dead_letters.add(db, self.job, name, settled.dead_letters, run_id=self.settings.run_id, now=now)
+        self.store.queue.defer(db, self.job, name, settled.deferrals)
+        self.store.history.record(db, self.job, name, settled.changes)
+        self._commit_written(db, name, settled.written, now)
+        for group in settled.resolved:
+            self.store.dead_letters.resolve(db, self.job, name, group.crm_ids, group.resolution, now)
+        self.store.queue.done(db, self.job, name, settled.done)
+        self.store.outbox.drop(db, self.job, name, [write.contact.crm_id for write in batch])
