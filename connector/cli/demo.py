@@ -168,7 +168,9 @@ def sandbox_clients(secrets: Mapping[str, str]) -> ClientFactory:
         from connector.salesforce.api import SalesforceApi, Secrets
         from connector.salesforce.client import SalesforceClient
 
-        credentials = Secrets(client_id=secret(settings.client_id_env), client_secret=secret(settings.client_secret_env))
+        credentials = Secrets(
+            client_id=secret(settings.client_id_env), client_secret=secret(settings.client_secret_env)
+        )
         return SalesforceClient(name, settings, mapping, SalesforceApi(settings, credentials))
 
     return open_client

@@ -113,7 +113,12 @@ FAILURES: tuple[Row, ...] = (
     Row(CrmsyncError, ExitCode.FAILED, lambda e: f"{type(e).__name__}: {e}"),
     Row("sqlalchemy.exc.SQLAlchemyError", ExitCode.STORE, _database),
     Row("pydantic_settings.exceptions.SettingsError", ExitCode.CONFIG, lambda e: f"settings: {_first_line(e)}"),
-    Row(OSError, ExitCode.STORE, lambda e: f"disk full: {_os_error(e)}", lambda e: getattr(e, "errno", None) == errno.ENOSPC),
+    Row(
+        OSError,
+        ExitCode.STORE,
+        lambda e: f"disk full: {_os_error(e)}",
+        lambda e: getattr(e, "errno", None) == errno.ENOSPC,
+    ),
     Row(OSError, ExitCode.FAILED, _os_error),
     Row(
         Exception,

@@ -132,8 +132,13 @@ def status(
             resume = line(" (resumes from ", safe(cp["resume_position"]), ")") if cp["resume_position"] else ""
             out.print(
                 line(
-                    "  checkpoint ", safe(cp["connection"]), "/", safe(cp["stream"]), ": ",
-                    safe(cp["cursor"] or "–"), resume,
+                    "  checkpoint ",
+                    safe(cp["connection"]),
+                    "/",
+                    safe(cp["stream"]),
+                    ": ",
+                    safe(cp["cursor"] or "–"),
+                    resume,
                 )
             )
         out.print(
@@ -233,8 +238,12 @@ def explain(
     for view in found:
         out.print(
             line(
-                safe(f"{view.connection}:{view.crm_id}", "bold"), " ", safe(view.email or ""),
-                " (", safe(view.object_type), ")",
+                safe(f"{view.connection}:{view.crm_id}", "bold"),
+                " ",
+                safe(view.email or ""),
+                " (",
+                safe(view.object_type),
+                ")",
             )
         )
         values = ", ".join(f"{k}={v!r}" for k, v in view.stage_values.items())
@@ -255,8 +264,14 @@ def explain(
                 )
                 out.print(
                     line(
-                        "  job ", safe(name), ": decided ", safe(state.decided_stage or "no rung"), " by rule ",
-                        safe(state.rule or "–"), f" at {_when(state.decided_at)}", written,
+                        "  job ",
+                        safe(name),
+                        ": decided ",
+                        safe(state.decided_stage or "no rung"),
+                        " by rule ",
+                        safe(state.rule or "–"),
+                        f" at {_when(state.decided_at)}",
+                        written,
                         " (queued for the next run)" if state.dirty else "",
                     )
                 )
@@ -266,8 +281,11 @@ def explain(
             live = decide(view.contact.model_copy(update={"stage": current}), view.activities, rules, now=now)
             out.print(
                 line(
-                    f"  rules now ({now.date().isoformat()}): ", safe(live.stage.value if live.stage else "no rung"),
-                    " (rule ", safe(live.rule or "–"), f", score {live.score:g})",
+                    f"  rules now ({now.date().isoformat()}): ",
+                    safe(live.stage.value if live.stage else "no rung"),
+                    " (rule ",
+                    safe(live.rule or "–"),
+                    f", score {live.score:g})",
                 )
             )
             for reason in live.reasons:
@@ -280,9 +298,16 @@ def explain(
     for change in reversed(changes):
         out.print(
             line(
-                f"  {_when(change.changed_at)} ", safe(f"{change.connection}:{change.crm_id}"), " ",
-                safe(change.from_stage or change.from_value or "–"), " → ", safe(change.to_stage),
-                " (", safe(change.job), "): ", safe("; ".join(change.reasons)),
+                f"  {_when(change.changed_at)} ",
+                safe(f"{change.connection}:{change.crm_id}"),
+                " ",
+                safe(change.from_stage or change.from_value or "–"),
+                " → ",
+                safe(change.to_stage),
+                " (",
+                safe(change.job),
+                "): ",
+                safe("; ".join(change.reasons)),
             )
         )
 
@@ -318,8 +343,14 @@ def dead_letters(
                 try:
                     with stop_on_sigterm() as stop:
                         result = execute(
-                            context, find_job(config, name), config, store, full=False, dry_run=False,
-                            progress=False, stop=stop,
+                            context,
+                            find_job(config, name),
+                            config,
+                            store,
+                            full=False,
+                            dry_run=False,
+                            progress=False,
+                            stop=stop,
                         )
                 except Exception as error:
                     failure = report_failure(error, debug=context.debug, as_json=False)

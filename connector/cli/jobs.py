@@ -215,4 +215,3 @@ def scheduler(ctx: typer.Context) -> None:
         runner = Scheduler(config, store, clients=context.clients, clock=context.clock, stop=stop)
         err.print(line("scheduling ", safe(", ".join(sorted(runner.jobs))), "; SIGTERM or Ctrl-C stops"))
         runner.run_forever()
-

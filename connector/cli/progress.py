@@ -46,9 +46,7 @@ class RichProgress:
         key = (event.connection, event.phase)
         task = self._tasks.get(key)
         if task is None:
-            task = self._progress.add_task(
-                f"{visible(event.connection)}: {_LABELS[event.phase]}", total=event.total
-            )
+            task = self._progress.add_task(f"{visible(event.connection)}: {_LABELS[event.phase]}", total=event.total)
             self._tasks[key] = task
         total = event.total if event.total is not None else (event.done if event.step == "done" else None)
         self._progress.update(task, completed=event.done, total=total)

@@ -120,7 +120,9 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path:
     debug = CliRunner().invoke(app, ["--config", str(tmp_path / "c.toml"), "--debug", "status"], obj=services)
 
     assert plain.exit_code == debug.exit_code == ExitCode.FAILED
-    assert plain.stderr.strip().splitlines() == ["error: unexpected error: KeyError: 'a bug' (--debug shows the traceback)"]
+    assert plain.stderr.strip().splitlines() == [
+        "error: unexpected error: KeyError: 'a bug' (--debug shows the traceback)"
+    ]
     assert "Traceback" not in plain.output
     assert "Traceback (most recent call last)" in debug.stderr and "_explode" in debug.stderr
 
