@@ -420,7 +420,7 @@ def report(
         try:
             html_file.write_text(funnel_html(funnel, generated_at=context.clock()), encoding="utf-8")
         except OSError as error:
-            if error.errno == errno.ENOSPC:
-                raise  # the table's "disk full" line and code
+            if error.errno == errno.ENOSPC:  # the table's "disk full" line and code, naming the file
+                raise OSError(error.errno, error.strerror, str(html_file)) from None
             raise CommandFailed(f"cannot write {html_file}: {error.strerror}") from None
         out.print(line("report written to ", safe(html_file)))
