@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -86,6 +87,18 @@ def _database(error: BaseException) -> str:
     return f"state store: {_first_line(original if original is not None else error)}"
 
 
+def _settings(error: BaseException) -> str:
+    """pydantic-settings names the field, not the variable: say which CRMSYNC_ variable to fix and how."""
+    found = re.search(r'field "(\w+)"', str(error))
+    if not found:
+        return f"settings: {_first_line(error)}"
+    variable = f"CRMSYNC_{found.group(1).upper()}"
+    return (
+        f"environment variable {variable} is not a valid value for [{found.group(1)}]: a table is given as JSON "
+        f'(e.g. {variable}=\'{{"url": "sqlite:///crmsync.db"}}\'), or set one key with {variable}__KEY'
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     error: type[BaseException] | str
@@ -112,7 +125,7 @@ FAILURES: tuple[Row, ...] = (
     ),
     Row(CrmsyncError, ExitCode.FAILED, lambda e: f"{type(e).__name__}: {e}"),
     Row("sqlalchemy.exc.SQLAlchemyError", ExitCode.STORE, _database),
-    Row("pydantic_settings.exceptions.SettingsError", ExitCode.CONFIG, lambda e: f"settings: {_first_line(e)}"),
+    Row("pydantic_settings.exceptions.SettingsError", ExitCode.CONFIG, lambda e: _settings(e)),
     Row(
         OSError,
         ExitCode.STORE,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from connector.jobs import Job
     from connector.pipeline import RunResult
     from connector.store import Store
+
+
+JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+"""What a job may be called (the pattern of ``Job.name``): never a path."""
 
 
 class EventFormatter(logging.Formatter):
@@ -59,6 +64,11 @@ def find_job(config: Config, name: str) -> Job:
     """The job file ``name`` of ``config``, whose connections the config defines."""
     from connector.jobs import find_job as find
 
+    if not JOB_NAME.fullmatch(name):
+        # a job is a file jobs/NAME.toml: a path ("../mappings/lifecycle") must not read files outside jobs/
+        raise CommandFailed(
+            f"{name!r} is not a job name (lower-case letters, digits, - and _; the file jobs/NAME.toml)"
+        )
     job = find(config.jobs_dir, name)
     missing = [c for c in job.connections if c not in config.connections]
     if missing:

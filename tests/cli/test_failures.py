@@ -162,3 +162,22 @@ def test_a_report_written_to_a_full_disk_is_one_line(project: Path) -> None:
 
     assert result.exit_code == ExitCode.STORE
     assert "disk full: /dev/full: No space left on device" in one_error_line(result)
+
+
+def test_a_store_variable_that_is_not_json_names_the_variable(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMSYNC_STORE", "notjson")
+
+    result = invoke(project, "status")
+
+    assert result.exit_code == ExitCode.CONFIG
+    assert "environment variable CRMSYNC_STORE" in one_error_line(result)
+
+
+def test_run_takes_a_job_name_never_a_path(project: Path) -> None:
+    (project.parent / "mappings").mkdir()
+    shutil.copy(REPO / "jobs" / "hubspot-lifecycle.toml", project.parent / "mappings" / "outside.toml")
+
+    result = invoke(project, "run", "../mappings/outside")
+
+    assert result.exit_code == ExitCode.CONFIG
+    assert "is not a job name" in one_error_line(result)
