@@ -24,7 +24,7 @@ from rich.table import Table
 
 from connector.cli.exits import CommandFailed, report_failure
 from connector.cli.services import Services, services
-from connector.cli.terminal import err, line, out, safe, write_json
+from connector.cli.terminal import err, line, out, safe, visible, write_json
 
 if TYPE_CHECKING:
     from connector.config import Config
@@ -41,6 +41,11 @@ class EventFormatter(logging.Formatter):
     """``time level logger message key=value ...``: the structured fields of a log event on one line."""
 
     _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # a message built from CRM text (an e-mail, a vendor reason) brings no control character to the terminal
+        record.message = visible(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)

@@ -120,3 +120,19 @@ def test_hostile_crm_text_through_every_command(project: tuple[Path, FakeCrm, Se
 
     code, output = cli(project, "dead-letters", "--json")
     assert json.loads(output.splitlines()[0])["reason"] == HOSTILE_REASON, "JSON keeps the text exactly"
+
+
+def test_log_lines_show_crm_text_with_controls_visible() -> None:
+    import logging
+
+    from connector.cli.jobs import EventFormatter
+
+    record = logging.LogRecord(
+        "connector.sync", logging.WARNING, "", 0, "record %s skipped", (HOSTILE_EMAIL + CLEAR,), None
+    )
+    record.reason = HOSTILE_REASON
+
+    text = EventFormatter("%(levelname)s %(message)s").format(record)
+
+    assert ESC not in text and "\x07" not in text and "\r" not in text
+    assert text.startswith("WARNING record x[/i]@evil.example\\x1b[2J")
