@@ -205,3 +205,10 @@ def test_dead_letters_retry_resolves_after_a_fix(setup: Project) -> None:
     assert "dead letters (0 open)" in cli(setup, "dead-letters")[1]
     resolved = [json.loads(line) for line in cli(setup, "dead-letters", "--all", "--json")[1].splitlines()]
     assert resolved[0]["resolution"] == "written"
+
+
+def test_validate_remote_asks_the_clients_the_services_give(setup: Project) -> None:
+    code, output = cli(setup, "validate", "--remote")
+
+    assert code == 0, output
+    assert "hubspot: checked against the live schema" in output
