@@ -64,8 +64,8 @@ def store_location(url: str) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: open_store says so
-        return "(store.url)"
+    except Exception:  # not a URL at all: open_store says so, there is no location to add
+        return ""
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Services:
             store = self.store_opener(url)
         except ConfigError as error:
             message = str(error)
-            if location not in message:
+            if location and location not in message:
                 message = f"{message} (store: {location})"
             raise ConfigError(message, error.problems) from None
         except SQLAlchemyError as error:
