@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from connector.config import Config
@@ -22,8 +23,9 @@ def connection_mapping(config: Config, name: str) -> CrmMapping:
     return mapping
 
 
-def open_client(config: Config, name: str) -> CrmClient:
-    """A ready client for connection ``name``; secrets are read from the environment here.
+def open_client(config: Config, name: str, *, environ: Mapping[str, str] | None = None) -> CrmClient:
+    """A ready client for connection ``name``; secrets are read here from ``environ`` (default: the
+    process environment), by the variable names the config gives.
 
     The vendor's client module (and its SDK) is imported only now, from the
     ``client`` path its settings name.
@@ -39,5 +41,5 @@ def open_client(config: Config, name: str) -> CrmClient:
         settings = settings.model_copy(update={"ca_bundle": str(bundle)})
     module, _, attribute = settings.client.partition(":")
     client_class = getattr(importlib.import_module(module), attribute)
-    client: CrmClient = client_class.from_settings(name, settings, mapping)
+    client: CrmClient = client_class.from_settings(name, settings, mapping, environ=environ)
     return client

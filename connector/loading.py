@@ -18,15 +18,37 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Parse one TOML file; a missing or malformed file is a ``ConfigError`` naming it."""
+    """Parse one TOML file; a file that cannot be read or parsed is a ``ConfigError`` naming it.
+
+    Missing, a folder, unreadable, not UTF-8 (TOML is UTF-8 by definition)
+    or not valid TOML: each is one problem on the file, never a traceback.
+    A leading UTF-8 byte-order mark, as some Windows editors write, is
+    accepted.
+    """
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found", [Problem(str(path), "", "file not found")]) from None
+        raise _file_error(path, "file not found") from None
+    except IsADirectoryError:
+        raise _file_error(path, "is a folder, not a file") from None
+    except PermissionError:
+        raise _file_error(path, "cannot be read: permission denied") from None
+    except OSError as error:
+        raise _file_error(path, f"cannot be read: {error.strerror or type(error).__name__}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise _file_error(path, f"not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line})") from None
+    try:
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as error:
-        problem = Problem(str(path), "", f"not valid TOML: {error}")
-        raise ConfigError(str(problem), [problem]) from None
+        raise _file_error(path, f"not valid TOML: {error}") from None
+
+
+def _file_error(path: Path, message: str) -> ConfigError:
+    problem = Problem(str(path), "", message)
+    return ConfigError(str(problem), [problem])
 
 
 def problems_from(

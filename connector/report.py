@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import and_, func, select
 
 from connector.model import LADDER, Stage
@@ -106,7 +107,8 @@ def _days(value: float | None) -> str:
 
 
 def funnel_table(funnel: Funnel) -> Table:
-    title = f"Funnel ({funnel.job})" if funnel.job else "Funnel (all jobs)"
+    # the job name is the user's input: a Text title is never read as markup
+    title = Text(f"Funnel ({funnel.job})" if funnel.job else "Funnel (all jobs)")
     table = Table(title=title)
     table.add_column("rung")
     table.add_column("on it", justify="right")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -39,11 +40,12 @@ class ConnectionSettings(BaseModel):
     timeout_seconds: float = Field(default=30.0, gt=0)
     retry: RetrySettings = RetrySettings()
 
-    def secret(self, env_var: str | None) -> SecretStr:
-        """The secret held by ``env_var``; a missing variable is a ``ConfigError`` naming it."""
+    def secret(self, env_var: str | None, environ: Mapping[str, str] | None = None) -> SecretStr:
+        """The secret held by ``env_var`` in ``environ`` (default: the process environment); a missing
+        variable is a ``ConfigError`` naming it."""
         if not env_var:
             raise ConfigError("no environment variable is named for this secret")
-        value = os.environ.get(env_var)
+        value = (os.environ if environ is None else environ).get(env_var)
         if not value:
             raise ConfigError(f"environment variable {env_var} is not set (it must hold a secret for this connection)")
         return SecretStr(value)

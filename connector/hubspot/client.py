@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import SecretStr
@@ -140,9 +140,12 @@ class HubSpotClient:
         self._contact_properties = contact_properties(mapping)
 
     @classmethod
-    def from_settings(cls, name: str, settings: HubSpotConnection, mapping: CrmMapping) -> HubSpotClient:
-        """A client for connection ``name``; the token is read from ``settings.token_env`` here."""
-        return cls(name, settings, mapping, settings.secret(settings.token_env))
+    def from_settings(
+        cls, name: str, settings: HubSpotConnection, mapping: CrmMapping, *, environ: Mapping[str, str] | None = None
+    ) -> HubSpotClient:
+        """A client for connection ``name``; the token is read from ``settings.token_env`` here
+        (in ``environ``, default the process environment)."""
+        return cls(name, settings, mapping, settings.secret(settings.token_env, environ))
 
     def __repr__(self) -> str:
         return f"HubSpotClient(connection={self.connection!r}, base_url={self.settings.base_url!r})"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -105,9 +105,12 @@ class SalesforceClient:
         """Converted Lead id -> Contact id, learnt while pulling people."""
 
     @classmethod
-    def from_settings(cls, name: str, settings: SalesforceConnection, mapping: CrmMapping) -> SalesforceClient:
-        """A client for ``settings``; secrets are read from the environment variables it names."""
-        return cls(name, settings, mapping, SalesforceApi(settings, Secrets.from_settings(settings)))
+    def from_settings(
+        cls, name: str, settings: SalesforceConnection, mapping: CrmMapping, *, environ: Mapping[str, str] | None = None
+    ) -> SalesforceClient:
+        """A client for ``settings``; secrets are read from the variables it names (in ``environ``,
+        default the process environment)."""
+        return cls(name, settings, mapping, SalesforceApi(settings, Secrets.from_settings(settings, environ)))
 
     def __repr__(self) -> str:
         return f"SalesforceClient({self.connection!r}, {self.settings.instance_url!r})"

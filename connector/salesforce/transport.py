@@ -22,7 +22,7 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -64,20 +64,20 @@ class Secrets:
         return "Secrets(***)"
 
     @classmethod
-    def from_settings(cls, settings: SalesforceConnection) -> Secrets:
-        """Read the secrets ``settings.auth`` needs from the environment (``ConfigError`` naming a missing one)."""
+    def from_settings(cls, settings: SalesforceConnection, environ: Mapping[str, str] | None = None) -> Secrets:
+        """Read the secrets ``settings.auth`` needs from ``environ`` (default the process environment; ``ConfigError`` naming a missing one)."""
         if settings.auth == "access_token":
-            return cls(access_token=settings.secret(settings.access_token_env))
-        client_id = settings.secret(settings.client_id_env)
-        client_secret = settings.secret(settings.client_secret_env)
+            return cls(access_token=settings.secret(settings.access_token_env, environ))
+        client_id = settings.secret(settings.client_id_env, environ)
+        client_secret = settings.secret(settings.client_secret_env, environ)
         if settings.auth == "client_credentials":
             return cls(client_id=client_id, client_secret=client_secret)
-        token = settings.secret(settings.security_token_env) if settings.security_token_env else None
+        token = settings.secret(settings.security_token_env, environ) if settings.security_token_env else None
         return cls(
             client_id=client_id,
             client_secret=client_secret,
-            username=settings.secret(settings.username_env),
-            password=settings.secret(settings.password_env),
+            username=settings.secret(settings.username_env, environ),
+            password=settings.secret(settings.password_env, environ),
             security_token=token,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from connector.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_LOCKED_ATTEMPTS = 20
 
 
 def create_store_engine(url: str, *, connect_args: dict[str, Any] | None = None) -> Engine:
@@ -64,12 +66,21 @@ def migrate(engine: Engine) -> None:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # one migrator at a time when several workers start together
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(72616365)")
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        for attempt in range(1, _LOCKED_ATTEMPTS + 1):
+            try:
+                with engine.begin() as connection:
+                    if connection.dialect.name == "postgresql":
+                        # one migrator at a time when several workers start together
+                        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(72616365)")
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                return
+            except OperationalError as error:
+                # SQLite answers "database is locked" at once, without its busy timeout, when two
+                # processes open a new file together (switching it to WAL); the other one is done soon
+                if "database is locked" not in str(error.orig) or attempt == _LOCKED_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempt)
     except OperationalError as error:
         # the driver's first line says what is wrong (host down, no such database); never the URL's password
         detail = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__

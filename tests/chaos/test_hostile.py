@@ -33,11 +33,11 @@ from sqlalchemy import create_engine, text
 from connector.config import load_config
 from connector.jobs import Job
 from connector.mapping import load_mapping
-from connector.pipeline import RunResult, run_job
 from connector.sandbox.hostile import SeededCase
 from connector.sandbox.hubspot import HubSpotSandbox, Limits
 from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
 from connector.store import open_store
+from connector.sync import RunResult, run_job
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 40

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from connector.demo import HUBSPOT_TOKEN_ENV, Sandboxes, write_config_folder
+from connector.cli.demo import HUBSPOT_TOKEN_ENV, Sandboxes, write_config_folder
 from connector.sandbox.hubspot import LoggedRequest as HubSpotLogged
 from connector.sandbox.salesforce.server import LoggedRequest as SalesforceLogged
 from connector.store import open_store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from connector.cli import app
+from connector.cli.check import input_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -124,3 +126,44 @@ def test_classify_with_rules_option_and_bad_rules(project: Path, tmp_path: Path)
 def test_classify_bad_as_of(project: Path) -> None:
     result = invoke(project, "classify", "--as-of", "yesterday", stdin="{}\n")
     assert result.exit_code == 2
+
+
+def test_classify_reports_a_line_over_the_limit_and_a_line_not_in_utf8_and_goes_on(project: Path) -> None:
+    good = json.dumps(CONTACTS[1]).encode()
+    huge = b'{"email": "' + b"x" * 1_200_000 + b'@example.com"}'
+    stdin = b"\n".join([good, huge, b'{"email": "caf\xe9@example.com"}', good, b""])
+
+    result = runner.invoke(app, ["--config", str(project / "config.toml"), "classify", "--as-of", "2026-11-20"],
+                           input=stdin)  # fmt: skip
+
+    assert result.exit_code == 1
+    assert [json.loads(line)["email"] for line in result.stdout.splitlines()] == ["b@example.com", "b@example.com"]
+    assert "line 2: longer than 1,000,000 bytes" in result.stderr
+    assert "line 3:" in result.stderr and "2 line(s) could not be classified" in result.stderr
+
+
+def test_classify_never_holds_more_than_the_limit_of_a_long_line() -> None:
+    class Recording(io.BytesIO):
+        largest = 0
+
+        def readline(self, size: int | None = -1) -> bytes:
+            chunk = super().readline(size)
+            Recording.largest = max(Recording.largest, len(chunk))
+            return chunk
+
+    stream = Recording(b"a" * 50_000 + b"\nshort\n" + b"b" * 30_000)
+
+    lines = list(input_lines(stream, limit=1_000))
+
+    assert lines == [(1, None), (2, b"short\n"), (3, None)]
+    assert Recording.largest <= 65_536
+
+
+def test_classify_reports_a_lone_surrogate_as_a_bad_line_and_goes_on(project: Path) -> None:
+    stdin = '{"email": "a@example.com", "first_name": "\\ud800"}\n' + json.dumps(CONTACTS[1]) + "\n"
+
+    result = invoke(project, "classify", "--as-of", "2026-11-20", stdin=stdin)
+
+    assert result.exit_code == 1
+    assert "line 1:" in result.stderr
+    assert json.loads(result.stdout)["email"] == "b@example.com"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from connector.cli import app
@@ -13,9 +15,19 @@ from connector.cli import app
 runner = CliRunner()
 
 
-def test_demo_runs_every_job_twice_and_leaves_a_usable_folder(tmp_path: Path) -> None:
+def test_demo_runs_every_job_twice_and_leaves_a_usable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[str] = []
+    putenv = os.putenv
+
+    def recording_putenv(name: str | bytes, value: str | bytes) -> None:
+        written.append(os.fsdecode(name))
+        putenv(name, value)
+
     before = dict(os.environ)
+    monkeypatch.setattr(os, "putenv", recording_putenv)  # what os.environ[...] = ... calls
     result = runner.invoke(app, ["demo", "--contacts", "150", "--activities", "1500", "--dir", str(tmp_path)])
+    monkeypatch.undo()
+    assert not [name for name in written if "SANDBOX" in name or "SALESFORCE" in name or "HUBSPOT" in name], written
     assert result.exit_code == 0, result.output
     assert "hubspot-lifecycle: completed" in result.output
     assert "salesforce-lifecycle: completed" in result.output
@@ -33,3 +45,5 @@ def test_demo_runs_every_job_twice_and_leaves_a_usable_folder(tmp_path: Path) ->
     assert changes and all(change["to"] for change in changes)
     text = config.read_text()
     assert "sandbox-token" not in text and "sandbox-secret" not in text, "no secret in the written config"
+    ca_bundle = Path(tomllib.loads(text)["connections"]["salesforce"]["ca_bundle"])
+    assert ca_bundle.is_file() and ca_bundle.parent == tmp_path.resolve(), "the CA outlives the sandbox, in the folder"

@@ -1,84 +1,47 @@
-"""The ``crmsync`` command line.
-
-Commands for RevOps (``validate``, ``classify``) live here; the admin
-commands of the sync jobs and the sandbox CRMs are registered from their
-own modules at the bottom.
-"""
+"""RevOps' offline commands: ``validate`` (config, mappings, rules, jobs) and ``classify`` (contacts on stdin)."""
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
-from connector.config import Config, config_problems, load_config
-from connector.connections import connection_mapping, open_client
-from connector.errors import ConfigError, CrmsyncError, Problem
-from connector.jobs import load_jobs
-from connector.lifecycle.rules import Rules, check_rules, decide, load_rules
-from connector.loading import read_toml
-from connector.mapping import check_mapping
-from connector.model import Contact
+from connector.cli.exits import CommandFailed, ExitCode
+from connector.cli.services import services
+from connector.cli.terminal import err, line, out, safe, visible
 
-app = typer.Typer(
-    name="crmsync",
-    help="Keep every contact's lifecycle stage right inside HubSpot and Salesforce.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+if TYPE_CHECKING:
+    from connector.cli.services import ClientFactory
+    from connector.errors import Problem
+    from connector.lifecycle.rules import Rules
 
-err = Console(stderr=True)
-out = Console()
-
-
-@dataclass
-class Context:
-    config_path: Path
-
-    def config(self) -> Config:
-        return load_config(self.config_path)
-
-
-@app.callback()
-def main(
-    ctx: typer.Context,
-    config: Annotated[
-        Path,
-        typer.Option("--config", envvar="CRMSYNC_CONFIG", help="Configuration file.", show_default=True),
-    ] = Path("config.toml"),
-) -> None:
-    """crmsync: one shared rules file, every CRM's lifecycle stage."""
-    ctx.obj = Context(config_path=config)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print ``message`` on stderr; return the ``Exit`` to raise."""
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
+MAX_LINE_BYTES = 1_000_000
+"""Longest line ``classify`` reads (1 MB); a longer one is reported as a bad line, read past without holding it."""
 
 # ---------------------------------------------------------------------------
 # validate
 # ---------------------------------------------------------------------------
 
 
-def collect_problems(config_path: Path, *, remote: bool) -> tuple[list[Problem], list[str]]:
+def collect_problems(
+    config_path: Path, *, remote: bool, clients: ClientFactory | None = None
+) -> tuple[list[Problem], list[str]]:
     """Every problem of the config, mappings, rules and jobs; ``remote`` also asks the CRMs."""
+    from connector.config import config_problems
+    from connector.connections import connection_mapping
+    from connector.errors import ConfigError, CrmsyncError, Problem
+    from connector.lifecycle.rules import check_rules
+
     notes: list[str] = []
     config, problems = config_problems(config_path)
     if config is None:
         # Keep going with the paths the file names (or the defaults) so that
         # every problem of every file is listed at once.
-        if config_path.exists():
+        if config_path.is_file():
             problems.extend(_problems_without_config(config_path))
         return problems, notes
     problems.extend(check_rules(config.rules_path))
@@ -89,9 +52,12 @@ def collect_problems(config_path: Path, *, remote: bool) -> tuple[list[Problem],
             problems.extend(error.problems or [Problem(str(config_path), f"connections.{name}.mapping", str(error))])
     problems.extend(_job_problems(config.jobs_dir, set(config.connections), config_path, config.resolve))
     if remote and not problems:
+        from connector.cli.services import open_client
+
+        factory = clients or open_client
         for name in config.connections:
             try:
-                client = open_client(config, name)
+                client = factory(config, name)
             except CrmsyncError as error:
                 problems.append(Problem(str(config_path), f"connections.{name}", str(error)))
                 continue
@@ -108,6 +74,10 @@ def collect_problems(config_path: Path, *, remote: bool) -> tuple[list[Problem],
 def _job_problems(
     jobs_dir: Path, connections: set[str] | None, config_path: Path, resolve: Callable[[Path], Path]
 ) -> list[Problem]:
+    from connector.errors import Problem
+    from connector.jobs import load_jobs
+    from connector.lifecycle.rules import check_rules
+
     jobs, problems = load_jobs(jobs_dir)
     for job in jobs.values():
         job_file = str(jobs_dir / f"{job.name}.toml")
@@ -123,6 +93,11 @@ def _job_problems(
 
 def _problems_without_config(config_path: Path) -> list[Problem]:
     """Check the rules, mappings and jobs a broken config file points at (or the defaults)."""
+    from connector.errors import ConfigError
+    from connector.lifecycle.rules import check_rules
+    from connector.loading import read_toml
+    from connector.mapping import check_mapping
+
     try:
         data = read_toml(config_path)
     except ConfigError:
@@ -151,7 +126,6 @@ def _problems_without_config(config_path: Path) -> list[Problem]:
     return problems
 
 
-@app.command()
 def validate(
     ctx: typer.Context,
     remote: Annotated[
@@ -162,16 +136,16 @@ def validate(
 
     Exit 0 when everything is valid, 2 otherwise.
     """
-    context: Context = ctx.obj
-    problems, notes = collect_problems(context.config_path, remote=remote)
+    context = services(ctx)
+    problems, notes = collect_problems(context.config_path, remote=remote, clients=context.clients)
     for note in notes:
-        err.print(note, highlight=False)
+        err.print(safe(note))
     if problems:
         for problem in problems:
-            out.print(f"[red]✗[/red] {problem}", highlight=False, soft_wrap=True)
-        err.print(f"{len(problems)} problem(s) found", highlight=False)
-        raise typer.Exit(2)
-    out.print("[green]✓[/green] config, mappings, rules and jobs are valid", highlight=False)
+            out.print(line(("✗", "red"), " ", safe(problem)))
+        err.print(f"{len(problems)} problem(s) found", markup=False)
+        raise typer.Exit(ExitCode.CONFIG)
+    out.print(line(("✓", "green"), " config, mappings, rules and jobs are valid"))
 
 
 # ---------------------------------------------------------------------------
@@ -179,29 +153,30 @@ def validate(
 # ---------------------------------------------------------------------------
 
 
-def _parse_as_of(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
+def parse_instant(value: str, option: str) -> datetime:
+    """An ISO-8601 date or instant (naive means UTC); a bad one is a ``CommandFailed`` naming the option."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise fail(f"--as-of {value!r} is not an ISO-8601 instant") from None
+        raise CommandFailed(f"{option} {value!r} is not an ISO-8601 date or instant") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _classify_rules(ctx: typer.Context, rules_file: Path | None) -> Rules:
-    try:
-        if rules_file is not None:
-            return load_rules(rules_file)
-        context: Context = ctx.obj
-        if context.config_path.exists():
-            return load_rules(context.config().rules_path)
-        return load_rules(Path("mappings/lifecycle.toml"))
-    except ConfigError as error:
-        raise fail(str(error)) from None
+    from connector.lifecycle.rules import load_rules
+
+    if rules_file is not None:
+        return load_rules(rules_file)
+    context = services(ctx)
+    if context.config_path.exists():
+        return load_rules(context.config().rules_path)
+    return load_rules(Path("mappings/lifecycle.toml"))
 
 
-def classify_line(line: str, rules: Rules, now: datetime, explain: bool) -> str:
+def classify_line(line: str | bytes, rules: Rules, now: datetime, explain: bool) -> str:
+    from connector.lifecycle.rules import decide
+    from connector.model import Contact
+
     contact = Contact.model_validate_json(line)
     decision = decide(contact, None, rules, now=now)
     result: dict[str, Any] = {
@@ -217,7 +192,28 @@ def classify_line(line: str, rules: Rules, now: datetime, explain: bool) -> str:
     return json.dumps(result, ensure_ascii=False)
 
 
-@app.command()
+def input_lines(stream: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) for each line of ``stream``; ``None`` for a line longer than ``limit`` bytes.
+
+    A line is never held beyond ``limit`` + 1 bytes: the rest of a long one
+    is read in small pieces and dropped.
+    """
+    number = 0
+    while True:
+        chunk = stream.readline(limit + 1)
+        if not chunk:
+            return
+        number += 1
+        if len(chunk) > limit and not chunk.endswith(b"\n"):
+            while True:
+                rest = stream.readline(65_536)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield number, None
+            continue
+        yield number, chunk
+
+
 def classify(
     ctx: typer.Context,
     rules_file: Annotated[
@@ -231,35 +227,36 @@ def classify(
     """Classify common-model contacts (JSON lines on stdin) without any CRM.
 
     Writes one JSON line per input line, in order:
-    {"email": ..., "stage": ..., "reasons": [...]}. A bad line is reported on
-    stderr with its number; the others are still classified and the exit
-    code is 1.
+    {"email": ..., "stage": ..., "reasons": [...]}. A bad line (not JSON,
+    not a contact, not UTF-8, longer than 1 MB) is reported on stderr with
+    its number; the others are still classified and the exit code is 1.
     """
+    from pydantic import ValidationError
+
     rules = _classify_rules(ctx, rules_file)
-    now = _parse_as_of(as_of)
+    now = parse_instant(as_of, "--as-of") if as_of is not None else services(ctx).clock()
     failed = 0
-    write = sys.stdout.write
-    for number, line in enumerate(sys.stdin, start=1):
-        if not line.strip():
+    stdout = typer.get_binary_stream("stdout")
+    stderr = typer.get_text_stream("stderr")
+    for number, raw in input_lines(typer.get_binary_stream("stdin")):
+        if raw is None:
+            failed += 1
+            stderr.write(f"line {number}: longer than {MAX_LINE_BYTES:,} bytes, not read\n")
+            continue
+        if not raw.strip():
             continue
         try:
-            write(classify_line(line, rules, now, explain) + "\n")
+            result = classify_line(raw, rules, now, explain)
         except ValidationError as error:
             failed += 1
             first = error.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(p) for p in first["loc"])
             reason = f"{where}: {first['msg']}" if where else first["msg"]
-            sys.stderr.write(f"line {number}: {reason}\n")
-    sys.stdout.flush()
+            stderr.write(f"line {number}: {visible(reason)}\n")
+            continue
+        # a lone surrogate (valid as a JSON escape) goes out as the same escape, not as an encoding error
+        stdout.write(result.encode("utf-8", "backslashreplace") + b"\n")
+    stdout.flush()
     if failed:
-        sys.stderr.write(f"{failed} line(s) could not be classified\n")
-        raise typer.Exit(1)
-
-
-def run() -> None:  # console-script entry point
-    app()
-
-
-import connector.admin  # noqa: E402
-import connector.demo  # noqa: E402
-import connector.hubspot.cli  # noqa: E402,F401
+        stderr.write(f"{failed} line(s) could not be classified\n")
+        raise typer.Exit(ExitCode.FAILED)
