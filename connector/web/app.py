@@ -42,6 +42,22 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+COUNTS = (
+    ("contacts_read", "contacts read"),
+    ("activities_read", "activities read"),
+    ("skipped", "records skipped (could not be read)"),
+    ("unmapped", "activities of no mapped kind"),
+    ("contacts_changed", "contacts with new facts"),
+    ("decided", "contacts decided"),
+    ("changed", "stage changes planned"),
+    ("written", "written"),
+    ("unchanged", "already right in the CRM"),
+    ("failed", "rejected (dead letters)"),
+    ("deferred", "deferred (retried on a later run)"),
+    ("recovered", "recovered from an interrupted run"),
+)
+"""The per-connection counts of a run (``ConnectionCounts.as_dict``), in pipeline order, in words."""
+
 NAV = (
     ("jobs", "Jobs", "/"),
     ("runs", "Runs", "/runs"),
@@ -159,10 +175,16 @@ class Pages:
         found = reads.run_by_id(self.store, run_id)
         if found is None:
             raise HTTPException(404, f"No run {run_id!r} in the store.")
-        connections = found.counts.get("connections") or {}
-        totals = {k: v for k, v in found.counts.items() if k != "connections"}
+        connections: dict[str, dict[str, Any]] = found.counts.get("connections") or {}
+        rows = [(label, [int(counts.get(key, 0) or 0) for counts in connections.values()]) for key, label in COUNTS]
         return self.render(
-            request, "run.html", "runs", f"Run of {found.job}", run=found, totals=totals, connections=connections
+            request,
+            "run.html",
+            "runs",
+            f"Run of {found.job}",
+            run=found,
+            connections=list(connections),
+            rows=[(label, values, sum(values)) for label, values in rows],
         )
 
     def funnel(self, request: Request) -> Response:
@@ -225,6 +247,10 @@ class Pages:
         return response
 
 
+def no_icon(_request: Request) -> Response:
+    return Response(status_code=204)
+
+
 def create_app(store: Store, *, config: Config | None, token: SecretStr | None, clock: Clock) -> Starlette:
     """The dashboard as an ASGI app over ``store``.
 
@@ -242,6 +268,7 @@ def create_app(store: Store, *, config: Config | None, token: SecretStr | None, 
             Route("/funnel", pages.funnel, methods=["GET"], name="funnel"),
             Route("/dead-letters", pages.dead_letters, methods=["GET"], name="dead_letters"),
             Route("/contacts", pages.contacts, methods=["GET"], name="contacts"),
+            Route("/favicon.ico", no_icon, methods=["GET"]),
             Mount("/static", StaticFiles(packages=[("connector.web", "static")]), name="static"),
         ],
         middleware=[Middleware(Guard, token=token)],

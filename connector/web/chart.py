@@ -28,7 +28,7 @@ class Chart:
 
 def funnel_chart(funnel: Funnel, *, width: int = 720, bar_height: int = 32, gap: int = 12) -> Chart:
     """One bar per rung: its length is how many reached the rung, the darker part how many are on it now."""
-    label_width, number_room = 110, 70
+    label_width, number_room = 110, 190
     room = width - label_width - number_room
     top = max((rung.reached for rung in funnel.rungs), default=0) or 1
     bars = tuple(

@@ -77,7 +77,10 @@ def percent(value: float | None) -> str:
 
 
 def days(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f} d"
+    """Days with one decimal; under a day, hours (``0.0 d`` would hide a real, short time)."""
+    if value is None:
+        return "–"
+    return f"{value:.1f} d" if value >= 1 else f"{value * 24:.1f} h"
 
 
 def environment() -> Environment:
