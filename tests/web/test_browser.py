@@ -8,6 +8,7 @@ full-page PNG of each page there.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -39,12 +40,13 @@ pytestmark = [
 ]
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver import Chrome as WebDriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 PAGES = {
     "jobs": "/",
@@ -137,18 +139,31 @@ def open_page(browser: WebDriver, site: str, path: str) -> None:
     assert browser.find_element(By.TAG_NAME, "h1").is_displayed()
 
 
+def wait_for_heading(browser: WebDriver, text: str) -> None:
+    """Wait for the page whose ``h1`` reads ``text`` (after a click or a submit); the bound is for a loaded machine."""
+    WebDriverWait(browser, 120, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda driver: driver.find_element(By.TAG_NAME, "h1").text == text
+    )
+
+
 def shoot(browser: WebDriver, name: str) -> None:
     """With ``CRMSYNC_SCREENSHOTS=DIR``: a full-page PNG of the current page as DIR/<name>.png."""
     if not SCREENSHOTS:
         return
     folder = Path(SCREENSHOTS)
     folder.mkdir(parents=True, exist_ok=True)
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1280, max(900, int(height)))
-    try:
-        browser.save_screenshot(str(folder / f"{name}.png"))
-    finally:
-        browser.set_window_size(1280, 900)
+    width, height = browser.execute_script(
+        "return [document.documentElement.clientWidth, Math.ceil(document.body.getBoundingClientRect().bottom)]"
+    )
+    shot = browser.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+        },
+    )
+    (folder / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
 
 
 def cells(row: WebElement) -> list[str]:
@@ -186,7 +201,8 @@ def test_runs_page_leads_to_a_run_with_its_counts(browser: WebDriver, site: str,
     shoot(browser, "runs")
     first = filled_sqlite.results[0]
     browser.find_element(By.LINK_TEXT, first.run_id).click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Run of hubspot-lifecycle"
+    wait_for_heading(browser, "Run of hubspot-lifecycle")
+    assert browser.current_url == f"{site}/runs/{first.run_id}"
     rows = {cells(row)[0]: cells(row)[1:] for row in browser.find_elements(By.CSS_SELECTOR, "tbody tr")}
     assert rows["written"] == [str(first.counts["hubspot"].written)]
     assert rows["rejected (dead letters)"] == ["3"]
@@ -232,7 +248,7 @@ def test_contact_search_by_keyboard_shows_the_history(browser: WebDriver, site: 
     field = browser.find_element(By.ID, "key")
     assert browser.find_element(By.CSS_SELECTOR, "label[for=key]").text == "E-mail or connection:id"
     field.send_keys(SHARED_EMAIL, Keys.ENTER)
-    assert browser.find_element(By.TAG_NAME, "h1").text == f"Contact {SHARED_EMAIL}"
+    wait_for_heading(browser, f"Contact {SHARED_EMAIL}")
     history = browser.find_elements(By.CSS_SELECTOR, "table.history tbody tr")
     moves = [cells(row)[1:4] for row in history]
     assert moves == [
@@ -262,7 +278,7 @@ def test_keyboard_reaches_the_skip_link_then_every_page_link(browser: WebDriver,
     skip = browser.switch_to.active_element
     assert skip.text == "Skip to content" and skip.rect["y"] >= 0  # shown when focused
     skip.send_keys(Keys.ENTER)
-    assert browser.switch_to.active_element.get_attribute("id") == "main"
+    WebDriverWait(browser, 120).until(lambda driver: driver.switch_to.active_element.get_attribute("id") == "main")
 
     open_page(browser, site, "/")
     wanted = {site + path for path in ("/", "/runs", "/funnel", "/dead-letters", "/contacts")}
