@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from connector.report import build_funnel
 from connector.store import queries
-from connector.web import create_app
+from connector.web import create_app, reads
 from connector.web.causes import HINTS
 from connector.web.security import CONTENT_SECURITY_POLICY
 from tests.web.conftest import HOSTILE, HOSTILE_EMAIL, HOSTILE_ID, NOW, PICKLIST, SHARED_EMAIL, Filled
@@ -257,4 +257,20 @@ def test_pages_have_no_script_and_a_skip_link(client: TestClient, path: str) -> 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 def test_the_dashboard_is_read_only(client: TestClient, method: str) -> None:
-    assert client.request(method, "/runs").status_code == 405
+    answer = client.request(method, "/runs")
+    assert answer.status_code == 405
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_a_page_that_fails_answers_a_fixed_text_with_the_headers(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError(f"store unreachable {HOSTILE}")
+
+    monkeypatch.setattr(reads, "run_list", broken)
+    answer = client.get("/runs")
+    assert answer.status_code == 500
+    assert answer.text == "The dashboard could not build this page; the server log says why.\n"
+    assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "dashboard page failed" in caplog.text
