@@ -1,4 +1,7 @@
-"""``crmsync web``: what the CLI calls (the lead registers the command; this holds its behaviour)."""
+"""``crmsync web``: what the CLI calls (the lead registers the command; this holds its behaviour).
+
+Imports nothing of the ``[web]`` extra until called, so the CLI stays importable without it.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,9 @@ from connector.config import load_config
 from connector.errors import ConfigError
 from connector.pipeline import utc_now
 from connector.store import open_store
-from connector.web.app import create_app
-from connector.web.security import MIN_TOKEN_LENGTH, is_loopback
-from connector.web.server import serve
 
 EXIT_CONFIG = 2
+MIN_TOKEN_LENGTH = 16
 
 
 def read_token(token_env: str | None) -> SecretStr | None:
@@ -35,16 +36,23 @@ def read_token(token_env: str | None) -> SecretStr | None:
 
 
 def web_command(config_path: Path, host: str, port: int, token_env: str | None) -> int:
-    """Serve the dashboard for the config at ``config_path``; the exit code (0 stopped, 2 refused or bad config).
+    """Serve the dashboard for the config at ``config_path`` until stopped; the exit code.
 
-    Problems go to stderr (every config problem at once); the token never appears in them.
+    0 when stopped; 2 when it refuses to start (off loopback without a token,
+    a missing or short token, a bad config, the ``[web]`` extra not
+    installed). Problems go to stderr (every config problem at once); the
+    token never appears in them.
     """
     try:
+        from connector.web import server
+        from connector.web.app import create_app
+    except ImportError as error:
+        sys.stderr.write(f"error: the dashboard needs the [web] extra (pip install 'crmsync[web]'): no {error.name}\n")
+        return EXIT_CONFIG
+    try:
         token = read_token(token_env)
-        if token is None and not is_loopback(host):
-            raise ConfigError(
-                f"refusing to serve the dashboard on {host}: off loopback a token is required (--token-env VAR)"
-            )
+        if token is None:
+            server.check_loopback(host)
         config = load_config(config_path)
         store = open_store(config.store_url)
     except ConfigError as error:
@@ -52,11 +60,10 @@ def web_command(config_path: Path, host: str, port: int, token_env: str | None) 
         return EXIT_CONFIG
     try:
         app = create_app(store, config=config, token=token, clock=utc_now)
-        where = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
-        sys.stderr.write(
-            f"dashboard on {where}" + (f" (open it with ?token=<the value of {token_env}>)" if token else "") + "\n"
-        )
-        serve(app, host, port)
+        where = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+        hint = f" (open it with ?token=<the value of {token_env}>)" if token is not None else ""
+        sys.stderr.write(f"dashboard on {where}{hint}; Ctrl-C stops\n")
+        server.serve(app, host, port)
     except ConfigError as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_CONFIG

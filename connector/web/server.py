@@ -15,13 +15,18 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
 
-def check_binding(app: ASGIApp, host: str) -> None:
-    """Raise ``ConfigError`` (one line) when ``host`` is not loopback and ``app`` does not require a token."""
-    requires_token = bool(getattr(getattr(app, "state", None), "requires_token", False))
-    if not is_loopback(host) and not requires_token:
+def check_loopback(host: str) -> None:
+    """Raise ``ConfigError`` (one line) when ``host`` is not a loopback address."""
+    if not is_loopback(host):
         raise ConfigError(
             f"refusing to serve the dashboard on {host}: off loopback a token is required (--token-env VAR)"
         )
+
+
+def check_binding(app: ASGIApp, host: str) -> None:
+    """Raise ``ConfigError`` (one line) when ``host`` is not loopback and ``app`` does not require a token."""
+    if not getattr(getattr(app, "state", None), "requires_token", False):
+        check_loopback(host)
 
 
 def serve(app: ASGIApp, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:

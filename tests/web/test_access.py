@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +13,9 @@ from starlette.testclient import TestClient
 
 from connector.errors import ConfigError
 from connector.store import Store, open_store
-from connector.web import command, create_app
+from connector.web import command, server
+from connector.web.app import create_app
 from connector.web.security import COOKIE, host_name, is_loopback, session_value
-from connector.web.server import check_binding
 from tests.web.conftest import NOW
 
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -157,10 +158,10 @@ def test_host_header_names(header: str, name: str) -> None:
 def test_serving_off_loopback_needs_a_token(store: Store) -> None:
     open_app = create_app(store, config=None, token=None, clock=lambda: NOW)
     with pytest.raises(ConfigError) as refused:
-        check_binding(open_app, "0.0.0.0")
+        server.check_binding(open_app, "0.0.0.0")
     assert "\n" not in str(refused.value) and "token is required" in str(refused.value)
-    check_binding(open_app, "127.0.0.1")
-    check_binding(create_app(store, config=None, token=SecretStr(TOKEN), clock=lambda: NOW), "0.0.0.0")
+    server.check_binding(open_app, "127.0.0.1")
+    server.check_binding(create_app(store, config=None, token=SecretStr(TOKEN), clock=lambda: NOW), "0.0.0.0")
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def config_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, str, int]]:
     calls: list[tuple[object, str, int]] = []
-    monkeypatch.setattr(command, "serve", lambda app, host, port: calls.append((app, host, port)))
+    monkeypatch.setattr(server, "serve", lambda app, host, port: calls.append((app, host, port)))
     return calls
 
 
@@ -235,3 +236,14 @@ def test_web_command_serves_loopback_without_a_token(config_file: Path, served: 
 def test_web_command_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert command.web_command(tmp_path / "missing.toml", "127.0.0.1", 8765, None) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_web_command_without_the_web_extra_says_which_extra(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delitem(sys.modules, "connector.web.app")
+    monkeypatch.setitem(sys.modules, "starlette.applications", None)
+    assert command.web_command(config_file, "127.0.0.1", 8765, None) == 2
+    assert capsys.readouterr().err == (
+        "error: the dashboard needs the [web] extra (pip install 'crmsync[web]'): no starlette.applications\n"
+    )

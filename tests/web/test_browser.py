@@ -22,7 +22,7 @@ import pytest
 
 from connector.report import build_funnel
 from connector.store import open_store
-from connector.web import create_app
+from connector.web.app import create_app
 from connector.web.causes import HINTS
 from tests.web.conftest import HOSTILE_EMAIL, NOW, PICKLIST, SHARED_EMAIL, Filled, fill, make_config
 

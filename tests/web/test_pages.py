@@ -11,7 +11,8 @@ from starlette.testclient import TestClient
 
 from connector.report import build_funnel
 from connector.store import queries
-from connector.web import create_app, reads
+from connector.web import reads
+from connector.web.app import create_app
 from connector.web.causes import HINTS
 from connector.web.security import CONTENT_SECURITY_POLICY
 from tests.web.conftest import HOSTILE, HOSTILE_EMAIL, HOSTILE_ID, NOW, PICKLIST, SHARED_EMAIL, Filled
