@@ -58,6 +58,9 @@ COUNTS = (
 )
 """The per-connection counts of a run (``ConnectionCounts.as_dict``), in pipeline order, in words."""
 
+DEAD_LETTERS_SHOWN = 200
+"""Rows listed per cause (the counts cover them all): a page stays readable with thousands."""
+
 NAV = (
     ("jobs", "Jobs", "/"),
     ("runs", "Runs", "/runs"),
@@ -214,6 +217,7 @@ class Pages:
             "Dead letters",
             causes=group_by_cause(letters),
             total=len(letters),
+            shown=DEAD_LETTERS_SHOWN,
             jobs=list(known.jobs),
             job=job,
             include_resolved=include_resolved,

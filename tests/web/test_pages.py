@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from connector.report import build_funnel
 from connector.store import queries
+from connector.web import app as app_module
 from connector.web import reads
 from connector.web.app import create_app
 from connector.web.causes import HINTS
@@ -275,3 +276,12 @@ def test_a_page_that_fails_answers_a_fixed_text_with_the_headers(
     assert answer.text == "The dashboard could not build this page; the server log says why.\n"
     assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert "dashboard page failed" in caplog.text
+
+
+def test_a_large_cause_lists_its_first_rows_and_counts_the_rest(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "DEAD_LETTERS_SHOWN", 1)
+    page = client.get("/dead-letters").text
+    assert f"{PICKLIST} 2 record(s)" in text_of(page)
+    assert "… and 1 more with this cause" in text_of(page)
