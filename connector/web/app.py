@@ -149,7 +149,13 @@ class Pages:
                 )
             )
         return self.render(
-            request, "jobs.html", "jobs", "Jobs", healths=healths, problems=known.problems, has_config=self.config
+            request,
+            "jobs.html",
+            "jobs",
+            "Jobs",
+            healths=healths,
+            problems=known.problems,
+            has_config=self.config is not None,
         )
 
     def runs(self, request: Request) -> Response:

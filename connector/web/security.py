@@ -133,7 +133,9 @@ class Guard:
         offered = [value for name, value in query if name == "token"]
         if offered and _same(offered[-1], expected):
             rest = urlencode([(name, value) for name, value in query if name != "token"])
-            response = RedirectResponse(quote(path) + (f"?{rest}" if rest else ""), status_code=303)
+            # one leading slash: "//host/..." would send the browser to another site
+            here = "/" + quote(path).lstrip("/")
+            response = RedirectResponse(here + (f"?{rest}" if rest else ""), status_code=303)
             response.set_cookie(
                 COOKIE,
                 self.session,

@@ -247,3 +247,9 @@ def test_web_command_without_the_web_extra_says_which_extra(
     assert capsys.readouterr().err == (
         "error: the dashboard needs the [web] extra (pip install 'crmsync[web]'): no starlette.applications\n"
     )
+
+
+def test_the_token_redirect_stays_on_the_dashboard(guarded: TestClient) -> None:
+    answer = guarded.get(f"http://dashboard.example:8765//attacker.example/x?token={TOKEN}")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/attacker.example/x"
