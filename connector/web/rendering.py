@@ -29,6 +29,14 @@ def visible(value: str) -> str:
     return _INVISIBLE.sub(_escape_char, value)
 
 
+def code_spans(text: str) -> Markup:
+    """``text`` escaped, with its `backquoted` parts (commands, file names) as ``<code>``."""
+    parts = visible(text).split("`")
+    return Markup("").join(
+        Markup("<code>{}</code>").format(part) if index % 2 else Markup.escape(part) for index, part in enumerate(parts)
+    )
+
+
 def _finalize(value: Any) -> Any:
     if value is None:
         return "–"
@@ -92,5 +100,14 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, iso=iso, ago=ago, duration=duration, percent=percent, days=days, visible=visible)
+    env.filters.update(
+        when=when,
+        iso=iso,
+        ago=ago,
+        duration=duration,
+        percent=percent,
+        days=days,
+        visible=visible,
+        code_spans=code_spans,
+    )
     return env

@@ -14,7 +14,7 @@ from connector.store.queries import DeadLetterView, RunView
 from connector.web.causes import GENERIC_HINT, HINTS, group_by_cause, hint_for
 from connector.web.chart import funnel_chart
 from connector.web.health import Level, job_health
-from connector.web.rendering import ago, days, environment, visible
+from connector.web.rendering import ago, code_spans, days, environment, visible
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 JOB = Job(name="hubspot-lifecycle", connections=["hubspot"], schedule="*/15 * * * *")
@@ -85,6 +85,10 @@ def test_visible(raw: str, shown: str) -> None:
 def test_templates_escape_and_make_control_characters_visible() -> None:
     template = environment().from_string("{{ value }}|{{ missing_is_dash }}")
     assert template.render(value="<script>\x1b", missing_is_dash=None) == "&lt;script&gt;\\x1b|–"
+
+
+def test_code_spans_escape_then_mark_backquoted_parts() -> None:
+    assert str(code_spans("run `crmsync <x>` then <b>")) == "run <code>crmsync &lt;x&gt;</code> then &lt;b&gt;"
 
 
 @pytest.mark.parametrize(
