@@ -254,6 +254,7 @@ class Pages:
             request, "error.html", "", titles.get(exc.status_code, "Error"), message=exc.detail, status=exc.status_code
         )
         response.status_code = exc.status_code
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
         return response
 
 

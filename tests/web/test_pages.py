@@ -262,6 +262,7 @@ def test_pages_have_no_script_and_a_skip_link(client: TestClient, path: str) -> 
 def test_the_dashboard_is_read_only(client: TestClient, method: str) -> None:
     answer = client.request(method, "/runs")
     assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD"
     assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
 
 
