@@ -38,6 +38,7 @@ from connector.config import (
     SalesforceConnection,
     StoreSettings,
 )
+from connector.connections import open_client
 from connector.jobs import Job
 from connector.mapping import CrmMapping, load_mapping
 from connector.store import CONTACTS, Store, open_store
@@ -438,7 +439,7 @@ def run_phase(target: Target, store: Store, config: Config, name: str, *, full: 
     target.last_started = datetime.now(UTC)
     with RssSampler() as rss:
         started = time.perf_counter()
-        result = run_job(target.job, config, store=store, full=full, heartbeat=True)
+        result = run_job(target.job, config, store=store, clients=open_client, full=full, heartbeat=True)
         seconds = time.perf_counter() - started
     if result.status != "completed":
         raise RuntimeError(f"{target.crm} {name}: the run ended {result.status}: {result.error}")

@@ -21,7 +21,6 @@ from datetime import datetime
 from croniter import CroniterError, croniter
 
 from connector.config import Config
-from connector.connections import open_client
 from connector.errors import ConfigError
 from connector.jobs import Job, load_jobs
 from connector.store import LeaseHeld, Store, new_owner
@@ -49,7 +48,7 @@ class Scheduler:
         store: Store,
         *,
         jobs: dict[str, Job] | None = None,
-        clients: ClientFactory = open_client,
+        clients: ClientFactory,
         clock: Clock = utc_now,
         stop: threading.Event | None = None,
         wait: Callable[[float], bool] | None = None,

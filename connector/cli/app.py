@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from connector.cli import check, inspect, jobs, sandbox, setup
+from connector.cli import check, inspect, jobs, sandbox, setup, web
 from connector.cli.exits import report_failure
 from connector.cli.services import Services
 
@@ -84,6 +84,7 @@ def _register() -> None:
         ("setup", setup.setup),
         ("sandbox", sandbox.sandbox),
         ("demo", sandbox.demo),
+        ("web", web.web),
     ]
     for name, function in commands:
         app.command(name, cls=Command)(function)

@@ -110,7 +110,7 @@ def run_job(
     config: Config,
     *,
     store: Store,
-    clients: ClientFactory | None = None,
+    clients: ClientFactory,
     clock: Clock = utc_now,
     full: bool = False,
     dry_run: bool | None = None,
@@ -132,11 +132,6 @@ def run_job(
     with status ``stopped``. ``dry_run`` (when given) overrides the job's
     write mode with a dry run (``True``) or its ``write_back`` setting (``False``).
     """
-    if clients is None:
-        # transitional default for callers written before the client factory was passed in everywhere
-        from connector.connections import open_client
-
-        clients = open_client
     run_mode = RunMode.FULL if full else job.run_mode
     write_mode = job.write_mode if dry_run is None else WriteMode.from_flags(write_back=job.write_back, dry_run=dry_run)
     settings = RunSettings(

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from connector.config import load_config
 from connector.errors import ConfigError
-from connector.pipeline import utc_now
 from connector.store import open_store
+from connector.sync import utc_now
 
 EXIT_CONFIG = 2
 MIN_TOKEN_LENGTH = 16

@@ -12,9 +12,9 @@ from connector.errors import ConfigError
 from connector.jobs import load_jobs
 from connector.lifecycle.rules import decide
 from connector.model import StageDecision
-from connector.pipeline import job_rules
 from connector.store import Store, queries
 from connector.store.queries import ChangeView, ContactView, JobState
+from connector.sync import job_rules
 
 
 @dataclass(frozen=True, slots=True)

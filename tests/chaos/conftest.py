@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from connector.config import Config, HubSpotConnection, PathSettings, RetrySettings, StoreSettings
+from connector.connections import open_client
 from connector.jobs import Job
 from connector.mapping import CrmMapping, load_mapping
 from connector.sandbox.hubspot import HubSpotSandbox, Limits
@@ -93,7 +94,7 @@ class World:
     def run(self, crm: str, **options: Any) -> RunResult:
         options.setdefault("heartbeat", False)
         job = Job(name=f"chaos-{crm}", connections=[crm])
-        return run_job(job, self.config, store=self.store, clock=lambda: RUN_NOW, **options)
+        return run_job(job, self.config, store=self.store, clients=open_client, clock=lambda: RUN_NOW, **options)
 
     def crm_state(self, crm: str) -> list[tuple[Any, ...]]:
         """Every person's written fields (stage, secondary stages, reached-at, reason), in id order."""

@@ -31,6 +31,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from connector.config import load_config
+from connector.connections import open_client
 from connector.jobs import Job
 from connector.mapping import load_mapping
 from connector.sandbox.hostile import SeededCase
@@ -127,7 +128,12 @@ class World:
         store = open_store(settings.store_url)
         try:
             return run_job(
-                Job(name=crm, connections=[crm]), settings, store=store, clock=lambda: RUN_NOW, heartbeat=False
+                Job(name=crm, connections=[crm]),
+                settings,
+                store=store,
+                clients=open_client,
+                clock=lambda: RUN_NOW,
+                heartbeat=False,
             )
         finally:
             store.close()

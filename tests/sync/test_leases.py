@@ -170,7 +170,7 @@ def test_jobs_folder_problems_stop_the_scheduler_with_every_problem(tmp_path: Pa
     from connector.errors import ConfigError
 
     with pytest.raises(ConfigError) as error:
-        Scheduler(config, store)
+        Scheduler(config, store, clients=lambda _config, _name: None)  # type: ignore[arg-type,return-value]
     text = str(error.value)
     assert "a.toml: schedule" in text and "b.toml: name" in text
 

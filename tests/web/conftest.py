@@ -32,8 +32,8 @@ from connector.errors import QuotaExhausted
 from connector.jobs import Job
 from connector.mapping import load_mapping
 from connector.model import Company
-from connector.pipeline import RunResult, run_job
 from connector.store import Store, open_store
+from connector.sync import RunResult, run_job
 from connector.web.reads import run_list
 from tests.fakes import FakeCrm
 
@@ -205,7 +205,3 @@ def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         store.close()
         urls.drop()
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    # the lead moves this into pyproject.toml's markers with the [web] extra
-    config.addinivalue_line("markers", "browser: drives a real headless Chromium (Debian's chromium + chromium-driver)")
