@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unlimited", action="store_true", help="turn every rate limit off (benchmarks)")
     parser.add_argument("--burst", type=int, default=190, help="requests per 10 s")
     parser.add_argument("--search-cap", type=int, default=10_000)
+    parser.add_argument("--hostile", action="store_true", help="also seed the hostile-data corpus")
     args = parser.parse_args(argv)
     limits = (
         Limits.unlimited(search_result_cap=args.search_cap)
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         limits=limits,
         keep_log_entries=False,
+        hostile=args.hostile,
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import re
+import resource
 from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -173,6 +174,7 @@ class HubSpotApp:
             "requests": self.log.snapshot(),
             "api_usage": {"used": self.limiter.daily_used, "total": self.limits.daily},
             "records": records,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
 
     async def _admin(self, method: str, path: str, body: bytes, send: Send) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from random import Random
-from typing import Literal
+from typing import Any, Literal
 
 FaultKind = Literal["rate_limit", "server_error", "reset", "slow", "partial"]
 KINDS: frozenset[str] = frozenset({"rate_limit", "server_error", "reset", "slow", "partial"})
@@ -121,10 +121,10 @@ class Faults:
     _seen: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, *faults: Fault | str, endpoint: str | None = None, times: int | None = 1, **options: float) -> None:
+    def add(self, *faults: Fault | str, endpoint: str | None = None, times: int | None = 1, **options: Any) -> None:
         """Arm faults: ``add(Fault(...), ...)``, or a shorthand ``add("503", endpoint="query", times=2)``."""
         made = [
-            fault if isinstance(fault, Fault) else Fault(fault, endpoint=endpoint, times=times, **options)  # type: ignore[arg-type]
+            fault if isinstance(fault, Fault) else Fault(fault, endpoint=endpoint, times=times, **options)
             for fault in faults
         ]
         with self._lock:

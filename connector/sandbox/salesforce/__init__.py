@@ -38,12 +38,16 @@ __all__ = [
     "SECRET_ENV",
     "Fault",
     "Faults",
+    "Limits",
     "LoggedRequest",
     "RequestLog",
     "SalesforceSandbox",
     "SandboxLimits",
     "SeedShape",
 ]
+
+Limits = SandboxLimits
+"""The org's limits under the name the HubSpot sandbox uses for its own."""
 
 SECRET_ENV = {
     "client_id": "SALESFORCE_CLIENT_ID",

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--daily-api-requests", type=int, default=SandboxLimits.daily_api_requests)
+    parser.add_argument("--hostile", action="store_true", help="also seed the hostile-data corpus")
     args = parser.parse_args(argv)
     sandbox = SalesforceSandbox(
         contacts=args.contacts,
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         limits=SandboxLimits(daily_api_requests=args.daily_api_requests),
         keep_log_entries=False,
+        hostile=args.hostile,
     )
     # a million long-lived records would make every full GC pass of this process walk them all
     gc.collect()
