@@ -503,6 +503,9 @@ class HubSpotClient:
 
     def close(self) -> None:
         self._email_ids.clear()
+        close = getattr(self._transport, "close", None)
+        if close is not None:
+            close()
 
 
 def _submission_ref(item: dict[str, Any]) -> str:

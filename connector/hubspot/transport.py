@@ -187,4 +187,6 @@ class Transport:
             self.usage.quota(used, total)
 
     def close(self) -> None:
+        """Close the pooled connections (a later call opens new ones)."""
         self._api.close()
+        self._api.rest_client.pool_manager.clear()

@@ -131,3 +131,60 @@ def test_transforms(transform: Transform, value: str, expected: object) -> None:
 def test_bad_values_name_the_field(transform: Transform, value: str) -> None:
     with pytest.raises(ValueError, match=r"^f:"):
         apply_transform(transform, value, "f")
+
+
+# -- the one activity builder and the one compiled matcher, shared by every vendor -------------------------
+
+ACTIVITY = {
+    "matched": (
+        {"hs_meeting_outcome": " Scheduled ", "hs_meeting_start_time": "2026-11-02T09:30:00Z"},
+        datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
+        None,
+    ),
+    "epoch milliseconds": (
+        {"hs_meeting_outcome": "RESCHEDULED", "hs_meeting_start_time": "1762075800000"},
+        datetime(2025, 11, 2, 9, 30, tzinfo=UTC),
+        None,
+    ),
+    "unmapped": ({"hs_meeting_outcome": "CANCELED", "hs_meeting_start_time": "2026-11-02T09:30:00Z"}, None, None),
+    "no outcome at all": ({"hs_meeting_start_time": "2026-11-02T09:30:00Z"}, None, None),
+    "no instant": ({"hs_meeting_outcome": "SCHEDULED"}, None, "hs_meeting_start_time: no value"),
+    "bad instant": ({"hs_meeting_outcome": "SCHEDULED", "hs_meeting_start_time": "soon"}, None, "hs_meeting_start_time: "),
+}
+
+
+@pytest.mark.parametrize(("values", "at", "error"), ACTIVITY.values(), ids=ACTIVITY.keys())
+def test_activity_is_built_in_one_place(
+    tmp_path: Path, values: dict[str, str], at: datetime | None, error: str | None
+) -> None:
+    mapping = load_mapping(write(tmp_path, GOOD))
+    if error:
+        with pytest.raises(ValueError, match=error):
+            mapping.activity("meetings", values, "meetings/1")
+        return
+    activity = mapping.activity("meetings", values, "meetings/1")
+    if at is None:
+        assert activity is None
+    else:
+        assert activity is not None
+        assert (activity.kind, activity.occurred_at, activity.id) == ("meeting_booked", at, "meetings/1")
+
+
+def test_a_blank_detail_is_no_detail(tmp_path: Path) -> None:
+    mapping = load_mapping(write(tmp_path, GOOD.replace('at = "hs_meeting_start_time"', 'at = "t"\ndetail = "title"')))
+    values = {"hs_meeting_outcome": "SCHEDULED", "t": "2026-11-02", "title": "   "}
+    activity = mapping.activity("meetings", values, "m/1")
+    assert activity is not None and activity.detail is None
+
+
+def test_the_crms_are_the_vendor_folders() -> None:
+    from connector.mapping import vendor_names
+
+    assert vendor_names() == ("hubspot", "salesforce")
+
+
+def test_a_mapping_for_an_unknown_crm_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_mapping(write(tmp_path, GOOD.replace('crm = "hubspot"', 'crm = "pipedrive"')))
+    [problem] = caught.value.problems
+    assert problem.key == "crm" and "pipedrive" in problem.message and "hubspot" in problem.message
