@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from connector.errors import ConfigError
 
@@ -81,10 +81,12 @@ def migrate(engine: Engine) -> None:
                 if "database is locked" not in str(error.orig) or attempt == _LOCKED_ATTEMPTS:
                     raise
                 time.sleep(0.05 * attempt)
-    except OperationalError as error:
-        # the driver's first line says what is wrong (host down, no such database); never the URL's password
+    except DBAPIError as error:
+        # the driver's first line says what is wrong (host down, no such database, not a database file);
+        # a SQLite store is named by its file, a server never by its password
         detail = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
         password = engine.url.password
         if password:
             detail = detail.replace(str(password), "***")
-        raise ConfigError(f"cannot open the state store: {detail}") from None
+        where = f" {engine.url.database}" if engine.url.get_backend_name() == "sqlite" and engine.url.database else ""
+        raise ConfigError(f"cannot open the state store{where}: {detail}") from None

@@ -154,9 +154,3 @@ def acquire(store: Store, job: str, owner: str, *, ttl: timedelta, clock: Clock)
     if holder.owner != owner:
         raise LeaseHeld(job, holder.owner, holder.expires_at)
     return Lease(store, job, owner, ttl, clock)
-
-
-def current_holder(store: Store, job: str) -> tuple[str, datetime] | None:
-    with store.begin() as db:
-        row = db.execute(select(leases.c.owner, leases.c.expires_at).where(leases.c.job == job)).first()
-    return (row.owner, row.expires_at) if row else None

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 
 from connector.model import Activity, Contact
+from connector.runs import Resolution, RunStatus
 from connector.store.state import Store
 from connector.store.tables import (
     activities,
@@ -26,7 +27,7 @@ from connector.store.tables import (
 class RunView:
     id: str
     job: str
-    status: str
+    status: RunStatus
     started_at: datetime
     finished_at: datetime | None
     dry_run: bool
@@ -74,7 +75,7 @@ class DeadLetterView:
     last_seen: datetime
     attempts: int
     resolved_at: datetime | None
-    resolution: str | None
+    resolution: Resolution | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,7 @@ def _run(row: Any) -> RunView:
     return RunView(
         id=row.id,
         job=row.job,
-        status=row.status,
+        status=RunStatus(row.status),
         started_at=row.started_at,
         finished_at=row.finished_at,
         dry_run=row.dry_run,
@@ -152,6 +153,7 @@ def queue_sizes(store: Store, job: str) -> dict[str, int]:
 
 
 def lease_of(store: Store, job: str) -> tuple[str, datetime] | None:
+    """Who holds ``job``'s lease and until when, or ``None`` when no run holds it."""
     with store.begin() as db:
         row = db.execute(select(leases.c.owner, leases.c.expires_at).where(leases.c.job == job)).first()
     return (row.owner, row.expires_at) if row else None
@@ -235,7 +237,7 @@ def dead_letter_list(store: Store, *, job: str | None = None, include_resolved: 
             last_seen=r.last_seen,
             attempts=r.attempts,
             resolved_at=r.resolved_at,
-            resolution=r.resolution,
+            resolution=Resolution(r.resolution) if r.resolution else None,
         )
         for r in rows
     ]

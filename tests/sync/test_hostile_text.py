@@ -93,14 +93,22 @@ def test_given_nul_bytes_in_crm_text_when_the_job_runs_then_they_are_stored_repl
     assert again.counts["hubspot"].decided == 0
 
 
-def test_given_an_email_too_long_to_be_one_when_stored_then_it_is_kept_as_none(runner: Runner, store: Store) -> None:
+def test_given_300_kb_of_crm_text_when_stored_then_it_is_kept_whole_and_an_email_that_long_is_none(
+    runner: Runner, store: Store
+) -> None:
+    huge = "Ab\u00e9 " * 75_000  # 300 KB (the common model strips the trailing space)
     crm = runner.crms["hubspot"]
-    crm.add_contact("long-mail", "x" * 300 + "@example.fr", company=ICP)
+    crm.add_contact("long-mail", "x" * 300_000 + "@example.fr", company=ICP, job_title=huge)
+    crm.add_activity("huge-1", "content_download", NOW - timedelta(days=1), ["long-mail"], huge)
 
     assert runner().status == "completed"
 
+    assert crm.stage_of("long-mail") == "lead"
     with store.begin() as db:
         assert db.execute(select(contacts.c.email).where(contacts.c.crm_id == "long-mail")).scalar_one() is None
+        assert (
+            db.execute(select(activities.c.detail).where(activities.c.crm_id == "huge-1")).scalar_one() == huge.strip()
+        )
 
 
 def test_a_store_made_by_the_first_schema_takes_long_ids_once_migrated(store_url: str) -> None:

@@ -1,0 +1,46 @@
+"""Opening the store: a file that cannot be one is a one-line ConfigError naming it, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.errors import ConfigError
+from connector.store import open_store
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        pytest.param(lambda folder: folder / "missing" / "state.db", "unable to open database file", id="no-folder"),
+        pytest.param(lambda folder: folder, "unable to open database file", id="a-folder"),
+        pytest.param(
+            lambda folder: _written(folder / "state.db", b"not a database " * 400),
+            "file is not a database",
+            id="not-a-database",
+        ),
+    ],
+)
+def test_a_sqlite_store_that_cannot_be_opened_is_named_with_the_reason(
+    tmp_path: Path, make: object, problem: str
+) -> None:
+    path = make(tmp_path)  # type: ignore[operator]
+
+    with pytest.raises(ConfigError) as error:
+        open_store(f"sqlite:///{path}")
+
+    assert str(error.value) == f"cannot open the state store {path}: {problem}"
+
+
+def test_a_server_store_that_cannot_be_reached_never_shows_its_password() -> None:
+    with pytest.raises(ConfigError) as error:
+        open_store("postgresql+psycopg://crmsync:s3cret-pw@127.0.0.1:1/crmsync?connect_timeout=2")
+
+    assert "s3cret-pw" not in str(error.value)
+    assert str(error.value).startswith("cannot open the state store: ")
+
+
+def _written(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
