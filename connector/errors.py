@@ -40,6 +40,10 @@ class Unreachable(ConfigError):
     """
 
 
+class StoreError(CrmsyncError):
+    """The state store cannot be opened or used (a damaged file, a server that refuses): a person must look."""
+
+
 class TransientError(CrmsyncError):
     """A failure that is expected to pass: retry with backoff (5xx, reset, lock)."""
 

@@ -24,7 +24,7 @@ from enum import IntEnum
 from typing import Any
 
 from connector.cli.terminal import err, line, safe_lines
-from connector.errors import AuthError, ConfigError, CrmsyncError, QuotaExhausted, TransientError
+from connector.errors import AuthError, ConfigError, CrmsyncError, QuotaExhausted, StoreError, TransientError
 
 
 class ExitCode(IntEnum):
@@ -56,7 +56,7 @@ class CommandFailed(CrmsyncError):
         self.code = code
 
 
-class StoreFailure(CrmsyncError):
+class StoreFailure(StoreError):
     """The state store at ``location`` failed; ``detail`` is the database's first line, never a password."""
 
     def __init__(self, location: str, detail: str) -> None:
@@ -116,7 +116,7 @@ FAILURES: tuple[Row, ...] = (
     Row(AuthError, ExitCode.AUTH, lambda e: f"the CRM refused the credentials: {e}"),
     Row(ConfigError, ExitCode.CONFIG, str),
     Row(QuotaExhausted, ExitCode.QUOTA, lambda e: f"API quota used up, run stopped (it resumes next run): {e}"),
-    Row(StoreFailure, ExitCode.STORE, str),
+    Row(StoreError, ExitCode.STORE, str),
     Row("connector.store.leases.LeaseLost", ExitCode.FAILED, lambda e: f"run stopped (it resumes next run): {e}"),
     Row(
         TransientError,

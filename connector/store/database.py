@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from connector.errors import ConfigError
+from connector.errors import ConfigError, StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCKED_ATTEMPTS = 20
@@ -89,4 +89,4 @@ def migrate(engine: Engine) -> None:
         if password:
             detail = detail.replace(str(password), "***")
         where = f" {engine.url.database}" if engine.url.get_backend_name() == "sqlite" and engine.url.database else ""
-        raise ConfigError(f"cannot open the state store{where}: {detail}") from None
+        raise StoreError(f"cannot open the state store{where}: {detail}") from None

@@ -94,7 +94,7 @@ class World:
     def run(self, crm: str, **options: Any) -> RunResult:
         options.setdefault("heartbeat", False)
         job = Job(name=f"chaos-{crm}", connections=[crm])
-        return run_job(job, self.config, store=self.store, clients=open_client, clock=lambda: RUN_NOW, **options)
+        return run_job(job, self.config, store=self.store, clock=lambda: RUN_NOW, **{"clients": open_client, **options})
 
     def crm_state(self, crm: str) -> list[tuple[Any, ...]]:
         """Every person's written fields (stage, secondary stages, reached-at, reason), in id order."""

@@ -114,7 +114,7 @@ def test_a_store_that_cannot_be_opened_names_its_path(project: Path) -> None:
 
     result = invoke(project, "history")
 
-    assert result.exit_code == ExitCode.CONFIG
+    assert result.exit_code == ExitCode.STORE
     line = one_error_line(result)
     assert "unable to open database file" in line and str(project.parent / "no-such-folder" / "crmsync.db") in line
 

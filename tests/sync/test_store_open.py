@@ -1,4 +1,4 @@
-"""Opening the store: a file that cannot be one is a one-line ConfigError naming it, never a traceback."""
+"""Opening the store: a file that cannot be one is a one-line StoreError naming it, never a traceback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.errors import ConfigError
+from connector.errors import StoreError
 from connector.store import open_store
 
 
@@ -27,14 +27,14 @@ def test_a_sqlite_store_that_cannot_be_opened_is_named_with_the_reason(
 ) -> None:
     path = make(tmp_path)  # type: ignore[operator]
 
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(StoreError) as error:
         open_store(f"sqlite:///{path}")
 
     assert str(error.value) == f"cannot open the state store {path}: {problem}"
 
 
 def test_a_server_store_that_cannot_be_reached_never_shows_its_password() -> None:
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(StoreError) as error:
         open_store("postgresql+psycopg://crmsync:s3cret-pw@127.0.0.1:1/crmsync?connect_timeout=2")
 
     assert "s3cret-pw" not in str(error.value)
