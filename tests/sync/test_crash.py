@@ -103,6 +103,7 @@ def crash_cases(
     return result, cases, points
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("scenario", ["first", "incremental"])
 def test_a_crash_between_any_two_steps_then_a_rerun_equals_one_clean_run(
     tmp_path: Path, store_urls: StoreUrls, scenario: str
