@@ -151,6 +151,15 @@ class Contact(BaseModel):
     activities: tuple[Activity, ...] = ()
 
 
+class FactSource(StrEnum):
+    """Where a piece of evidence comes from."""
+
+    ACTIVITY = "activity"
+    FIELD = "field"
+    SCORE = "score"
+    POLICY = "policy"
+
+
 @dataclass(frozen=True, slots=True)
 class Fact:
     """One piece of evidence behind a decision: an activity, a field value or a score part.
@@ -159,14 +168,13 @@ class Fact:
     makes several per contact, and pydantic's construction cost shows there.
     """
 
-    source: str
-    """``activity``, ``field``, ``score`` or ``policy``."""
+    source: FactSource
     name: str
     value: str
     at: datetime | None = None
 
     def as_json(self) -> dict[str, str]:
-        data = {"source": self.source, "name": self.name, "value": self.value}
+        data = {"source": str(self.source), "name": self.name, "value": self.value}
         if self.at is not None:
             data["at"] = self.at.isoformat().replace("+00:00", "Z")
         return data
@@ -202,7 +210,7 @@ class StageDecision:
         parts = [
             f"{KIND_LABEL.get(fact.name, fact.name)} {fact.at.date().isoformat()}"
             for fact in self.facts
-            if fact.source == "activity" and fact.at is not None
+            if fact.source == FactSource.ACTIVITY and fact.at is not None
         ]
         head = self.stage.value.upper() if self.stage in (Stage.MQL, Stage.SQL) else self.stage.value.capitalize()
         return f"{head}: {', '.join(parts)}" if parts else head

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from connector.crm import ContactRecord, StageUpdate
 from connector.mapping import CrmMapping, SecondaryStageField
-from connector.model import LADDER, Stage, StageDecision
+from connector.model import LADDER, FactSource, Stage, StageDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,7 @@ def _value_order(also: SecondaryStageField) -> dict[str, int]:
 
 
 def _reached_on(decision: StageDecision, now: datetime) -> str:
-    dates = [fact.at for fact in decision.facts if fact.source == "activity" and fact.at is not None]
+    dates = [fact.at for fact in decision.facts if fact.source == FactSource.ACTIVITY and fact.at is not None]
     return (max(dates) if dates else now).date().isoformat()
 
 

@@ -35,6 +35,7 @@ from connector.model import (
     ActivityKind,
     Contact,
     Fact,
+    FactSource,
     Stage,
     StageDecision,
 )
@@ -433,7 +434,7 @@ class _Evaluation:
                 if signal.score_at_least is not None:
                     reasons.append(f"{head}: score {self.score():.1f} >= {signal.score_at_least:g}")
                     facts.extend(
-                        Fact(source="score", name=kind, value=f"{points:.1f}")
+                        Fact(source=FactSource.SCORE, name=kind, value=f"{points:.1f}")
                         for kind, points in sorted(self.score_parts.items())
                     )
                     continue
@@ -445,7 +446,7 @@ class _Evaluation:
                     seen_activities.add(id(activity))
                     facts.append(
                         Fact(
-                            source="activity",
+                            source=FactSource.ACTIVITY,
                             name=activity.kind,
                             value=activity.detail or activity.kind,
                             at=activity.occurred_at,
@@ -464,7 +465,7 @@ class _Evaluation:
 
     def _icp_facts(self) -> list[Fact]:
         return [
-            Fact(source="field", name=c.field, value=str(_field_value(self.contact, c.field))) for c in self.rules.icp
+            Fact(source=FactSource.FIELD, name=c.field, value=str(_field_value(self.contact, c.field))) for c in self.rules.icp
         ]
 
 
@@ -520,7 +521,7 @@ def decide(
             stage=current,
             rule="forward-only",
             reasons=(f"kept {current.value}: stages only move forward (rules now give {computed})",),
-            facts=(Fact(source="policy", name="forward-only", value=current.value),),
+            facts=(Fact(source=FactSource.POLICY, name="forward-only", value=current.value),),
             score=evaluation.score_value or 0.0,
             unknown_kinds=unknown_kinds,
         )

@@ -8,7 +8,7 @@ import pytest
 
 from connector.crm import ContactRecord
 from connector.mapping import CrmMapping, load_mapping
-from connector.model import Contact, Fact, Stage, StageDecision
+from connector.model import Contact, Fact, FactSource, Stage, StageDecision
 from connector.planner import plan_write
 from tests.core.builders import NOW, activity
 
@@ -31,7 +31,7 @@ def record(mapping: CrmMapping, stage_value: str | None, lifecycle: str | None =
 
 def decision(stage: Stage | None) -> StageDecision:
     acts = (activity("content_download", 3),)
-    facts = tuple(Fact(source="activity", name=a.kind, value=a.kind, at=a.occurred_at) for a in acts)
+    facts = tuple(Fact(source=FactSource.ACTIVITY, name=a.kind, value=a.kind, at=a.occurred_at) for a in acts)
     return StageDecision(stage=stage, rule=stage.value if stage else None, facts=facts)
 
 
