@@ -11,6 +11,18 @@ from __future__ import annotations
 class CrmsyncError(Exception):
     """Base of every error this package raises on purpose."""
 
+    vendor_message: str | None = None
+    """What the CRM said about it, when it said something (set by :func:`with_vendor_message`).
+    It may quote record content, so it is shown to the person at the terminal and never
+    stored in the state store or logged; ``str(error)`` never holds it."""
+
+
+def with_vendor_message(error: CrmsyncError, message: str | None, limit: int = 200) -> CrmsyncError:
+    """``error`` carrying the first ``limit`` characters of what the CRM said (see ``vendor_message``)."""
+    if message:
+        error.vendor_message = message[:limit]
+    return error
+
 
 class ConfigError(CrmsyncError):
     """A person must fix a file, a setting or a credential; retrying will not help."""

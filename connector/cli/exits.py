@@ -171,5 +171,7 @@ def report_failure(error: BaseException, *, debug: bool, as_json: bool, extra: d
                    "reason": failure.code.name.lower(), "error": failure.message}  # fmt: skip
         sys.stdout.write(json.dumps(payload) + "\n")  # ASCII: any text, even a lone surrogate, is written
         sys.stdout.flush()
-    err.print(line(("error:", "red"), " ", safe_lines(failure.message)))
+    said = getattr(error, "vendor_message", None)
+    message = f"{failure.message} (the CRM said: {said})" if said else failure.message
+    err.print(line(("error:", "red"), " ", safe_lines(message)))
     return failure

@@ -22,6 +22,7 @@ from connector.errors import (
     QuotaExhausted,
     RateLimited,
     TransientError,
+    with_vendor_message,
 )
 from connector.http.retry import parse_retry_after
 from connector.hubspot.payloads import ErrorBody
@@ -89,5 +90,4 @@ def classify(endpoint: str, status: int, body: bytes | str | None, headers: Mapp
         return kind(f"{where}: {error.category or 'server error'}")
     if status == 403:
         return kind(f"{where}: {error.category or 'forbidden'}: the app lacks a scope this call needs")
-    message = f": {error.message[:200]}" if error.message else ""
-    return kind(f"{where}: {error.category or 'error'}{message}")
+    return with_vendor_message(kind(f"{where}: {error.category or 'error'}"), error.message)

@@ -13,7 +13,16 @@ import requests
 from pydantic import TypeAdapter, ValidationError
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError
 
-from connector.errors import AuthError, ConfigError, CrmsyncError, NotFound, QuotaExhausted, RateLimited, TransientError
+from connector.errors import (
+    AuthError,
+    ConfigError,
+    CrmsyncError,
+    NotFound,
+    QuotaExhausted,
+    RateLimited,
+    TransientError,
+    with_vendor_message,
+)
 from connector.salesforce.payloads import ApiError
 
 ERROR_CODES: dict[str, type[CrmsyncError]] = {
@@ -95,10 +104,10 @@ def classify(endpoint: str, error: Exception, retry_after: float | None = None) 
         code = body.error_code if body else None
         kind = error_class(error.status, code, body.message if body else "")
         text = f"{endpoint}: HTTP {error.status}" + (f" {code}" if code else "")
-        if kind in (ConfigError, NotFound, QuotaExhausted) and body and body.message:
-            text += f": {body.message[:200]}"
         if kind is RateLimited:
             return RateLimited(text, retry_after)
+        if kind in (ConfigError, NotFound, QuotaExhausted) and body:
+            return with_vendor_message(kind(text), body.message)
         return kind(text)
     if isinstance(error, requests.exceptions.SSLError):
         return ConfigError(f"{endpoint}: TLS verification failed (check ca_bundle and the instance URL)")

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from typer.testing import CliRunner
 
 from connector.cli import app
-from connector.cli.exits import ExitCode
+from connector.cli.exits import ExitCode, report_failure
 from connector.cli.services import Services
 from connector.store import Store, open_store
 from tests.fakes import FakeCrm
@@ -182,3 +182,15 @@ def test_run_takes_a_job_name_never_a_path(project: Path) -> None:
 
     assert result.exit_code == ExitCode.CONFIG
     assert "is not a job name" in one_error_line(result)
+
+
+def test_what_the_crm_said_is_shown_at_the_terminal_but_never_stored(capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.errors import ConfigError, with_vendor_message
+    from connector.sync.redact import safe_message
+
+    error = with_vendor_message(ConfigError("HubSpot contacts.search: HTTP 400: VALIDATION_ERROR"), "bad value 'Jane'")
+
+    assert safe_message(error) == "ConfigError: HubSpot contacts.search: HTTP 400: VALIDATION_ERROR"
+    failure = report_failure(error, debug=False, as_json=False)
+    assert failure.code == ExitCode.CONFIG
+    assert "(the CRM said: bad value 'Jane')" in capsys.readouterr().err

@@ -94,5 +94,7 @@ def test_retry_after_is_kept() -> None:
 def test_messages_name_endpoint_status_and_code_not_the_url() -> None:
     error = SalesforceRefusedRequest("https://x/services/data/v62.0/query/?q=SELECT+secret", 403, "query",
                                      body("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))  # type: ignore[arg-type]  # fmt: skip
-    text = str(classify("query", error))
-    assert text == "query: HTTP 403 REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded."
+    problem = classify("query", error)
+    assert str(problem) == "query: HTTP 403 REQUEST_LIMIT_EXCEEDED"
+    # what the org said is kept apart: shown at the terminal, never stored with the run
+    assert problem.vendor_message == "TotalRequests Limit exceeded."
