@@ -20,7 +20,7 @@ from connector.errors import ConfigError, Problem
 from connector.http.settings import ConnectionSettings, RetrySettings
 from connector.hubspot.settings import HubSpotConnection
 from connector.loading import problems_from, raise_problems, read_toml
-from connector.mapping import vendor_names
+from connector.mapping import CrmMapping, load_mapping, vendor_names
 from connector.salesforce.settings import SalesforceConnection
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
@@ -123,6 +123,17 @@ class Config(BaseSettings):
 
     def mapping_path(self, connection: str) -> Path:
         return self.resolve(self.paths.mappings) / self.connections[connection].mapping
+
+    def connection_mapping(self, name: str) -> CrmMapping:
+        """The mapping of connection ``name``, checked against the connection's CRM type."""
+        if name not in self.connections:
+            known = ", ".join(sorted(self.connections)) or "none"
+            raise ConfigError(f"no connection {name!r} in the config (known: {known})")
+        mapping = load_mapping(self.mapping_path(name))
+        settings = self.connections[name]
+        if mapping.crm != settings.type:
+            raise ConfigError(f"connection {name!r} is {settings.type} but {mapping.source} maps {mapping.crm}")
+        return mapping
 
     @property
     def store_url(self) -> str:

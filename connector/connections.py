@@ -9,18 +9,12 @@ from pathlib import Path
 from connector.config import Config
 from connector.crm import CrmClient
 from connector.errors import ConfigError
-from connector.mapping import CrmMapping, load_mapping
+from connector.mapping import CrmMapping
 
 
 def connection_mapping(config: Config, name: str) -> CrmMapping:
-    if name not in config.connections:
-        known = ", ".join(sorted(config.connections)) or "none"
-        raise ConfigError(f"no connection {name!r} in the config (known: {known})")
-    mapping = load_mapping(config.mapping_path(name))
-    settings = config.connections[name]
-    if mapping.crm != settings.type:
-        raise ConfigError(f"connection {name!r} is {settings.type} but {mapping.source} maps {mapping.crm}")
-    return mapping
+    """The mapping of connection ``name`` (see :meth:`Config.connection_mapping`)."""
+    return config.connection_mapping(name)
 
 
 def open_client(config: Config, name: str, *, environ: Mapping[str, str] | None = None) -> CrmClient:

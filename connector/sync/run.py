@@ -41,10 +41,10 @@ from sqlalchemy import Connection
 
 from connector.config import Config
 from connector.crm import ActivityPage, ContactPage, CrmClient, SkippedRecord, WriteOutcome, WriteResult
-from connector.errors import ConfigError, TransientError
+from connector.errors import TransientError
 from connector.jobs import Job
 from connector.lifecycle.rules import Rules, load_rules
-from connector.mapping import CrmMapping, load_mapping
+from connector.mapping import CrmMapping
 from connector.progress import ProgressCallback, ProgressEvent
 from connector.runs import Resolution, RunMode, RunStatus, WriteMode
 from connector.store import (
@@ -76,18 +76,6 @@ def utc_now() -> datetime:
 
 def job_rules(job: Job, config: Config) -> Rules:
     return load_rules(config.resolve(Path(job.rules)) if job.rules else config.rules_path)
-
-
-def connection_mapping(config: Config, name: str) -> CrmMapping:
-    """The mapping of connection ``name``, checked against the connection's CRM type."""
-    if name not in config.connections:
-        known = ", ".join(sorted(config.connections)) or "none"
-        raise ConfigError(f"no connection {name!r} in the config (known: {known})")
-    mapping = load_mapping(config.mapping_path(name))
-    settings = config.connections[name]
-    if mapping.crm != settings.type:
-        raise ConfigError(f"connection {name!r} is {settings.type} but {mapping.source} maps {mapping.crm}")
-    return mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +145,7 @@ def run_job(
             store.runs.start(db, result.run_id, job.name, owner, full=result.full, dry_run=result.dry_run, now=started)
         # loaded once the run is recorded, so a broken rules or mapping file shows as a failed run
         rules = job_rules(job, config)
-        mappings = {name: connection_mapping(config, name) for name in job.connections}
+        mappings = {name: config.connection_mapping(name) for name in job.connections}
         run = _Run(
             settings, store=store, lease=lease, result=result, rules=rules, clock=clock, emit=progress, stop=stop
         )

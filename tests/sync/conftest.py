@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 from connector.config import Config, HubSpotConnection, PathSettings, SalesforceConnection, StoreSettings
 from connector.jobs import Job
@@ -22,43 +20,13 @@ from connector.store import Store, open_store
 from connector.store.tables import stage_changes
 from connector.sync import RunResult, run_job
 from tests.fakes import FakeCrm
+from tests.stores import BACKENDS, StoreUrls
 
 REPO = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("CRMSYNC_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 ICP = Company(name="Transports Martin", domain="example.fr", employees=120, industry="logistics", country="FR")
 OFF_ICP = Company(name="Boulangerie", domain="example.com", employees=3, industry="food", country="FR")
-
-
-class StoreUrls:
-    """Fresh, isolated store URLs on one backend: SQLite files, or PostgreSQL schemas dropped at the end."""
-
-    def __init__(self, backend: str, folder: Path) -> None:
-        self.backend = backend
-        self.folder = folder
-        self.schemas: list[str] = []
-        self._admin = create_engine(PG_URL) if backend == "postgresql" and PG_URL else None
-
-    def new(self, name: str = "state") -> str:
-        if self._admin is None:
-            return f"sqlite:///{self.folder / (name + '.db')}"
-        assert PG_URL
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        with self._admin.begin() as db:
-            db.execute(text(f'CREATE SCHEMA "{schema}"'))
-        self.schemas.append(schema)
-        separator = "&" if "?" in PG_URL else "?"
-        return f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-
-    def drop(self) -> None:
-        if self._admin is None:
-            return
-        with self._admin.begin() as db:
-            for schema in self.schemas:
-                db.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        self._admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -17,15 +17,12 @@ What the runs leave (the page as of ``NOW``):
 from __future__ import annotations
 
 import itertools
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from connector.config import Config, HubSpotConnection, PathSettings, SalesforceConnection, StoreSettings
 from connector.errors import QuotaExhausted
@@ -36,10 +33,9 @@ from connector.store import Store, open_store
 from connector.sync import RunResult, run_job
 from connector.web.reads import run_list
 from tests.fakes import FakeCrm
+from tests.stores import BACKENDS, StoreUrls
 
 REPO = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("CRMSYNC_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -165,38 +161,10 @@ def fill(store: Store, config: Config) -> Filled:
     return filled
 
 
-class StoreUrls:
-    """Isolated store URLs on one backend: SQLite files, or PostgreSQL schemas dropped at the end."""
-
-    def __init__(self, backend: str, folder: Path) -> None:
-        self.folder = folder
-        self.schemas: list[str] = []
-        self._admin = create_engine(PG_URL) if backend == "postgresql" and PG_URL else None
-
-    def new(self, name: str = "state") -> str:
-        if self._admin is None:
-            return f"sqlite:///{self.folder / (name + '.db')}"
-        assert PG_URL
-        schema = f"web_{uuid.uuid4().hex[:12]}"
-        with self._admin.begin() as db:
-            db.execute(text(f'CREATE SCHEMA "{schema}"'))
-        self.schemas.append(schema)
-        separator = "&" if "?" in PG_URL else "?"
-        return f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-
-    def drop(self) -> None:
-        if self._admin is None:
-            return
-        with self._admin.begin() as db:
-            for schema in self.schemas:
-                db.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        self._admin.dispose()
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     folder = tmp_path_factory.mktemp(f"web-{request.param}")
-    urls = StoreUrls(request.param, folder)
+    urls = StoreUrls(request.param, folder, prefix="web")
     url = urls.new()
     store = open_store(url)
     try:
