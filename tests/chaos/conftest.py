@@ -32,6 +32,7 @@ from connector.sandbox.salesforce import Fault, Faults, SalesforceSandbox, Sandb
 from connector.store import Store, open_store
 from connector.store.tables import stage_changes
 from connector.sync import RunResult, run_job
+from tests.stores import BACKENDS, StoreUrls
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = int(os.environ.get("CRMSYNC_CHAOS_SIZE", "120"))
@@ -150,8 +151,9 @@ def build_config(folder: Path, hubspot: HubSpotSandbox, salesforce: SalesforceSa
 class Worlds:
     """Makes worlds in a test's folder and stops them at the end."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, stores: StoreUrls) -> None:
         self.folder = folder
+        self.stores = stores
         self.made: list[World] = []
 
     def new(
@@ -175,7 +177,7 @@ class Worlds:
         )  # fmt: skip
         hubspot.start()
         salesforce.start()
-        url = f"sqlite:///{folder / 'state.db'}"
+        url = self.stores.new(name)
         world = World(folder, hubspot, salesforce, open_store(url), build_config(folder, hubspot, salesforce, url))
         world.mappings = {crm: load_mapping(ROOT / "mappings" / f"{crm}.toml") for crm in CRMS}
         self.made.append(world)
@@ -188,8 +190,20 @@ class Worlds:
             world.salesforce.stop()
 
 
+@pytest.fixture(params=BACKENDS)
+def worlds(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worlds]:
+    """Worlds whose stores are SQLite files, or PostgreSQL schemas when ``CRMSYNC_TEST_POSTGRES_URL`` is set."""
+    stores = StoreUrls(request.param, tmp_path, prefix="chaos")
+    made = Worlds(tmp_path, stores)
+    yield made
+    made.close()
+    stores.drop()
+
+
 @pytest.fixture
-def worlds(tmp_path: Path) -> Iterator[Worlds]:
-    made = Worlds(tmp_path)
+def sqlite_worlds(tmp_path: Path) -> Iterator[Worlds]:
+    """Worlds on SQLite only (the SIGKILL test compares them with the killed CLI's own SQLite store)."""
+    stores = StoreUrls("sqlite", tmp_path)
+    made = Worlds(tmp_path, stores)
     yield made
     made.close()

@@ -147,7 +147,8 @@ def store_url(world: World) -> str:
 
 
 @pytest.mark.long
-def test_sigkill_at_twenty_random_points_then_a_rerun_equals_one_clean_run(worlds: Worlds) -> None:
+def test_sigkill_at_twenty_random_points_then_a_rerun_equals_one_clean_run(sqlite_worlds: Worlds) -> None:
+    worlds = sqlite_worlds
     day = datetime.now(UTC).date()
     clean = worlds.new("clean", size=SIZE, page_size=20)
     config, env = prepare(clean)
