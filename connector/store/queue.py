@@ -8,9 +8,10 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from connector.model import Activity, Contact, Stage
+from connector.store.bulk import insert_rows
 from connector.store.outbox import Outbox
-from connector.store.sql import in_chunks, upsert
-from connector.store.tables import activities, contacts, job_contacts
+from connector.store.sql import in_chunks
+from connector.store.tables import activities, contacts, job_contacts, storable
 from connector.store.values import Decision, Deferral, QueuedContact, Written
 
 
@@ -50,10 +51,13 @@ class Queue:
                 )
                 .values(dirty=True)
             )
-        rows = [
-            {"job": job, "connection": connection, "crm_id": crm_id, "dirty": True, "attempts": 0} for crm_id in seen
-        ]
-        upsert(db, job_contacts, rows, keys=["job", "connection", "crm_id"])
+        insert_rows(
+            db,
+            "job_contacts",
+            ("job", "connection", "crm_id", "dirty", "attempts"),
+            [(job, connection, storable(crm_id), True, 0) for crm_id in seen],
+            conflict=("job", "connection", "crm_id"),
+        )
         return set(changed) | set(forced)
 
     def count(self, db: Connection, job: str, connection: str) -> int:
