@@ -315,12 +315,13 @@ class _Run:
         """A dry run's one transaction, rolled back at the end (see :meth:`_dry_run_scratch`)."""
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """One commit point of the run, fenced by the lease: nothing commits once the lease is lost."""
+    def _transaction(self, *, flush: bool = True) -> Iterator[Connection]:
+        """One commit point of the run, fenced by the lease: nothing commits once the lease is lost.
+        ``flush=False`` for pulled pages only (see :meth:`Store.begin`)."""
         if self._scratch is not None:
             yield self._scratch
             return
-        with self.store.begin() as db:
+        with self.store.begin(flush=flush) as db:
             yield db
             self.lease.renew(db)
 
@@ -423,7 +424,7 @@ class _Run:
         """Store ``group``'s records and its last page's read position in one transaction; count them.
         Returns the records stored."""
         started = time.monotonic()
-        with self._transaction() as db:
+        with self._transaction(flush=False) as db:
             stored = self._store_pages(db, name, group, full)
             self.store.checkpoints.save_position(db, self.job, name, stream, group[-1].cursor, self.clock())
         counts.add_time("store", time.monotonic() - started)
