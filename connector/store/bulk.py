@@ -8,9 +8,11 @@ made what the column type would have made it: text :func:`storable`, JSON
 serialised from :func:`storable_json`, datetimes naive UTC (on SQLite in
 SQLAlchemy's own text form, so they read back the same).
 
-PostgreSQL gets the same statements through psycopg's ``executemany``, which
-pipelines the rows and, with prepared statements on (see
-:mod:`connector.store.database`), parses and plans each statement once.
+On PostgreSQL (psycopg) the rows go in with ``COPY``, about six times
+cheaper for the server than ``executemany`` of ``INSERT``s: straight into the
+table for a plain insert, else into a temporary staging table (emptied at
+commit) and from there with one ``INSERT ... SELECT ... ON CONFLICT``. Other
+PostgreSQL drivers get the ``executemany``.
 """
 
 from __future__ import annotations
@@ -64,7 +66,13 @@ def insert_rows(
     Table and column names come from this package, never from a CRM."""
     if not rows:
         return
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(db, len(columns))})"
+    names = ", ".join(columns)
+    if db.dialect.name == "postgresql" and db.dialect.driver == "psycopg":
+        if conflict:
+            rows = _last_per_key(columns, rows, conflict, keep_last=bool(update))
+        _copy_rows(db, table, names, rows, conflict=conflict, update=update)
+        return
+    sql = f"INSERT INTO {table} ({names}) VALUES ({_marks(db, len(columns))})"
     if conflict:
         keys = ", ".join(conflict)
         if update:
@@ -73,6 +81,57 @@ def insert_rows(
         else:
             sql += f" ON CONFLICT ({keys}) DO NOTHING"
     db.exec_driver_sql(sql, list(rows))
+
+
+def _last_per_key(
+    columns: Sequence[str], rows: Sequence[tuple[Any, ...]], keys: Sequence[str], *, keep_last: bool
+) -> list[tuple[Any, ...]]:
+    """One row per key, as one ``INSERT`` per row would leave it (the last one updating, or the first one
+    kept): one ``INSERT ... ON CONFLICT DO UPDATE`` cannot touch a row twice."""
+    at = [columns.index(name) for name in keys]
+    chosen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for row in rows:
+        key = tuple(row[i] for i in at)
+        if keep_last or key not in chosen:
+            chosen[key] = row
+    return list(chosen.values())
+
+
+def _on_conflict(conflict: Sequence[str], update: Sequence[str]) -> str:
+    if not conflict:
+        return ""
+    keys = ", ".join(conflict)
+    if not update:
+        return f" ON CONFLICT ({keys}) DO NOTHING"
+    return f" ON CONFLICT ({keys}) DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in update)
+
+
+def _copy_rows(
+    db: Connection,
+    table: str,
+    names: str,
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    conflict: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """``COPY`` ``rows`` into ``table`` (through a staging table when they may conflict), in ``db``'s
+    transaction."""
+    target = table
+    if conflict:
+        target = f"{table}_staged"
+        # one per session, emptied after each use; LIKE copies the column types, not the keys
+        db.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {target} (LIKE {table} INCLUDING DEFAULTS)")
+    driver = db.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    if conflict:
+        db.exec_driver_sql(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {target}{_on_conflict(conflict, update)}"
+        )
+        db.exec_driver_sql(f"DELETE FROM {target}")
 
 
 def has_rows(db: Connection, table: str, connection: str) -> bool:
