@@ -18,7 +18,7 @@ PostgreSQL drivers get the ``executemany``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,6 +132,25 @@ def _copy_rows(
             f"INSERT INTO {table} ({names}) SELECT {names} FROM {target}{_on_conflict(conflict, update)}"
         )
         db.exec_driver_sql(f"DELETE FROM {target}")
+
+
+def activity_rows(
+    db: Connection, connection: str, contact_ids: Sequence[str]
+) -> Iterator[tuple[str, str, str, datetime, str | None]]:
+    """``(crm_id, contact_crm_id, kind, occurred_at, detail)`` of the activities of ``contact_ids`` (at most
+    900), read without SQLAlchemy's per-value result processing: ``occurred_at`` is made an aware UTC
+    datetime here, as ``UtcDateTime`` would (a million rows in a 100,000-contact run)."""
+    if not contact_ids:
+        return
+    sql = (
+        "SELECT crm_id, contact_crm_id, kind, occurred_at, detail FROM activities"
+        f" WHERE connection = {_marks(db, 1)} AND contact_crm_id IN ({_marks(db, len(contact_ids))})"
+    )
+    sqlite = db.dialect.name == "sqlite"
+    for crm_id, contact_id, kind, occurred_at, detail in db.exec_driver_sql(sql, (connection, *contact_ids)):
+        moment = datetime.fromisoformat(occurred_at) if sqlite else occurred_at
+        aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        yield crm_id, contact_id, kind, aware, detail
 
 
 def has_rows(db: Connection, table: str, connection: str) -> bool:
