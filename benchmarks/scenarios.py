@@ -313,9 +313,7 @@ class HubSpotTarget(Target):
                 if n % 2:
                     properties[self.mapping.stage.field] = ""  # a person cleared it: the next run writes it again
                 inputs.append({"id": str(contact), "properties": properties})
-            transport.send(
-                Operation("edit", "POST", "/crm/v3/objects/contacts/batch/update", body={"inputs": inputs})
-            )
+            transport.send(Operation("edit", "POST", "/crm/v3/objects/contacts/batch/update", body={"inputs": inputs}))
         return len(ids)
 
 
@@ -436,11 +434,17 @@ TARGETS: dict[str, type[Target]] = {"hubspot": HubSpotTarget, "salesforce": Sale
 def run_phase(target: Target, store: Store, config: Config, name: str, *, full: bool = False,
               minimum: dict[str, int] | None = None) -> Phase:  # fmt: skip
     """``run_job`` once, as ``crmsync run`` does it; ``minimum`` (reads known beforehand) is completed with writes."""
+    from cpu import client_cpu, server_cpu
+
     target.last_started = datetime.now(UTC)
+    postgres = store.engine.dialect.name == "postgresql"
     with RssSampler() as rss:
+        cpu_before, server_before = client_cpu(), server_cpu() if postgres else None
         started = time.perf_counter()
         result = run_job(target.job, config, store=store, clients=open_client, full=full, heartbeat=True)
         seconds = time.perf_counter() - started
+        cpu_used = client_cpu() - cpu_before
+        server_after = server_cpu() if postgres else None
     if result.status != "completed":
         raise RuntimeError(f"{target.crm} {name}: the run ended {result.status}: {result.error}")
     counts = result.counts[target.crm].as_dict()
@@ -452,7 +456,9 @@ def run_phase(target: Target, store: Store, config: Config, name: str, *, full: 
             ("contacts.batch_update", HS_BATCH) if target.crm == "hubspot" else ("composite/sobjects", SF_BATCH)
         )
         wanted = {**minimum, **write_minimum(counts["changed"], batch, endpoint)}
-    notes: dict[str, Any] = {}
+    notes: dict[str, Any] = {"client_cpu_s": round(cpu_used, 1)}
+    if server_before is not None and server_after is not None:
+        notes["server_cpu_s"] = round(server_after - server_before, 1)
     if minimum is not None:
         notes["records_in_window"] = target.window_records
     return Phase(
@@ -471,6 +477,17 @@ def run_phase(target: Target, store: Store, config: Config, name: str, *, full: 
 
 
 def open_fresh_store(target: Target, url: str | None) -> tuple[Store, Config]:
+    """A new store: a SQLite file in the target's folder, or a schema of its own on the PostgreSQL at ``url``
+    (never anyone's tables; left behind for inspection, named ``bench_<pid>``)."""
     store_url = url or f"sqlite:///{target.folder / 'state.db'}"
+    if store_url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        schema = f"bench_{os.getpid()}"
+        engine = create_engine(store_url)
+        with engine.begin() as db:
+            db.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+        store_url = f"{store_url}{'&' if '?' in store_url else '?'}options=-csearch_path%3D{schema}"
     store = open_store(store_url)
     return store, target.config(store_url)

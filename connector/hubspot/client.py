@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
@@ -155,6 +156,9 @@ class HubSpotClient:
 
     # -- reading: contacts ---------------------------------------------------------
     def pull_contacts(self, cursor: str | None) -> Iterator[ContactPage]:
+        return _read_ahead(self._contact_pages(cursor))
+
+    def _contact_pages(self, cursor: str | None) -> Iterator[ContactPage]:
         state = load_cursor(ContactCursor, cursor) or ContactCursor()
         for page, after, _ in self._scan("contacts", state.contacts, self._contact_properties, associate=False):
             records: list[ContactRecord] = []
@@ -174,6 +178,9 @@ class HubSpotClient:
 
     # -- reading: activities ---------------------------------------------------------
     def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
+        return _read_ahead(self._activity_pages(cursor))
+
+    def _activity_pages(self, cursor: str | None) -> Iterator[ActivityPage]:
         state = load_cursor(ActivityCursor, cursor) or ActivityCursor()
         for name in self.mapping.activity_objects():
             if name == FORM_OBJECT:
@@ -506,6 +513,25 @@ class HubSpotClient:
         close = getattr(self._transport, "close", None)
         if close is not None:
             close()
+
+
+_Page = TypeVar("_Page")
+_END = object()
+
+
+def _read_ahead(pages: Iterator[_Page]) -> Iterator[_Page]:
+    """``pages``, the next one fetched (HTTP, parsing, normalising) in a second thread while the caller
+    stores the current one: one page ahead, the same calls. The pages are made in order by one thread
+    at a time, so the generator's state (cursors, the e-mail map) needs no lock. A caller that stops
+    early waits for the page in flight, which is dropped."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubspot-read-ahead") as reader:
+        ahead = reader.submit(next, pages, _END)
+        while True:
+            page = ahead.result()
+            if page is _END:
+                return
+            ahead = reader.submit(next, pages, _END)
+            yield page  # type: ignore[misc]
 
 
 def _submission_ref(item: dict[str, Any]) -> str:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from simple_salesforce import format_soql
@@ -103,6 +105,11 @@ class SalesforceClient:
         self._instant = Instants()
         self._converted: dict[str, str] = {}
         """Converted Lead id -> Contact id, learnt while pulling people."""
+        self._dates = threading.local()
+        """Per thread: the ``Date`` header of the last answer (the org's clock; reads run ahead in a thread)."""
+        session = getattr(api, "session", None)
+        if session is not None:
+            session.hooks["response"].append(self._note_date)
 
     @classmethod
     def from_settings(
@@ -116,8 +123,25 @@ class SalesforceClient:
         return f"SalesforceClient({self.connection!r}, {self.settings.instance_url!r})"
 
     # -- reading -----------------------------------------------------------------
-    def _pages(self, sobject: str, fields: list[str], since: Position | None) -> Iterator[list[dict[str, Any]]]:
-        """Pages of flattened records after ``since``, in ``(SystemModstamp, Id)`` order.
+    def _note_date(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        self._dates.last = response.headers.get("Date")
+
+    def _org_clock(self) -> datetime | None:
+        """The org's clock at the last answer on this thread (its ``Date`` header), if it sent one."""
+        text = getattr(self._dates, "last", None)
+        if not text:
+            return None
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    def _pages(
+        self, sobject: str, fields: list[str], since: Position | None
+    ) -> Iterator[tuple[datetime | None, list[dict[str, Any]]]]:
+        """Pages of flattened records after ``since``, in ``(SystemModstamp, Id)`` order, each with the
+        org's clock when the scan began (the first ``query`` answer's ``Date``; ``None`` if none came).
 
         The next page is fetched while the caller works on the current one
         (one read-ahead, same calls). If a query locator expires mid-way, the
@@ -127,7 +151,10 @@ class SalesforceClient:
         last: Position | None = None
         parents = tuple(dict.fromkeys(name.split(".")[0] for name in fields if "." in name))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesforce-read-ahead") as reader:
+            self._dates.last = None
             page = self._query(incremental_soql(sobject, fields, since))
+            # a re-query after an expired locator keeps this (earlier) start: resuming from it is safe
+            started = self._org_clock()
             while True:
                 ahead = (
                     None
@@ -138,7 +165,7 @@ class SalesforceClient:
                 if records:
                     tail = records[-1]
                     last = Position(self._instant(tail["SystemModstamp"]), str(tail["Id"]))
-                    yield records
+                    yield started, records
                 if ahead is None:
                     return
                 try:
@@ -166,7 +193,7 @@ class SalesforceClient:
             if sobject not in self.mapping.people:
                 continue
             fields = person_fields(self.mapping, sobject)
-            for records in self._pages(sobject, fields, self._start(state, sobject)):
+            for started, records in self._pages(sobject, fields, self._start(state, sobject)):
                 people: list[ContactRecord] = []
                 skipped: list[SkippedRecord] = []
                 for values in records:
@@ -187,7 +214,8 @@ class SalesforceClient:
                     except ValueError as error:
                         skipped.append(SkippedRecord.from_error(record_id, error))
                 tail = records[-1]
-                state = state.advanced(sobject, Position(self._instant(tail["SystemModstamp"]), str(tail["Id"])))
+                position = Position(self._instant(tail["SystemModstamp"]), str(tail["Id"]))
+                state = state.advanced(sobject, position, started)
                 yield ContactPage(records=tuple(people), cursor=state.encode(), skipped=tuple(skipped))
 
     def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
@@ -196,7 +224,7 @@ class SalesforceClient:
         objects += [name for name in self.mapping.activity_objects() if name not in objects]
         for sobject in objects:
             fields = activity_fields(self.mapping, sobject)
-            for records in self._pages(sobject, fields, self._start(state, sobject)):
+            for started, records in self._pages(sobject, fields, self._start(state, sobject)):
                 activities: list[ActivityRecord] = []
                 skipped: list[SkippedRecord] = []
                 unmapped = 0
@@ -211,7 +239,8 @@ class SalesforceClient:
                     else:
                         activities.append(record)
                 tail = records[-1]
-                state = state.advanced(sobject, Position(self._instant(tail["SystemModstamp"]), str(tail["Id"])))
+                position = Position(self._instant(tail["SystemModstamp"]), str(tail["Id"]))
+                state = state.advanced(sobject, position, started)
                 yield ActivityPage(
                     records=tuple(activities), cursor=state.encode(), skipped=tuple(skipped), unmapped=unmapped
                 )

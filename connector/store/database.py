@@ -38,10 +38,15 @@ def create_store_engine(url: str, *, connect_args: dict[str, Any] | None = None)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ConfigError(f"store.url: unsupported database {parsed.get_backend_name()!r} (SQLite or PostgreSQL)")
-    if parsed.get_driver_name() == "psycopg":
-        # psycopg prepares a statement after 5 runs and PostgreSQL may then keep a generic plan made
-        # while the tables were empty (a sequential scan) for the whole run: plan every query afresh
-        args.setdefault("prepare_threshold", None)
+    # Prepared statements stay on (psycopg prepares a statement after its 5th run: parsed once, not
+    # ~356,000 times in a 100,000-contact sync). PostgreSQL would then switch a prepared statement to a
+    # generic plan after five custom ones, and a generic plan made while the tables were still empty (a
+    # sequential scan) stayed for the whole run; plan_cache_mode=force_custom_plan keeps planning each
+    # execution with its values, so the plans follow the tables as they fill.
+    custom_plans = "-c plan_cache_mode=force_custom_plan"
+    options = str(args.get("options") or parsed.query.get("options") or "")
+    if "plan_cache_mode" not in options:
+        args["options"] = f"{options} {custom_plans}".strip()
     return create_engine(parsed, connect_args=args, pool_pre_ping=True)
 
 

@@ -8,9 +8,10 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from connector.model import Activity, Contact, Stage
+from connector.store.bulk import activity_rows, insert_rows
 from connector.store.outbox import Outbox
-from connector.store.sql import in_chunks, upsert
-from connector.store.tables import activities, contacts, job_contacts
+from connector.store.sql import in_chunks
+from connector.store.tables import contacts, job_contacts, storable
 from connector.store.values import Decision, Deferral, QueuedContact, Written
 
 
@@ -50,10 +51,13 @@ class Queue:
                 )
                 .values(dirty=True)
             )
-        rows = [
-            {"job": job, "connection": connection, "crm_id": crm_id, "dirty": True, "attempts": 0} for crm_id in seen
-        ]
-        upsert(db, job_contacts, rows, keys=["job", "connection", "crm_id"])
+        insert_rows(
+            db,
+            "job_contacts",
+            ("job", "connection", "crm_id", "dirty", "attempts"),
+            [(job, connection, storable(crm_id), True, 0) for crm_id in seen],
+            conflict=("job", "connection", "crm_id"),
+        )
         return set(changed) | set(forced)
 
     def count(self, db: Connection, job: str, connection: str) -> int:
@@ -105,18 +109,11 @@ class Queue:
             return []
         ids = [row.crm_id for row in rows]
         acts: dict[str, list[Activity]] = {}
-        for crm_id, contact_id, kind, occurred_at, detail in db.execute(
-            select(
-                activities.c.crm_id,
-                activities.c.contact_crm_id,
-                activities.c.kind,
-                activities.c.occurred_at,
-                activities.c.detail,
-            ).where(activities.c.connection == connection, activities.c.contact_crm_id.in_(ids))
-        ).all():
-            acts.setdefault(contact_id, []).append(
-                Activity.model_construct(kind=kind, occurred_at=occurred_at, detail=detail, id=crm_id)
-            )
+        for part in in_chunks(ids):
+            for crm_id, contact_id, kind, occurred_at, detail in activity_rows(db, connection, part):
+                acts.setdefault(contact_id, []).append(
+                    Activity.model_construct(kind=kind, occurred_at=occurred_at, detail=detail, id=crm_id)
+                )
         pending = self._outbox.pending(db, job, connection, ids)
         queued = []
         for row in rows:

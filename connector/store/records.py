@@ -7,21 +7,23 @@ cursor or a re-run after a crash never queues anything twice.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from connector.crm import ActivityRecord, ContactRecord
 from connector.model import Contact
+from connector.store.bulk import db_json, db_time, has_rows, insert_rows
 from connector.store.queue import Queue
-from connector.store.sql import in_chunks, upsert
-from connector.store.tables import EMAIL, activities, contacts
+from connector.store.sql import in_chunks
+from connector.store.tables import EMAIL, activities, contacts, storable
 from connector.store.values import PageCounts, Written
 
-_CONTACT_COLUMNS = [
+_CONTACT_COLUMNS = (
+    "connection",
+    "crm_id",
     "object_type",
     "email",
     "stage",
@@ -30,7 +32,18 @@ _CONTACT_COLUMNS = [
     "content_hash",
     "modified_at",
     "stored_at",
-]
+)
+_CONTACT_KEYS = ("connection", "crm_id")
+_ACTIVITY_COLUMNS = (
+    "connection",
+    "contact_crm_id",
+    "crm_id",
+    "kind",
+    "occurred_at",
+    "detail",
+    "content_hash",
+    "modified_at",
+)
 
 
 def contact_json(contact: Contact) -> str:
@@ -38,18 +51,31 @@ def contact_json(contact: Contact) -> str:
     return contact.model_dump_json(exclude={"stage", "activities"})
 
 
+def _framed(parts: Iterable[str | None]) -> str:
+    """``parts`` joined so that no two different lists give the same text: each one length-prefixed
+    (``-`` for none). Cheaper than ``json.dumps`` of a list, which re-escapes the contact's JSON."""
+    return "".join("-" if part is None else f"{len(part)}:{part}" for part in parts)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
 def contact_hash(object_type: str, facts_json: str, stage_values: dict[str, str | None]) -> str:
-    payload = json.dumps([object_type, facts_json, sorted(stage_values.items())], separators=(",", ":"))
-    return hashlib.sha1(payload.encode(), usedforsecurity=False).hexdigest()
+    """What tells a changed contact from a re-read one: its type, its facts and its stage field values."""
+    values = sorted(stage_values.items())
+    return _digest(_framed([object_type, facts_json, *(item for pair in values for item in pair)]))
 
 
 def activity_hash(record: ActivityRecord) -> str:
     activity = record.activity
-    payload = json.dumps(
-        [activity.kind, activity.occurred_at.isoformat(), activity.detail, sorted(record.contact_ids)],
-        separators=(",", ":"),
+    detail = activity.detail
+    ids = record.contact_ids
+    contact_part = f"{len(ids[0])}:{ids[0]}" if len(ids) == 1 else _framed(sorted(ids))
+    return _digest(
+        f"{len(activity.kind)}:{activity.kind}{activity.occurred_at.isoformat()}|"
+        f"{'-' if detail is None else f'{len(detail)}:{detail}'}{contact_part}"
     )
-    return hashlib.sha1(payload.encode(), usedforsecurity=False).hexdigest()
 
 
 def stored_email(email: str | None) -> str | None:
@@ -79,36 +105,42 @@ class Records:
         latest: dict[str, ContactRecord] = {record.crm_id: record for record in records}
         ids = list(latest)
         known: dict[str, str] = {}
-        for part in in_chunks(ids):
-            known.update(
-                db.execute(
-                    select(contacts.c.crm_id, contacts.c.content_hash).where(
-                        contacts.c.connection == connection, contacts.c.crm_id.in_(part)
-                    )
-                ).all()
-            )
-        rows: list[dict[str, Any]] = []
+        # a first load finds nothing: one probe instead of a look-up per 900 ids
+        if has_rows(db, "contacts", connection):
+            for part in in_chunks(ids):
+                known.update(
+                    db.execute(
+                        select(contacts.c.crm_id, contacts.c.content_hash).where(
+                            contacts.c.connection == connection, contacts.c.crm_id.in_(part)
+                        )
+                    ).all()
+                )
+        stored_at = db_time(db, now)
+        rows: list[tuple[Any, ...]] = []
+        changed: list[str] = []
         for crm_id, record in latest.items():
             facts = contact_json(record.contact)
             digest = contact_hash(record.object_type, facts, record.stage_values)
             if known.get(crm_id) == digest:
                 continue
+            changed.append(crm_id)
+            contact = record.contact
+            email = stored_email(contact.email)
             rows.append(
-                {
-                    "connection": connection,
-                    "crm_id": crm_id,
-                    "object_type": record.object_type,
-                    "email": stored_email(record.contact.email),
-                    "stage": record.contact.stage.value if record.contact.stage else None,
-                    "stage_values": dict(record.stage_values),
-                    "contact": facts,
-                    "content_hash": digest,
-                    "modified_at": record.modified_at,
-                    "stored_at": now,
-                }
+                (
+                    connection,
+                    storable(crm_id),
+                    record.object_type,
+                    None if email is None else storable(email),
+                    contact.stage.value if contact.stage else None,
+                    db_json(dict(record.stage_values)),
+                    storable(facts),
+                    digest,
+                    db_time(db, record.modified_at),
+                    stored_at,
+                )
             )
-        upsert(db, contacts, rows, keys=["connection", "crm_id"], update=_CONTACT_COLUMNS)
-        changed = [str(row["crm_id"]) for row in rows]
+        insert_rows(db, "contacts", _CONTACT_COLUMNS, rows, conflict=_CONTACT_KEYS, update=_CONTACT_COLUMNS[2:])
         dirtied = self._queue.mark_dirty(
             db, job, connection, changed=changed, forced=ids if force_dirty else [], seen=ids
         )
@@ -136,16 +168,17 @@ class Records:
         ids = list(latest)
         known: dict[str, str] = {}
         old_links: dict[str, set[str]] = {}
-        for part in in_chunks(ids):
-            for crm_id, digest, contact_id in db.execute(
-                select(activities.c.crm_id, activities.c.content_hash, activities.c.contact_crm_id).where(
-                    activities.c.connection == connection, activities.c.crm_id.in_(part)
-                )
-            ).all():
-                known[crm_id] = digest
-                old_links.setdefault(crm_id, set()).add(contact_id)
+        if has_rows(db, "activities", connection):
+            for part in in_chunks(ids):
+                for crm_id, digest, contact_id in db.execute(
+                    select(activities.c.crm_id, activities.c.content_hash, activities.c.contact_crm_id).where(
+                        activities.c.connection == connection, activities.c.crm_id.in_(part)
+                    )
+                ).all():
+                    known[crm_id] = digest
+                    old_links.setdefault(crm_id, set()).add(contact_id)
         changed: list[str] = []
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         touched: set[str] = set()
         for crm_id, record in latest.items():
             digest = activity_hash(record)
@@ -157,24 +190,27 @@ class Records:
             touched.update(record.contact_ids)
             touched.update(old_links.get(crm_id, ()))
             activity = record.activity
+            stored_id = storable(crm_id)
+            occurred_at = db_time(db, activity.occurred_at)
+            detail = None if activity.detail is None else storable(activity.detail)
+            modified_at = db_time(db, record.modified_at)
             for contact_id in dict.fromkeys(record.contact_ids):
                 rows.append(
-                    {
-                        "connection": connection,
-                        "contact_crm_id": contact_id,
-                        "crm_id": crm_id,
-                        "kind": activity.kind,
-                        "occurred_at": activity.occurred_at,
-                        "detail": activity.detail,
-                        "content_hash": digest,
-                        "modified_at": record.modified_at,
-                    }
+                    (
+                        connection,
+                        storable(contact_id),
+                        stored_id,
+                        activity.kind,
+                        occurred_at,
+                        detail,
+                        digest,
+                        modified_at,
+                    )
                 )
         stale = [crm_id for crm_id in changed if crm_id in known]
         for part in in_chunks(stale):
             db.execute(delete(activities).where(activities.c.connection == connection, activities.c.crm_id.in_(part)))
-        if rows:
-            db.execute(insert(activities), rows)
+        insert_rows(db, "activities", _ACTIVITY_COLUMNS, rows)
         affected = sorted(touched)
         dirtied = self._queue.mark_dirty(
             db, job, connection, changed=affected, forced=affected if force_dirty else [], seen=affected

@@ -40,9 +40,18 @@ class Store:
         self.runs = Runs()
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """One transaction: committed when the block ends, rolled back on any exception."""
+    def begin(self, *, flush: bool = True) -> Iterator[Connection]:
+        """One transaction: committed when the block ends, rolled back on any exception.
+
+        ``flush=False`` (pulled pages only) lets PostgreSQL answer the commit before its WAL reaches the
+        disk (``SET LOCAL synchronous_commit = off``): a server crash may then lose the last such
+        transactions, each whole (a page group and its read position together: the next run reads them
+        again), never half of one, and never one committed before a later flushed commit (the WAL is
+        written in order). The outbox, write results and history always commit with ``flush=True``.
+        SQLite: no difference (WAL with ``synchronous=NORMAL``)."""
         with self.engine.begin() as connection:
+            if not flush and connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield connection
 
     def close(self) -> None:

@@ -5,12 +5,13 @@
 """
 
 from connector.sync.result import ConnectionCounts, PlannedWrite, RunResult
-from connector.sync.run import ClientFactory, Clock, RunSettings, job_rules, run_job, utc_now
+from connector.sync.run import ClientFactory, Clock, PageGroup, RunSettings, job_rules, run_job, utc_now
 
 __all__ = [
     "ClientFactory",
     "Clock",
     "ConnectionCounts",
+    "PageGroup",
     "PlannedWrite",
     "RunResult",
     "RunSettings",

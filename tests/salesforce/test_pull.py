@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from connector.crm import ActivityPage, ContactPage, SkipReason
 from connector.model import ActivityKind, Stage
 from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
 from connector.sandbox.salesforce.seed import INDUSTRY
-from tests.salesforce.conftest import ClientFactory, add_contact, add_lead, add_task, stamp
+from connector.sandbox.salesforce.seed import format_datetime as format_stamp
+from tests.salesforce.conftest import T0, ClientFactory, add_contact, add_lead, add_task, stamp
 
 
 def contact_ids(pages: list[ContactPage]) -> list[str]:
@@ -63,9 +65,12 @@ def test_a_page_cursor_never_claims_a_later_record(sandbox: SalesforceSandbox, m
     assert not set(got) & {r.crm_id for r in first.records}
 
 
-def test_lookback_rereads_records_that_committed_late(sandbox: SalesforceSandbox, make_client: ClientFactory) -> None:
+def test_lookback_rereads_records_that_committed_late(
+    sandbox: SalesforceSandbox, make_client: ClientFactory, org_clock: list[datetime]
+) -> None:
     for n in range(3):
         add_contact(sandbox, n, modstamp=stamp(100 + n))
+    org_clock[0] = T0 + timedelta(seconds=110)  # the scan begins just after those writes
     client = make_client(sandbox)
     cursor = [page.cursor for page in client.pull_contacts(None)][-1]
     # committed late: stamped before the cursor position, visible only now
@@ -74,6 +79,41 @@ def test_lookback_rereads_records_that_committed_late(sandbox: SalesforceSandbox
     with_lookback = contact_ids(list(make_client(sandbox, lookback_seconds=60).pull_contacts(cursor)))
     assert late not in without
     assert late in with_lookback
+
+
+def test_a_quiet_org_is_not_re_read_once_the_scan_start_is_past_the_lookback(
+    sandbox: SalesforceSandbox, make_client: ClientFactory, org_clock: list[datetime]
+) -> None:
+    # our own write-back, then a scan an hour later that reads it: the next scans read nothing again
+    written = [add_contact(sandbox, n, modstamp=stamp(100 + n)) for n in range(7)]
+    org_clock[0] = T0 + timedelta(hours=1)
+    cursor = [page.cursor for page in make_client(sandbox, lookback_seconds=300).pull_contacts(None)][-1]
+    org_clock[0] = T0 + timedelta(hours=2)
+    again = make_client(sandbox, lookback_seconds=300)
+    assert contact_ids(list(again.pull_contacts(cursor))) == []
+    calls = again.usage().calls
+    assert calls["query"] == 2 and "query_more" not in calls  # Lead and Contact, one empty page each
+    # ...while a record changed after that scan is read, and one that may still commit late
+    changed = add_contact(sandbox, 50, modstamp=format_stamp(T0 + timedelta(hours=1, minutes=30)))
+    late = add_contact(sandbox, 51, modstamp=format_stamp(T0 + timedelta(minutes=58)))
+    got = contact_ids(list(make_client(sandbox, lookback_seconds=300).pull_contacts(cursor)))
+    assert got == [late, changed]
+    assert not set(got) & set(written)
+
+
+def test_without_a_date_header_the_lookback_falls_back_to_the_last_record(
+    sandbox: SalesforceSandbox, make_client: ClientFactory, org_clock: list[datetime]
+) -> None:
+    written = [add_contact(sandbox, n, modstamp=stamp(100 + n)) for n in range(3)]
+    org_clock[0] = T0 + timedelta(hours=1)
+    client = make_client(sandbox, lookback_seconds=300)
+
+    def no_date(response: Any, *args: Any, **kwargs: Any) -> None:
+        response.headers.pop("Date", None)
+
+    client.api.session.hooks["response"].insert(0, no_date)
+    cursor = [page.cursor for page in client.pull_contacts(None)][-1]
+    assert contact_ids(list(make_client(sandbox, lookback_seconds=300).pull_contacts(cursor))) == written
 
 
 def test_query_locator_expiry_requeries_from_the_last_record(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from connector.mapping import load_mapping
 from connector.model import Company
 from connector.store import Store, open_store
 from connector.store.tables import stage_changes
-from connector.sync import RunResult, run_job
+from connector.sync import PageGroup, RunResult, run_job
 from tests.fakes import FakeCrm
 from tests.stores import BACKENDS, StoreUrls
 
@@ -113,6 +114,8 @@ class Runner:
 
     def __call__(self, job: Job = JOB, **options: Any) -> RunResult:
         options.setdefault("heartbeat", False)
+        # page groups cut by count only: a test's transactions never depend on the machine's speed
+        options.setdefault("pages", PageGroup(max_seconds=math.inf))
         return run_job(job, self.config, store=self.store, clients=self.clients, clock=lambda: self.now, **options)
 
 

@@ -98,9 +98,7 @@ def test_dry_run_prints_before_and_after_and_writes_nothing(setup: Project) -> N
     [(QuotaExhausted("hubspot: daily limit"), 4), (AuthError("hubspot: 401 on /crm/v3/objects/contacts"), 3)],
     ids=["quota", "auth"],
 )
-def test_run_exit_codes_tell_why_a_run_could_not_complete(
-    setup: Project, error: Exception, code: int
-) -> None:
+def test_run_exit_codes_tell_why_a_run_could_not_complete(setup: Project, error: Exception, code: int) -> None:
     crm = setup.crm
     crm.raise_on_write = error
 

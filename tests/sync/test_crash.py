@@ -10,6 +10,7 @@ its run row stays "running".
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,10 +24,13 @@ from sqlalchemy import text, update
 from connector.progress import ProgressEvent
 from connector.store import Store, open_store
 from connector.store.tables import leases
+from connector.sync import PageGroup
 from tests.fakes import FakeCrm, SimulatedCrash
 from tests.sync.conftest import NOW, Runner, StoreUrls, history, make_config, new_crm, open_dead_letters, populate
 
 SIZES = {"page_size": 8, "activity_page_size": 11, "write_batch_size": 7}
+PAGES = PageGroup(max_pages=3, max_seconds=math.inf)
+"""Three pages per transaction: a crash while a group is read loses the group, never more."""
 FAKE_POINTS = ("contacts_page", "activities_page", "write_before", "write_after")
 
 
@@ -94,7 +98,7 @@ def crash_cases(
         clean.runner()
         second_run(clean.crm)
     before = Counter(clean.crm._points)
-    clean.runner(chunk_size=9, progress=events.append)
+    clean.runner(chunk_size=9, progress=events.append, pages=PAGES)
     points = clean.crm._points - before
     result = outcome(clean)
     clean.store.close()
@@ -125,7 +129,7 @@ def test_a_crash_between_any_two_steps_then_a_rerun_equals_one_clean_run(
             world.crm.crash_at = {point: base[point] + k}
             progress = None
         with pytest.raises(SimulatedCrash):
-            world.runner(chunk_size=9, progress=progress)
+            world.runner(chunk_size=9, progress=progress, pages=PAGES)
         world.crm.crash_at = {}
         expire_lease(world.store)
         rerun = world.runner(chunk_size=9)

@@ -139,6 +139,10 @@ class Org:
         self._now = now or (lambda: datetime.now(UTC))
         self._last_stamp = ""
 
+    def now(self) -> datetime:
+        """The org clock."""
+        return self._now()
+
     def now_stamp(self) -> str:
         """The org clock in Salesforce's format: whole seconds, never going back."""
         stamp = format_datetime(self._now())

@@ -1,0 +1,159 @@
+"""The bulk path for pulled records: rows handed to the driver as tuples, values converted once.
+
+SQLAlchemy's ``insert()`` compiles the statement and runs every parameter of
+every row through its type processors; for a page of 2,000 activity rows that
+costs about 3.7 times a plain ``executemany`` of tuples on SQLite. The record
+tables are written here with ``exec_driver_sql`` instead, after each value is
+made what the column type would have made it: text :func:`storable`, JSON
+serialised from :func:`storable_json`, datetimes naive UTC (on SQLite in
+SQLAlchemy's own text form, so they read back the same).
+
+On PostgreSQL (psycopg) the rows go in with ``COPY``, about six times
+cheaper for the server than ``executemany`` of ``INSERT``s: straight into the
+table for a plain insert, else into a temporary staging table (emptied at
+commit) and from there with one ``INSERT ... SELECT ... ON CONFLICT``. Other
+PostgreSQL drivers get the ``executemany``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from connector.store.tables import storable_json
+
+
+def db_time(db: Connection, value: datetime | None) -> Any:
+    """``value`` as the store's ``UtcDateTime`` columns bind it on this connection's database."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+    naive = value.replace(tzinfo=None)
+    if db.dialect.name == "sqlite":
+        return naive.isoformat(" ", "microseconds")
+    return naive
+
+
+def db_json(value: Any) -> str:
+    """``value`` as a ``SafeJSON`` column binds it (the same text on both databases)."""
+    return json.dumps(storable_json(value))
+
+
+def _marks(db: Connection, count: int) -> str:
+    mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * count)
+
+
+def insert_rows(
+    db: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    conflict: Sequence[str] = (),
+    update: Sequence[str] = (),
+) -> None:
+    """``INSERT`` ``rows`` (tuples in ``columns`` order) in one ``executemany``.
+
+    With ``conflict`` (the key columns): ``ON CONFLICT DO UPDATE`` the ``update`` columns, or ``DO NOTHING``.
+    Table and column names come from this package, never from a CRM."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if db.dialect.name == "postgresql" and db.dialect.driver == "psycopg":
+        if conflict:
+            rows = _last_per_key(columns, rows, conflict, keep_last=bool(update))
+        _copy_rows(db, table, names, rows, conflict=conflict, update=update)
+        return
+    sql = f"INSERT INTO {table} ({names}) VALUES ({_marks(db, len(columns))})"
+    if conflict:
+        keys = ", ".join(conflict)
+        if update:
+            sets = ", ".join(f"{name} = excluded.{name}" for name in update)
+            sql += f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+        else:
+            sql += f" ON CONFLICT ({keys}) DO NOTHING"
+    db.exec_driver_sql(sql, list(rows))
+
+
+def _last_per_key(
+    columns: Sequence[str], rows: Sequence[tuple[Any, ...]], keys: Sequence[str], *, keep_last: bool
+) -> list[tuple[Any, ...]]:
+    """One row per key, as one ``INSERT`` per row would leave it (the last one updating, or the first one
+    kept): one ``INSERT ... ON CONFLICT DO UPDATE`` cannot touch a row twice."""
+    at = [columns.index(name) for name in keys]
+    chosen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for row in rows:
+        key = tuple(row[i] for i in at)
+        if keep_last or key not in chosen:
+            chosen[key] = row
+    return list(chosen.values())
+
+
+def _on_conflict(conflict: Sequence[str], update: Sequence[str]) -> str:
+    if not conflict:
+        return ""
+    keys = ", ".join(conflict)
+    if not update:
+        return f" ON CONFLICT ({keys}) DO NOTHING"
+    return f" ON CONFLICT ({keys}) DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in update)
+
+
+def _copy_rows(
+    db: Connection,
+    table: str,
+    names: str,
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    conflict: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """``COPY`` ``rows`` into ``table`` (through a staging table when they may conflict), in ``db``'s
+    transaction."""
+    target = table
+    if conflict:
+        target = f"{table}_staged"
+        # one per session, emptied after each use; LIKE copies the column types, not the keys
+        db.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {target} (LIKE {table} INCLUDING DEFAULTS)")
+    driver = db.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    if conflict:
+        db.exec_driver_sql(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {target}{_on_conflict(conflict, update)}"
+        )
+        db.exec_driver_sql(f"DELETE FROM {target}")
+
+
+def activity_rows(
+    db: Connection, connection: str, contact_ids: Sequence[str]
+) -> Iterator[tuple[str, str, str, datetime, str | None]]:
+    """``(crm_id, contact_crm_id, kind, occurred_at, detail)`` of the activities of ``contact_ids`` (at most
+    900), read without SQLAlchemy's per-value result processing: ``occurred_at`` is made an aware UTC
+    datetime here, as ``UtcDateTime`` would (a million rows in a 100,000-contact run)."""
+    if not contact_ids:
+        return
+    sql = (
+        "SELECT crm_id, contact_crm_id, kind, occurred_at, detail FROM activities"
+        f" WHERE connection = {_marks(db, 1)} AND contact_crm_id IN ({_marks(db, len(contact_ids))})"
+    )
+    sqlite = db.dialect.name == "sqlite"
+    for crm_id, contact_id, kind, occurred_at, detail in db.exec_driver_sql(sql, (connection, *contact_ids)):
+        moment = datetime.fromisoformat(occurred_at) if sqlite else occurred_at
+        aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        yield crm_id, contact_id, kind, aware, detail
+
+
+def has_rows(db: Connection, table: str, connection: str) -> bool:
+    """Whether ``table`` holds anything of ``connection`` (one index probe)."""
+    sql = f"SELECT 1 FROM {table} WHERE connection = {_marks(db, 1)} LIMIT 1"
+    return db.exec_driver_sql(sql, (connection,)).first() is not None

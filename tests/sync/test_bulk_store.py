@@ -1,0 +1,88 @@
+"""The bulk path of the record tables: what goes in as tuples reads back as the typed values, on both stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from connector.crm import ActivityRecord, ContactRecord
+from connector.model import Activity, ActivityKind, Contact
+from connector.store import Store
+from connector.store.records import activity_hash, contact_hash, contact_json
+from connector.store.tables import activities, contacts, job_contacts
+
+NOW = datetime(2026, 11, 20, 9, 0, 0, 123456, tzinfo=UTC)
+PARIS = timezone(timedelta(hours=1))
+
+
+def person(crm_id: str, title: str = "Directrice logistique") -> ContactRecord:
+    contact = Contact(email=f"{crm_id}@Example.fr", job_title=title)
+    return ContactRecord(
+        crm_id=crm_id,
+        object_type="contact",
+        contact=contact,
+        stage_values={"lifecyclestage": "lead", "crmsync_stage": None},
+        modified_at=datetime(2026, 11, 19, 10, 0, 0, 5, tzinfo=PARIS),
+    )
+
+
+def act(crm_id: str, *contact_ids: str, detail: str | None = "Guide") -> ActivityRecord:
+    activity = Activity(kind=ActivityKind.CONTENT_DOWNLOAD, occurred_at=datetime(2026, 11, 2, 9, 30, tzinfo=PARIS),
+                        detail=detail)  # fmt: skip
+    return ActivityRecord(crm_id=crm_id, activity=activity, contact_ids=contact_ids, modified_at=NOW)
+
+
+def test_records_stored_in_bulk_read_back_as_stored_typed_values(store: Store) -> None:
+    with store.begin() as db:
+        first = store.records.store_contacts(db, "job", "hs", [person("c1"), person("c2\x00")], force_dirty=False,
+                                             now=NOW)  # fmt: skip
+        acts = store.records.store_activities(db, "job", "hs", [act("a1", "c1", "c2\x00"), act("a2", "c9", detail=None)],
+                                              force_dirty=False, now=NOW)  # fmt: skip
+    assert (first.new, first.changed) == (2, 0)
+    assert (acts.new, acts.changed) == (2, 0)
+    with store.begin() as db:
+        rows = {row.crm_id: row for row in db.execute(select(contacts)).all()}
+        stored_acts = sorted(db.execute(select(activities.c.crm_id, activities.c.contact_crm_id,
+                                               activities.c.occurred_at, activities.c.detail)).all())  # fmt: skip
+        queued = sorted(db.execute(select(job_contacts.c.crm_id, job_contacts.c.dirty, job_contacts.c.attempts)).all())
+    assert set(rows) == {"c1", "c2\ufffd"}  # NUL made storable, as by the column type
+    c1 = rows["c1"]
+    assert c1.email == "c1@example.fr"
+    assert c1.stage_values == {"lifecyclestage": "lead", "crmsync_stage": None}
+    assert c1.modified_at == datetime(2026, 11, 19, 9, 0, 0, 5, tzinfo=UTC)
+    assert c1.stored_at == NOW
+    assert c1.content_hash == contact_hash("contact", contact_json(person("c1").contact), c1.stage_values)
+    assert stored_acts == [
+        ("a1", "c1", datetime(2026, 11, 2, 8, 30, tzinfo=UTC), "Guide"),
+        ("a1", "c2\ufffd", datetime(2026, 11, 2, 8, 30, tzinfo=UTC), "Guide"),
+        ("a2", "c9", datetime(2026, 11, 2, 8, 30, tzinfo=UTC), None),
+    ]
+    assert queued == [("c1", True, 0), ("c2\ufffd", True, 0), ("c9", True, 0)]
+
+
+def test_a_re_read_record_is_recognised_and_a_changed_one_updated(store: Store) -> None:
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hs", [person("c1")], force_dirty=False, now=NOW)
+        store.records.store_activities(db, "job", "hs", [act("a1", "c1")], force_dirty=False, now=NOW)
+    with store.begin() as db:
+        again = store.records.store_contacts(db, "job", "hs", [person("c1"), person("c2", "CFO")],
+                                             force_dirty=False, now=NOW)  # fmt: skip
+        edited = store.records.store_contacts(db, "job", "hs", [person("c1", "CEO")], force_dirty=False, now=NOW)
+        moved = store.records.store_activities(db, "job", "hs", [act("a1", "c2")], force_dirty=False, now=NOW)
+    assert (again.new, again.changed) == (1, 0)
+    assert (edited.new, edited.changed) == (0, 1)
+    assert (moved.new, moved.changed) == (0, 1)
+    with store.begin() as db:
+        title = db.execute(select(contacts.c.contact).where(contacts.c.crm_id == "c1")).scalar_one()
+        links = db.execute(select(activities.c.contact_crm_id)).scalars().all()
+    assert '"CEO"' in title
+    assert links == ["c2"]
+
+
+def test_hashes_tell_apart_what_json_told_apart() -> None:
+    assert activity_hash(act("a", "c1", detail="x")) != activity_hash(act("a", "c1", detail="x1"))
+    assert activity_hash(act("a", "c1", "c2")) == activity_hash(act("a", "c2", "c1"))
+    assert activity_hash(act("a", "c1", detail=None)) != activity_hash(act("a", "c1", detail="-"))
+    assert contact_hash("contact", "{}", {"a": "b", "c": None}) != contact_hash("contact", "{}", {"a": "bc", "": None})
+    assert contact_hash("contact", "{}", {"a": None}) != contact_hash("contact", "{}", {"a": "-"})
