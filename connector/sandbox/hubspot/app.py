@@ -674,10 +674,13 @@ class EngagementView(ObjectView):
         e = self.e
         if e.raw and (index, name) in e.raw:
             return e.raw[(index, name)]
-        if name in ("hs_timestamp", "hs_createdate", "hs_meeting_start_time"):
+        if name == "hs_createdate":
+            return iso(e.at[index])
+        if name in ("hs_timestamp", "hs_meeting_start_time"):
+            # hs_timestamp is when the activity takes place (a meeting's start), not when it was logged
             if name == "hs_meeting_start_time" and self.name != "meetings":
                 return None
-            return iso(e.at[index])
+            return iso(e.start[index])
         if name == "hs_lastmodifieddate":
             return iso(e.modified[index])
         if name == "hs_object_id":
@@ -689,7 +692,7 @@ class EngagementView(ObjectView):
         if name == "hs_call_status" and self.name == "calls":
             return "COMPLETED"
         if name == "hs_meeting_end_time" and self.name == "meetings":
-            return iso(e.at[index] + 1_800_000)
+            return iso(e.start[index] + 1_800_000)
         return None
 
     def record(self, index: int, properties: list[str], associations: list[str]) -> Json:
@@ -712,8 +715,10 @@ class EngagementView(ObjectView):
 
     def sort_column(self, name: str) -> Callable[[int], Any]:
         e = self.e
-        if name in ("hs_timestamp", "hs_createdate", "hs_meeting_start_time"):
+        if name == "hs_createdate":
             return lambda i: e.at[i]
+        if name in ("hs_timestamp", "hs_meeting_start_time"):
+            return lambda i: e.start[i]
         if name == "hs_lastmodifieddate":
             return lambda i: e.modified[i]
         if name == "hs_object_id":

@@ -171,6 +171,9 @@ class Engagements:
         self.contact = array("l")
         """Contact index of each record (one association)."""
         self.at = array("q")
+        """When the record was created (``hs_createdate``): for a meeting, when it was booked."""
+        self.start = array("q")
+        """When it takes place (``hs_timestamp``; a meeting's ``hs_meeting_start_time``), often after ``at``."""
         self.modified = array("q")
         self.code = array("b")
         self.detail = array("l")
@@ -181,9 +184,12 @@ class Engagements:
     def __len__(self) -> int:
         return len(self.at)
 
-    def add(self, contact: int, at_ms: int, modified_ms: int, code: int, detail: int) -> int:
+    def add(
+        self, contact: int, at_ms: int, modified_ms: int, code: int, detail: int, start_ms: int | None = None
+    ) -> int:
         self.contact.append(contact)
         self.at.append(at_ms)
+        self.start.append(at_ms if start_ms is None else start_ms)
         self.modified.append(modified_ms)
         self.code.append(code)
         self.detail.append(detail)
@@ -404,7 +410,8 @@ class Store:
             code = 1  # RESCHEDULED counts as booked too
         engagements = self.engagements[target]
         with self.lock:
-            engagements.add(contact, at, at, code, self.details.code(activity.detail))
+            start = to_ms(activity.starts_at) if activity.starts_at is not None else at
+            engagements.add(contact, at, at, code, self.details.code(activity.detail), start)
             self.version += 1
 
     def add_submission(self, guid: str, contact: int, at_ms: int, page: str, *, bulk: bool = False) -> None:
