@@ -23,7 +23,7 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 class Stage(StrEnum):
-    """The qualification ladder, lowest rung first (DOMAIN.md)."""
+    """The qualification ladder, lowest rung first (docs/rules.md)."""
 
     SUSPECT = "suspect"
     LEAD = "lead"

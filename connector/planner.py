@@ -1,7 +1,7 @@
 """The write planner: decision vs what the CRM shows vs policy. Pure.
 
 Given a contact as read from a CRM, the rules' decision and the mapping,
-say what to write, or why nothing. Policies (DOMAIN.md):
+say what to write, or why nothing. Policies (docs/rules.md):
 
 - a value outside (or beyond) the ladder in *any* stage field of the mapping
   wins: nothing is written to any of them (a HubSpot ``customer`` in
