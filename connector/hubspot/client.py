@@ -55,9 +55,12 @@ from connector.hubspot.cursor import (
     scan_start,
 )
 from connector.hubspot.normalise import (
+    COMPANY_OBJECT,
     CONTACT_MODIFIED,
     FORM_OBJECT,
     OBJECT_MODIFIED,
+    PRIMARY_COMPANY_TYPE,
+    PRIMARY_COMPANY_TYPE_ID,
     activity_properties,
     contact_properties,
     contact_record,
@@ -95,6 +98,8 @@ LIST_PAGE = 100
 SEARCH_PAGE = 200
 BATCH = 100
 FORM_PAGE = 50
+COMPANY_CACHE = 50_000
+"""Companies kept between contact pages; past this many the cache starts over (memory stays flat)."""
 ENGAGEMENT_OBJECTS = ("meetings", "emails", "calls")
 LIFECYCLE = "lifecyclestage"
 REJECTED_CATEGORIES = frozenset({"OBJECT_NOT_FOUND", "VALIDATION_ERROR"})
@@ -129,6 +134,11 @@ class HubSpotClient:
         unknown = [o for o in mapping.activity_objects() if o not in (*ENGAGEMENT_OBJECTS, FORM_OBJECT)]
         if unknown:
             raise ConfigError(f"{mapping.source}: activity object(s) {unknown} are not read from HubSpot")
+        company = mapping.company_object("contacts")
+        if company not in (None, COMPANY_OBJECT):
+            raise ConfigError(
+                f"{mapping.source}: people.contacts.company.object must be {COMPANY_OBJECT!r} (got {company!r})"
+            )
         self.connection = connection
         self.mapping = mapping
         self.settings = settings
@@ -138,6 +148,9 @@ class HubSpotClient:
         self._cap = settings.search_result_cap
         self._email_ids: dict[str, str] = {}
         self._contact_properties = contact_properties(mapping)
+        self._company_properties = mapping.company_fields("contacts")
+        self._companies: dict[str, dict[str, str | None]] = {}
+        """Company id -> properties read (see ``_primary_companies``)."""
 
     @classmethod
     def from_settings(
@@ -156,12 +169,16 @@ class HubSpotClient:
     # -- reading: contacts ---------------------------------------------------------
     def pull_contacts(self, cursor: str | None) -> Iterator[ContactPage]:
         state = load_cursor(ContactCursor, cursor) or ContactCursor()
-        for page, after, _ in self._scan("contacts", state.contacts, self._contact_properties, associate=False):
+        company_object = self.mapping.company_object("contacts")
+        for page, after, inline in self._scan(
+            "contacts", state.contacts, self._contact_properties, associate=company_object
+        ):
             records: list[ContactRecord] = []
             skips = unreadable(page.unreadable)
+            companies = self._primary_companies(page, inline) if company_object else {}
             for item in page.results:
                 try:
-                    record = contact_record(item, self.mapping)
+                    record = contact_record(item, self.mapping, companies.get(item.id))
                 except ValueError as error:
                     skips.append(skipped(item.id, error))
                     continue
@@ -172,6 +189,56 @@ class HubSpotClient:
                 records=tuple(records), cursor=dump_cursor(ContactCursor(contacts=after)), skipped=tuple(skips)
             )
 
+    def _primary_companies(self, page: ObjectPage, inline: bool) -> dict[str, dict[str, str | None]]:
+        """Contact id -> the properties of its primary company, for the contacts of ``page`` that have one.
+
+        A list page carries the associations inline (the primary company has the type ``contact_to_company``);
+        a search page does not, so they are read with the v4 batch API (primary: type id 1). Companies are
+        read in batches of 100 and kept for the client's life, so a company shared by many contacts is read once.
+        """
+        if inline:
+            primary = {item.id: item.associated_as(COMPANY_OBJECT, PRIMARY_COMPANY_TYPE) for item in page.results}
+        else:
+            primary = self._company_associations([item.id for item in page.results])
+        wanted = sorted({c for c in primary.values() if c and c not in self._companies})
+        for start in range(0, len(wanted), BATCH):
+            chunk = wanted[start : start + BATCH]
+            data = self._send(
+                Operation(
+                    "companies.batch_read",
+                    "POST",
+                    "/crm/v3/objects/companies/batch/read",
+                    body={"inputs": [{"id": i} for i in chunk], "properties": self._company_properties},
+                )
+            )
+            if len(self._companies) + len(chunk) > COMPANY_CACHE:
+                self._companies.clear()
+            for found in BatchResponse.model_validate_json(data).results:
+                self._companies[found.id] = dict(found.properties)
+        return {
+            contact: self._companies[company]
+            for contact, company in primary.items()
+            if company and company in self._companies
+        }
+
+    def _company_associations(self, ids: list[str]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            data = self._send(
+                Operation(
+                    "associations.batch_read",
+                    "POST",
+                    "/crm/v4/associations/contacts/companies/batch/read",
+                    body={"inputs": [{"id": i} for i in chunk]},
+                )
+            )
+            for result in AssociationBatch.model_validate_json(data).results:
+                found[result.source.id] = next(
+                    (str(t.to_object_id) for t in result.to if t.has_type(PRIMARY_COMPANY_TYPE_ID)), None
+                )
+        return found
+
     # -- reading: activities ---------------------------------------------------------
     def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
         state = load_cursor(ActivityCursor, cursor) or ActivityCursor()
@@ -179,7 +246,9 @@ class HubSpotClient:
             if name == FORM_OBJECT:
                 continue
             start = state.objects.get(name) or ObjectCursor()
-            for page, after, inline in self._scan(name, start, activity_properties(self.mapping, name), associate=True):
+            for page, after, inline in self._scan(
+                name, start, activity_properties(self.mapping, name), associate="contacts"
+            ):
                 activities = self._engagements(name, page, inline)
                 state = state.model_copy(update={"objects": {**state.objects, name: after}})
                 yield activities.model_copy(update={"cursor": dump_cursor(state)})
@@ -318,7 +387,9 @@ class HubSpotClient:
                     self._email_ids[email] = found.id
 
     # -- the scan shared by every CRM object -------------------------------------------
-    def _scan(self, name: str, state: ObjectCursor, properties: list[str], *, associate: bool) -> Iterator[ScanPage]:
+    def _scan(
+        self, name: str, state: ObjectCursor, properties: list[str], *, associate: str | None
+    ) -> Iterator[ScanPage]:
         started = scan_start(state, self._now_ms(), self.lookback_ms)
         if state.phase == "list":
             yield from self._list(name, state.after, started, properties, associate)
@@ -326,7 +397,7 @@ class HubSpotClient:
             yield from self._search(name, SearchQuery(state.since, state.anchor), started, properties)
 
     def _list(
-        self, name: str, after: str | None, started: int, properties: list[str], associate: bool
+        self, name: str, after: str | None, started: int, properties: list[str], associate: str | None
     ) -> Iterator[ScanPage]:
         base = "/crm/v3/objects/contacts" if name == "contacts" else path("/crm/v3/objects/{name}", name=name)
         while True:
@@ -335,7 +406,7 @@ class HubSpotClient:
                 query.append(("after", after))
             query.append(("properties", properties))
             if associate:
-                query.append(("associations", ["contacts"]))
+                query.append(("associations", [associate]))
             query.append(("archived", False))
             page = parse_page(ObjectPage, self._send(Operation(f"{name}.list", "GET", base, query=tuple(query))))
             cursor = next_list_cursor(page.next_after, started)
@@ -470,8 +541,8 @@ class HubSpotClient:
         return BatchResponse.model_validate_json(data)
 
     # -- schema ----------------------------------------------------------------------------
-    def _properties(self) -> dict[str, PropertyDefinition]:
-        data = self._send(Operation("properties.list", "GET", "/crm/v3/properties/contacts"))
+    def _properties(self, object_type: str = "contacts") -> dict[str, PropertyDefinition]:
+        data = self._send(Operation("properties.list", "GET", path("/crm/v3/properties/{name}", name=object_type)))
         return {p.name: p for p in PropertyList.model_validate_json(data).results}
 
     def _forms(self) -> set[str]:
@@ -483,7 +554,8 @@ class HubSpotClient:
 
     def check_schema(self) -> list[Problem]:
         forms = self._forms() if form_ids(self.mapping) else None
-        return schema_problems(self.mapping, self._properties(), forms)
+        companies = self._properties(COMPANY_OBJECT) if self.mapping.company_object("contacts") else None
+        return schema_problems(self.mapping, self._properties(), forms, companies)
 
     def ensure_stage_property(self) -> list[str]:
         """Create the stage property (one option per rung) and its companions where missing; the names created."""
@@ -503,6 +575,7 @@ class HubSpotClient:
 
     def close(self) -> None:
         self._email_ids.clear()
+        self._companies.clear()
         close = getattr(self._transport, "close", None)
         if close is not None:
             close()

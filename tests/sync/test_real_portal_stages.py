@@ -1,9 +1,9 @@
-"""DOMAIN's six examples written as real-portal data, through ``run_job`` on both sandboxes and store backends.
+"""The six examples of docs/rules.md written as real-portal data, through ``run_job`` on both sandboxes and store backends.
 
 Real portals book a meeting for next week (the booking is dated by HubSpot's
 ``hs_createdate`` / the Event's ``CreatedDate``, the start is ahead), take a
-demo request through a form, and keep Salesforce firmographics on the
-Contact's Account. Each example must land on its rung on the first run; a
+demo request through a form, and keep firmographics on the HubSpot company
+(most contacts have none of their own) and on the Salesforce Contact's Account. Each example must land on its rung on the first run; a
 HubSpot customer gets nothing written and the store says why.
 """
 
@@ -174,6 +174,8 @@ def test_given_real_portal_data_when_the_job_runs_once_then_the_six_examples_lan
     assert {name: found[name][0] for name in expected} == expected
     assert result.counts[crm].written == len(EXAMPLES)
     if crm == "hubspot":
+        # the prospect and the meeting fit the ICP only through their company: the contacts carry no firmographics
+        assert hubspot.store.get(2, "industry") is None and hubspot.store.get(5, "numemployees") is None
         # the customer: HubSpot's own stage wins, nothing written, the reason kept
         assert found["customer"] == (None, BEYOND_LADDER)
         customer = hubspot.store.contact_count - 1
