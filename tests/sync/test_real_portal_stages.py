@@ -174,8 +174,8 @@ def test_given_real_portal_data_when_the_job_runs_once_then_the_six_examples_lan
     assert {name: found[name][0] for name in expected} == expected
     assert result.counts[crm].written == len(EXAMPLES)
     if crm == "hubspot":
-        # the prospect and the meeting fit the ICP only through their company: the contacts carry no firmographics
-        assert hubspot.store.get(2, "industry") is None and hubspot.store.get(5, "numemployees") is None
+        # the prospect fits the ICP only through its company: the contact carries no firmographics of its own
+        assert hubspot.store.get(2, "industry") is None and hubspot.store.get(2, "numemployees") is None
         # the customer: HubSpot's own stage wins, nothing written, the reason kept
         assert found["customer"] == (None, BEYOND_LADDER)
         customer = hubspot.store.contact_count - 1
