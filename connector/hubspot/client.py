@@ -56,6 +56,7 @@ from connector.hubspot.cursor import (
 )
 from connector.hubspot.normalise import (
     COMPANY_OBJECT,
+    COMPANY_PRIMARY_CONTACT_TYPE_ID,
     CONTACT_MODIFIED,
     FORM_OBJECT,
     OBJECT_MODIFIED,
@@ -170,6 +171,13 @@ class HubSpotClient:
     def pull_contacts(self, cursor: str | None) -> Iterator[ContactPage]:
         state = load_cursor(ContactCursor, cursor) or ContactCursor()
         company_object = self.mapping.company_object("contacts")
+        changed_companies = company_object is not None and state.companies is not None
+        if company_object and state.companies is None:
+            # the first pull reads each contact's company as it is; the companies changed from now on (less the
+            # lookback) are searched on the next pull, and their contacts read again
+            state = state.model_copy(
+                update={"companies": ObjectCursor(phase="search", since=self._now_ms() - self.lookback_ms)}
+            )
         for page, after, inline in self._scan(
             "contacts", state.contacts, self._contact_properties, associate=company_object
         ):
@@ -185,9 +193,61 @@ class HubSpotClient:
                 records.append(record)
                 if record.contact.email:
                     self._email_ids[record.contact.email] = item.id
-            yield ContactPage(
-                records=tuple(records), cursor=dump_cursor(ContactCursor(contacts=after)), skipped=tuple(skips)
+            state = state.model_copy(update={"contacts": after})
+            yield ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
+        if changed_companies:
+            yield from self._changed_companies(state)
+
+    def _changed_companies(self, state: ContactCursor) -> Iterator[ContactPage]:
+        """The contacts whose primary company changed since the last pull, read again with the company's new
+        values (a contact whose normalised record does not change is not re-decided: the store compares)."""
+        assert state.companies is not None
+        properties = [*self._company_properties, OBJECT_MODIFIED]
+        for page, after, _ in self._scan(COMPANY_OBJECT, state.companies, properties, associate=None):
+            for item in page.results:
+                self._companies[item.id] = dict(item.properties)
+            contact_ids = self._primary_contacts([item.id for item in page.results])
+            records: list[ContactRecord] = []
+            skips = unreadable(page.unreadable, prefix=f"{COMPANY_OBJECT}/")
+            ids = list(contact_ids)
+            for start in range(0, len(ids), BATCH):
+                chunk = ids[start : start + BATCH]
+                data = self._send(
+                    Operation(
+                        "contacts.batch_read",
+                        "POST",
+                        "/crm/v3/objects/contacts/batch/read",
+                        body={"inputs": [{"id": c} for c in chunk], "properties": self._contact_properties},
+                    )
+                )
+                for item in BatchResponse.model_validate_json(data).results:
+                    contact = CrmObject(id=item.id, properties=item.properties)
+                    try:
+                        company = self._companies.get(contact_ids.get(item.id, ""))
+                        records.append(contact_record(contact, self.mapping, company))
+                    except ValueError as error:
+                        skips.append(skipped(item.id, error))
+            state = state.model_copy(update={"companies": after})
+            yield ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
+
+    def _primary_contacts(self, company_ids: list[str]) -> dict[str, str]:
+        """Contact id -> company id, for the contacts whose *primary* company is one of ``company_ids``."""
+        found: dict[str, str] = {}
+        for start in range(0, len(company_ids), BATCH):
+            chunk = company_ids[start : start + BATCH]
+            data = self._send(
+                Operation(
+                    "associations.batch_read",
+                    "POST",
+                    "/crm/v4/associations/companies/contacts/batch/read",
+                    body={"inputs": [{"id": i} for i in chunk]},
+                )
             )
+            for result in AssociationBatch.model_validate_json(data).results:
+                for target in result.to:
+                    if target.has_type(COMPANY_PRIMARY_CONTACT_TYPE_ID):
+                        found[str(target.to_object_id)] = result.source.id
+        return found
 
     def _primary_companies(self, page: ObjectPage, inline: bool) -> dict[str, dict[str, str | None]]:
         """Contact id -> the properties of its primary company, for the contacts of ``page`` that have one.

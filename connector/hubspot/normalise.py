@@ -33,6 +33,8 @@ PRIMARY_COMPANY_TYPE = "contact_to_company"
 """The v3 inline association type of a contact's primary company (the unlabeled one is ``..._unlabeled``)."""
 PRIMARY_COMPANY_TYPE_ID = 1
 """The v4 association type id of a contact's primary company (HubSpot-defined; 279 is unlabeled)."""
+COMPANY_PRIMARY_CONTACT_TYPE_ID = 2
+"""The same association read from the company: the contact has this company as its primary (280 is unlabeled)."""
 
 
 def activity_properties(mapping: CrmMapping, name: str) -> list[str]:

@@ -85,6 +85,9 @@ EXAMPLES = [
     ),
     (example(5, "meeting", SME, ("content_download", 30), ("meeting_booked", 1)), "meeting"),
 ]
+ATELIER = FakeCompany("Atelier Dupont", "atelier-dupont.example.fr", 4, "software", "FR")
+LATER = example(7, "later", ATELIER)
+"""Fits nothing until a person corrects the company's industry and size in HubSpot."""
 CUSTOMER = example(6, "customer", SME, ("content_download", 60), ("webinar_registered", 40), ("info_request", 20),
                    ("demo_request", 2))  # fmt: skip
 
@@ -92,7 +95,7 @@ CUSTOMER = example(6, "customer", SME, ("content_download", 60), ("webinar_regis
 @pytest.fixture
 def hubspot() -> Iterator[HubSpotSandbox]:
     sandbox = HubSpotSandbox(token=TOKEN, now=NOW, limits=Limits.unlimited())
-    sandbox.store.seed([*(people for people, _ in EXAMPLES), CUSTOMER])
+    sandbox.store.seed([*(people for people, _ in EXAMPLES), LATER, CUSTOMER])
     customer = sandbox.store.contact_count - 1
     with sandbox.store.lock:
         sandbox.store.set(customer, "lifecyclestage", "customer")
@@ -184,3 +187,33 @@ def test_given_real_portal_data_when_the_job_runs_once_then_the_six_examples_lan
         meeting = 5
         assert hubspot.store.get(meeting, "crmsync_lifecycle_stage") == "meeting"
         assert hubspot.store.get(meeting, "lifecyclestage") == "salesqualifiedlead"
+
+
+def test_given_a_company_corrected_in_hubspot_when_the_job_runs_again_then_its_contacts_are_re_decided(
+    tmp_path: Path, store_urls: StoreUrls, hubspot: HubSpotSandbox, salesforce: SalesforceSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    url = store_urls.new()
+    config = make_config(tmp_path, url, hubspot, salesforce)
+    job = Job(name="hubspot-lifecycle", connections=["hubspot"])
+    store = open_store(url)
+    try:
+        run_job(job, config, store=store, clients=open_client, clock=lambda: NOW, heartbeat=False)
+        assert decided(store, "hubspot")["later"] == (None, None)
+        company = hubspot.store.companies.by_domain[ATELIER.domain]
+        hubspot.store.set_company(company, "industry", "LOGISTICS_AND_SUPPLY_CHAIN")
+        hubspot.store.set_company(company, "numberofemployees", "80")
+        before = {name: hubspot.log.calls(name) for name in ("companies.search", "contacts.batch_read")}
+
+        again = run_job(job, config, store=store, clients=open_client, clock=lambda: NOW, heartbeat=False)
+
+        assert decided(store, "hubspot")["later"] == ("suspect", "suspect")
+    finally:
+        store.close()
+    counts = again.counts["hubspot"]
+    assert counts.decided == 1 and counts.written == 1
+    assert hubspot.store.get(hubspot.store.by_email[LATER[0].email], "crmsync_lifecycle_stage") == "suspect"
+    # found by one search of the companies changed since the last run, its contacts read back in one batch
+    assert hubspot.log.calls("companies.search") - before["companies.search"] == 1
+    assert hubspot.log.calls("contacts.batch_read") - before["contacts.batch_read"] == 1

@@ -30,6 +30,8 @@ from connector.sandbox.hubspot.limits import Limits, RateLimiter
 from connector.sandbox.hubspot.store import (
     ASSOCIATION_TYPE,
     COMPANY_ID_BASE,
+    COMPANY_PRIMARY_CONTACT,
+    COMPANY_UNLABELED_CONTACT,
     FORMS,
     LIFECYCLE_ORDER,
     OBJECT_TITLE,
@@ -95,6 +97,12 @@ ROUTES: tuple[Route, ...] = (
         r"/crm/v4/associations/contacts/companies/batch/read",
         "associations.batch_read",
         "company_associations",
+    ),
+    _route(
+        "POST",
+        r"/crm/v4/associations/companies/contacts/batch/read",
+        "associations.batch_read",
+        "company_contacts",
     ),
     _route("POST", r"/crm/v3/objects/(contacts)/batch/update", "{0}.batch_update", "batch_update"),
     _route(
@@ -476,6 +484,44 @@ class HubSpotApp:
         if missing:
             payload["numErrors"] = 1
             payload["errors"] = [_not_found(missing)]
+            return 207, payload
+        return 200, payload
+
+    def company_contacts(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        """Companies to their contacts (v4); a contact whose primary company it is has type 2 as well as 280."""
+        inputs = body.get("inputs") or []
+        if len(inputs) > ASSOCIATION_BATCH_MAX:
+            raise HttpError(400, "VALIDATION_ERROR", f"Batch input size exceeds the limit of {ASSOCIATION_BATCH_MAX}")
+        store = self.store
+        wanted: dict[int, str] = {}
+        missing = []
+        for item in inputs:
+            raw = str(item.get("id", ""))
+            index = store.companies.index_of(int(raw)) if raw.isdigit() else None
+            if index is None:
+                missing.append(raw)
+            else:
+                wanted[index] = raw
+        members: dict[int, list[int]] = {index: [] for index in wanted}
+        for contact, company in enumerate(store.contact_company):
+            if company in members:
+                members[company].append(contact)
+        types = [
+            {"category": "HUBSPOT_DEFINED", "typeId": COMPANY_PRIMARY_CONTACT[0], "label": "Primary"},
+            {"category": "HUBSPOT_DEFINED", "typeId": COMPANY_UNLABELED_CONTACT[0], "label": None},
+        ]
+        results = [
+            {
+                "from": {"id": wanted[index]},
+                "to": [{"toObjectId": store.contact_id(c), "associationTypes": types} for c in contacts],
+            }
+            for index, contacts in members.items()
+            if contacts
+        ]
+        payload = _batch_payload(results)
+        if missing:
+            payload["numErrors"] = 1
+            payload["errors"] = [_not_found(missing, "COMPANY")]
             return 207, payload
         return 200, payload
 

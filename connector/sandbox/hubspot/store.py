@@ -121,6 +121,9 @@ PRIMARY_COMPANY = (1, "contact_to_company")
 """The contact-to-company association HubSpot marks primary: v4 type id, v3 inline type name."""
 UNLABELED_COMPANY = (279, "contact_to_company_unlabeled")
 """Every associated company also carries the unlabeled type, the primary one included."""
+COMPANY_PRIMARY_CONTACT = (2, "company_to_contact")
+"""The same association seen from the company (v4 type id, v3 name); unlabeled: 280."""
+COMPANY_UNLABELED_CONTACT = (280, "company_to_contact_unlabeled")
 CONTACT_ONLY_FIRMOGRAPHICS = 5
 """One person in this many keeps a (possibly stale) copy of the firmographics on the contact itself; the others,
 as in real portals, have them only on their company."""
@@ -432,6 +435,13 @@ class Store:
                 },
                 created_ms=created_ms,
             )
+
+    def set_company(self, index: int, name: str, value: str | None) -> None:
+        """Edit one company property (its ``hs_lastmodifieddate`` moves to now), as a person in HubSpot would."""
+        with self.lock:
+            self.companies.text[name][index] = value or None
+            self.companies.modified[index] = max(self.now_ms(), self.companies.modified[index])
+            self.version += 1
 
     def add_person(self, person: FakePerson) -> int:
         """The person as a contact associated with their company (primary). Most contacts carry no firmographics
