@@ -100,7 +100,9 @@ SEARCH_PAGE = 200
 BATCH = 100
 FORM_PAGE = 50
 COMPANY_CACHE = 50_000
-"""Companies kept between contact pages; past this many the cache starts over (memory stays flat)."""
+"""Companies kept between contact pages; past this many, those no waiting page needs are forgotten."""
+HOLD_PAGES = 20
+"""Contact pages that may wait for a full batch of unseen companies before a partial batch is read."""
 ENGAGEMENT_OBJECTS = ("meetings", "emails", "calls")
 LIFECYCLE = "lifecyclestage"
 REJECTED_CATEGORIES = frozenset({"OBJECT_NOT_FOUND", "VALIDATION_ERROR"})
@@ -178,23 +180,25 @@ class HubSpotClient:
             state = state.model_copy(
                 update={"companies": ObjectCursor(phase="search", since=self._now_ms() - self.lookback_ms)}
             )
+        # pages wait (a few at most) until a full batch of unseen companies can be read: one call per 100
+        # companies, not one per page
+        held: list[tuple[ObjectPage, ObjectCursor, dict[str, str | None]]] = []
         for page, after, inline in self._scan(
             "contacts", state.contacts, self._contact_properties, associate=company_object
         ):
-            records: list[ContactRecord] = []
-            skips = unreadable(page.unreadable)
-            companies = self._primary_companies(page, inline) if company_object else {}
-            for item in page.results:
-                try:
-                    record = contact_record(item, self.mapping, companies.get(item.id))
-                except ValueError as error:
-                    skips.append(skipped(item.id, error))
-                    continue
-                records.append(record)
-                if record.contact.email:
-                    self._email_ids[record.contact.email] = item.id
+            held.append((page, after, self._primary_ids(page, inline) if company_object else {}))
+            unseen = self._unseen(held)
+            if unseen and len(unseen) < BATCH and len(held) < HOLD_PAGES:
+                continue
+            self._read_companies(unseen, held, whole_batches=len(held) < HOLD_PAGES)
+            while held and not self._unseen(held[:1]):
+                page, after, primary = held.pop(0)
+                state = state.model_copy(update={"contacts": after})
+                yield self._contact_page(page, primary, state)
+        self._read_companies(self._unseen(held), held, whole_batches=False)
+        for page, after, primary in held:
             state = state.model_copy(update={"contacts": after})
-            yield ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
+            yield self._contact_page(page, primary, state)
         if changed_companies:
             yield from self._changed_companies(state)
 
@@ -237,7 +241,7 @@ class HubSpotClient:
             chunk = company_ids[start : start + BATCH]
             data = self._send(
                 Operation(
-                    "associations.batch_read",
+                    "associations.companies_to_contacts",
                     "POST",
                     "/crm/v4/associations/companies/contacts/batch/read",
                     body={"inputs": [{"id": i} for i in chunk]},
@@ -249,20 +253,59 @@ class HubSpotClient:
                         found[str(target.to_object_id)] = result.source.id
         return found
 
-    def _primary_companies(self, page: ObjectPage, inline: bool) -> dict[str, dict[str, str | None]]:
-        """Contact id -> the properties of its primary company, for the contacts of ``page`` that have one.
+    def _contact_page(self, page: ObjectPage, primary: dict[str, str | None], state: ContactCursor) -> ContactPage:
+        records: list[ContactRecord] = []
+        skips = unreadable(page.unreadable)
+        for item in page.results:
+            company_id = primary.get(item.id)
+            try:
+                record = contact_record(item, self.mapping, self._companies.get(company_id) if company_id else None)
+            except ValueError as error:
+                skips.append(skipped(item.id, error))
+                continue
+            records.append(record)
+            if record.contact.email:
+                self._email_ids[record.contact.email] = item.id
+        return ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
+
+    def _primary_ids(self, page: ObjectPage, inline: bool) -> dict[str, str | None]:
+        """Contact id -> the id of its primary company, for the contacts of ``page``.
 
         A list page carries the associations inline (the primary company has the type ``contact_to_company``);
-        a search page does not, so they are read with the v4 batch API (primary: type id 1). Companies are
-        read in batches of 100 and kept for the client's life, so a company shared by many contacts is read once.
+        a search page does not, so they are read with the v4 batch API (primary: type id 1).
         """
         if inline:
-            primary = {item.id: item.associated_as(COMPANY_OBJECT, PRIMARY_COMPANY_TYPE) for item in page.results}
-        else:
-            primary = self._company_associations([item.id for item in page.results])
-        wanted = sorted({c for c in primary.values() if c and c not in self._companies})
-        for start in range(0, len(wanted), BATCH):
-            chunk = wanted[start : start + BATCH]
+            return {item.id: item.associated_as(COMPANY_OBJECT, PRIMARY_COMPANY_TYPE) for item in page.results}
+        return self._company_associations([item.id for item in page.results])
+
+    def _unseen(self, held: Sequence[tuple[ObjectPage, ObjectCursor, dict[str, str | None]]]) -> list[str]:
+        """The companies the held pages need that have not been read yet (first-seen order)."""
+        found: dict[str, None] = {}
+        for _, _, primary in held:
+            for company in primary.values():
+                if company and company not in self._companies:
+                    found[company] = None
+        return list(found)
+
+    def _read_companies(
+        self,
+        ids: list[str],
+        held: Sequence[tuple[ObjectPage, ObjectCursor, dict[str, str | None]]],
+        *,
+        whole_batches: bool,
+    ) -> None:
+        """Read ``ids`` in batches of 100 (only whole batches when ``whole_batches``); companies are kept for the
+        client's life, so one shared by many contacts is read once (past ``COMPANY_CACHE`` the ones no held
+        page needs are forgotten)."""
+        if whole_batches:
+            ids = ids[: len(ids) - len(ids) % BATCH]
+        if not ids:
+            return
+        if len(self._companies) + len(ids) > COMPANY_CACHE:
+            needed = {c for _, _, primary in held for c in primary.values() if c}
+            self._companies = {k: v for k, v in self._companies.items() if k in needed}
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
             data = self._send(
                 Operation(
                     "companies.batch_read",
@@ -271,15 +314,10 @@ class HubSpotClient:
                     body={"inputs": [{"id": i} for i in chunk], "properties": self._company_properties},
                 )
             )
-            if len(self._companies) + len(chunk) > COMPANY_CACHE:
-                self._companies.clear()
             for found in BatchResponse.model_validate_json(data).results:
                 self._companies[found.id] = dict(found.properties)
-        return {
-            contact: self._companies[company]
-            for contact, company in primary.items()
-            if company and company in self._companies
-        }
+            for missing in set(chunk) - set(self._companies):
+                self._companies[missing] = {}  # gone since it was associated: read as a company without values
 
     def _company_associations(self, ids: list[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
@@ -287,7 +325,7 @@ class HubSpotClient:
             chunk = ids[start : start + BATCH]
             data = self._send(
                 Operation(
-                    "associations.batch_read",
+                    "associations.contacts_to_companies",
                     "POST",
                     "/crm/v4/associations/contacts/companies/batch/read",
                     body={"inputs": [{"id": i} for i in chunk]},

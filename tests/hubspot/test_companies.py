@@ -40,14 +40,28 @@ def test_a_full_pull_reads_the_primary_company_inline_and_each_company_once(make
             assert record.contact.company is not None
             assert record.contact.company.industry == store.companies.get(company, "industry").lower()
             assert record.contact.company.employees == int(store.companies.get(company, "numberofemployees"))
-        # the vendor minimum for a streamed pull: 3 list pages with the associations inline (no v4 reads), and
-        # per page one batch read of the companies not read before (each page's new ones fit in one batch of 100)
-        assert len(companies) < 100
+        # the vendor minimum: 3 list pages with the associations inline (no v4 reads), and the companies in
+        # batches of 100 (pages wait for a full batch of unseen companies), each read once
         assert portal.log.calls("contacts.list") == 3
-        assert portal.log.calls("companies.batch_read") == 3
+        assert portal.log.calls("companies.batch_read") == -(-len(companies) // 100)
         assert portal.log.calls("associations.batch_read") == 0
         _, again = _records(client)  # the same client: every company is known, none is read again
-        assert len(again) == 250 and portal.log.calls("companies.batch_read") == 3
+        assert len(again) == 250 and portal.log.calls("companies.batch_read") == -(-len(companies) // 100)
+
+
+def test_pages_wait_for_a_full_batch_of_companies_and_keep_their_order(make_client: MakeClient) -> None:
+    with HubSpotSandbox(contacts=2_000, activities=0, token=TOKEN, now=NOW, limits=Limits.unlimited()) as portal:
+        client = make_client(portal)
+        cursors, records = _records(client)
+
+        store = portal.store
+        companies = {store.contact_company[i] for i in range(store.contact_count)}
+        assert len(records) == 2_000 and len(cursors) == 20
+        assert [json.loads(c or "")["contacts"].get("after") for c in cursors[:-1]] == [
+            str(store.contact_id(100 * n)) for n in range(1, 20)
+        ]
+        assert all(r.contact.company is not None and r.contact.company.industry for r in records.values())
+        assert portal.log.calls("companies.batch_read") <= -(-len(companies) // 100) + 1
 
 
 def test_an_incremental_pull_reads_the_primary_company_through_the_v4_associations(
