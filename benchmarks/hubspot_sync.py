@@ -147,6 +147,9 @@ def minimum(store_counts: dict[str, int], planned: int, incremental_changed: int
             **{f"{o}.list": max(1, math.ceil(store_counts[o] / 100)) for o in ("meetings", "emails", "calls")},
             "forms.submissions": sum(max(1, math.ceil(n / 50)) for n in store_counts["forms"].values()),  # type: ignore[attr-defined]
         }
+        # the contacts' primary companies, each read once in batches of 100 (the list carries the associations)
+        if store_counts.get("companies"):
+            wanted["companies.batch_read"] = math.ceil(store_counts["companies"] / 100)
     else:
         wanted = {
             "contacts.search": max(1, math.ceil(incremental_changed / 200)),
@@ -222,7 +225,7 @@ def store_sizes(client: HubSpotClient) -> dict[str, object]:
     sizes: dict[str, object] = {}
     saved = dict(transport.usage.calls)
     body = {"limit": 1, "filterGroups": []}
-    for name in ("contacts", *ENGAGEMENT_OBJECTS):
+    for name in ("contacts", "companies", *ENGAGEMENT_OBJECTS):
         operation = Operation("x", "POST", f"/crm/v3/objects/{name}/search", body=body, search=True)
         sizes[name] = ObjectPage.model_validate_json(transport.send(operation).data).total or 0
     forms: dict[str, int] = {}

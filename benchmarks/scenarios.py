@@ -279,6 +279,8 @@ class HubSpotTarget(Target):
         people = self._search_total("contacts", [{"filters": window}])
         self.window_records = people
         wanted = {"contacts.search": max(1, _ceil(people, HS_SEARCH_PAGE))}
+        if self.mapping.company_object("contacts"):
+            wanted |= self._company_minimum(contacts, people)
         for name in ENGAGEMENT_OBJECTS:
             since = activities.objects[name].since if name in activities.objects else 0
             changed = [{"propertyName": OBJECT_MODIFIED, "operator": "GTE", "value": str(since)}]
@@ -297,6 +299,33 @@ class HubSpotTarget(Target):
             if mapped:
                 wanted[f"associations.{name}"] = _ceil(mapped, HS_ASSOCIATIONS)
         wanted["forms.submissions"] = len(self.admin._form_ids())
+        return wanted
+
+    def _company_minimum(self, cursor: Any, people: int) -> dict[str, int]:
+        """The company reads of an incremental pull: the window's contacts' primary companies (v4, 100 a call),
+        those companies once each (100 a call), the companies changed since the last pull (search, 200 a page)
+        and the contacts whose primary company one of them is (v4, then contacts 100 a call)."""
+        from connector.hubspot.client import OBJECT_MODIFIED
+        from connector.hubspot.cursor import SearchQuery
+
+        wanted: dict[str, int] = {}
+        if people:
+            wanted["associations.contacts_to_companies"] = _ceil(people, HS_ASSOCIATIONS)
+            companies: set[str] = set()
+            query = SearchQuery(cursor.contacts.since, 0)
+            for page, _, _ in self.admin._search("contacts", query, 0, ["hs_object_id"]):
+                found = self.admin._company_associations([item.id for item in page.results])
+                companies.update(c for c in found.values() if c)
+            if companies:
+                wanted["companies.batch_read"] = _ceil(len(companies), HS_BATCH)
+        since = cursor.companies.since if cursor.companies is not None else None
+        if since is not None:
+            changed = [{"propertyName": OBJECT_MODIFIED, "operator": "GTE", "value": str(since)}]
+            edited = self._search_total("companies", [{"filters": changed}])
+            self.window_records += edited
+            wanted["companies.search"] = max(1, _ceil(edited, HS_SEARCH_PAGE))
+            if edited:
+                wanted["associations.companies_to_contacts"] = _ceil(edited, HS_ASSOCIATIONS)
         return wanted
 
     def change_people(self, share: float) -> int:

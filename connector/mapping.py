@@ -60,12 +60,40 @@ class FieldSpec(BaseModel):
     transform: Transform = Transform.TEXT
 
 
+class CompanySource(BaseModel):
+    """The company a person's firmographics are read from: HubSpot reads the contact's *primary* associated
+    company (``object = "companies"``). Its fields win; the person's own ``company.*`` fields are the fallback
+    for a value the company lacks (or a person with no company)."""
+
+    model_config = _STRICT
+
+    object: str = Field(min_length=1)
+    fields: dict[str, str | FieldSpec] = Field(min_length=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _company_targets(cls, value: dict[str, str | FieldSpec]) -> dict[str, str | FieldSpec]:
+        wrong = sorted(target for target in value if not target.startswith("company.") or target not in COMMON_FIELDS)
+        if wrong:
+            known = [f for f in COMMON_FIELDS if f.startswith("company.")]
+            raise ValueError(f"company fields must be company.* common fields; {wrong} are not (known: {known})")
+        return value
+
+    def specs(self) -> dict[str, FieldSpec]:
+        return {
+            target: spec if isinstance(spec, FieldSpec) else FieldSpec(field=spec)
+            for target, spec in self.fields.items()
+        }
+
+
 class PersonObject(BaseModel):
     """One CRM object that holds people (HubSpot ``contacts``; Salesforce ``Lead``, ``Contact``)."""
 
     model_config = _STRICT
 
     fields: dict[str, str | FieldSpec]
+    company: CompanySource | None = None
+    """Where the person's company fields come from first (see :class:`CompanySource`)."""
 
     @field_validator("fields")
     @classmethod
@@ -184,6 +212,7 @@ class MappingFile(BaseModel):
         if value not in vendor_names():
             raise ValueError(f"unknown CRM {value!r}; known: {list(vendor_names())}")
         return value
+
     people: dict[str, PersonObject] = Field(min_length=1)
     activities: list[ActivityRule] = Field(default_factory=list)
     stage: StageSection
@@ -210,6 +239,10 @@ class CrmMapping:
         self.source = source
         self.crm = spec.crm
         self.people = {name: obj.specs() for name, obj in spec.people.items()}
+        self.companies: dict[str, tuple[str, dict[str, FieldSpec]]] = {
+            name: (obj.company.object, obj.company.specs()) for name, obj in spec.people.items() if obj.company
+        }
+        """Person object -> (company object, company field specs by common field)."""
         self.stage = spec.stage
         self._stage_by_value = {value: stage for stage, value in spec.stage.values.items()}
         self._activity_rules: dict[str, list[ActivityRule]] = {}
@@ -284,14 +317,39 @@ class CrmMapping:
     def person_fields(self, crm_object: str) -> list[str]:
         return [spec.field for spec in self.people[crm_object].values()]
 
-    def normalise_person(self, crm_object: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    def company_object(self, crm_object: str) -> str | None:
+        """The CRM object the people of ``crm_object`` read their company from, if the mapping names one."""
+        found = self.companies.get(crm_object)
+        return found[0] if found else None
+
+    def company_fields(self, crm_object: str) -> list[str]:
+        """The company properties to read for the people of ``crm_object``."""
+        found = self.companies.get(crm_object)
+        return [spec.field for spec in found[1].values()] if found else []
+
+    def normalise_person(
+        self, crm_object: str, values: Mapping[str, Any], company_values: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Common-model fields (nested ``company``) from one CRM record's values.
 
-        Raises ``ValueError`` naming the field when a value cannot be transformed.
+        With ``company_values`` (the person's company record), the mapping's company fields win and the
+        person's own ``company.*`` fields fill what the company lacks. Raises ``ValueError`` naming the field
+        when a value that is used cannot be transformed.
         """
         person: dict[str, Any] = {}
         company: dict[str, Any] = {}
+        found = self.companies.get(crm_object)
+        if found is not None and company_values is not None:
+            company_object, company_specs = found
+            for target, spec in company_specs.items():
+                value = apply_transform(
+                    spec.transform, company_values.get(spec.field), f"{company_object}.{spec.field}"
+                )
+                if value is not None:
+                    company[target.removeprefix("company.")] = value
         for target, spec in self.people[crm_object].items():
+            if target.startswith("company.") and target.removeprefix("company.") in company:
+                continue  # the company's value wins
             value = apply_transform(spec.transform, values.get(spec.field), spec.field)
             if value is None:
                 continue

@@ -23,7 +23,7 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 class Stage(StrEnum):
-    """The qualification ladder, lowest rung first (DOMAIN.md)."""
+    """The qualification ladder, lowest rung first (docs/rules.md)."""
 
     SUSPECT = "suspect"
     LEAD = "lead"
@@ -192,6 +192,9 @@ class StageDecision:
     score: float = 0.0
     unknown_kinds: tuple[tuple[str, int], ...] = ()
     """Activity kinds the rules do not know, with how many were seen (ignored, never guessed)."""
+    decide_again_at: datetime | None = None
+    """The next moment at which time alone could change this decision (an activity dated in the future
+    comes due; with regression, a window closes); ``None`` when only new facts can change it."""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -201,6 +204,9 @@ class StageDecision:
             "facts": [fact.as_json() for fact in self.facts],
             "score": self.score,
             "unknown_kinds": dict(self.unknown_kinds),
+            "decide_again_at": self.decide_again_at.isoformat().replace("+00:00", "Z")
+            if self.decide_again_at
+            else None,
         }
 
     def summary(self) -> str:

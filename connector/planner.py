@@ -1,9 +1,13 @@
 """The write planner: decision vs what the CRM shows vs policy. Pure.
 
 Given a contact as read from a CRM, the rules' decision and the mapping,
-say what to write, or why nothing. Policies (DOMAIN.md):
+say what to write, or why nothing. Policies (docs/rules.md):
 
-- a CRM value outside the ladder always wins (never overwritten);
+- a value outside (or beyond) the ladder in *any* stage field of the mapping
+  wins: nothing is written to any of them (a HubSpot ``customer`` in
+  ``lifecyclestage`` keeps ``crmsync_lifecycle_stage`` untouched too), and the
+  plan says so with ``beyond_ladder`` so the store can count the contact in
+  the funnel's "beyond the ladder" row;
 - rungs the mapping marks ``protected`` are never changed;
 - forward only, unless the rules allow regression;
 - nothing is written when the CRM already shows the value.
@@ -30,6 +34,25 @@ class Plan:
     skip: str | None
     current: Stage | None
     target: Stage | None
+    beyond_ladder: bool = False
+    """A stage field holds a value the ladder does not know: the CRM's stage wins, nothing is written."""
+
+
+BEYOND_LADDER = "beyond-ladder"
+"""The rule name recorded for a contact whose CRM stage is beyond or outside the ladder."""
+
+
+def beyond_ladder(record: ContactRecord, mapping: CrmMapping) -> str | None:
+    """Why ``record`` is beyond the ladder (the first stage field holding a value the ladder does not know),
+    or ``None``. Empty values are not beyond anything."""
+    primary = record.stage_values.get(mapping.stage.field)
+    if primary and mapping.stage_for_value(primary) is None:
+        return f"CRM {mapping.stage.field} is {primary!r}, outside the ladder: the CRM's stage wins, nothing written"
+    for also in mapping.stage.also:
+        value = record.stage_values.get(also.field)
+        if value and value not in also.values.values():
+            return f"CRM {also.field} is {value!r}, outside the ladder: the CRM's stage wins, nothing written"
+    return None
 
 
 def plan_write(
@@ -45,10 +68,11 @@ def plan_write(
     primary = mapping.stage.field
     current_value = record.stage_values.get(primary)
     current = mapping.stage_for_value(current_value)
+    beyond = beyond_ladder(record, mapping)
+    if beyond is not None:
+        return Plan(None, beyond, current, target, beyond_ladder=True)
     if target is None:
         return Plan(None, "no rung", current, None)
-    if current_value and current is None:
-        return Plan(None, f"CRM value {current_value!r} is outside the ladder", current, target)
     if current is not None and current in mapping.stage.protected:
         return Plan(None, f"{current.value} is protected", current, target)
     if current == target:
@@ -82,9 +106,7 @@ def _secondary_value(also: SecondaryStageField, target: Stage, current: str | No
         return None
     if current:
         order = _value_order(also)
-        if current not in order:
-            return None  # outside the ladder (e.g. HubSpot "customer"): it wins
-        if order[current] > order[wanted] and not regression:
+        if order.get(current, -1) > order[wanted] and not regression:
             return None
     return wanted
 

@@ -56,9 +56,13 @@ from connector.hubspot.cursor import (
     scan_start,
 )
 from connector.hubspot.normalise import (
+    COMPANY_OBJECT,
+    COMPANY_PRIMARY_CONTACT_TYPE_ID,
     CONTACT_MODIFIED,
     FORM_OBJECT,
     OBJECT_MODIFIED,
+    PRIMARY_COMPANY_TYPE,
+    PRIMARY_COMPANY_TYPE_ID,
     activity_properties,
     contact_properties,
     contact_record,
@@ -96,6 +100,10 @@ LIST_PAGE = 100
 SEARCH_PAGE = 200
 BATCH = 100
 FORM_PAGE = 50
+COMPANY_CACHE = 50_000
+"""Companies kept between contact pages; past this many, those no waiting page needs are forgotten."""
+HOLD_PAGES = 20
+"""Contact pages that may wait for a full batch of unseen companies before a partial batch is read."""
 ENGAGEMENT_OBJECTS = ("meetings", "emails", "calls")
 LIFECYCLE = "lifecyclestage"
 REJECTED_CATEGORIES = frozenset({"OBJECT_NOT_FOUND", "VALIDATION_ERROR"})
@@ -130,6 +138,11 @@ class HubSpotClient:
         unknown = [o for o in mapping.activity_objects() if o not in (*ENGAGEMENT_OBJECTS, FORM_OBJECT)]
         if unknown:
             raise ConfigError(f"{mapping.source}: activity object(s) {unknown} are not read from HubSpot")
+        company = mapping.company_object("contacts")
+        if company not in (None, COMPANY_OBJECT):
+            raise ConfigError(
+                f"{mapping.source}: people.contacts.company.object must be {COMPANY_OBJECT!r} (got {company!r})"
+            )
         self.connection = connection
         self.mapping = mapping
         self.settings = settings
@@ -139,6 +152,9 @@ class HubSpotClient:
         self._cap = settings.search_result_cap
         self._email_ids: dict[str, str] = {}
         self._contact_properties = contact_properties(mapping)
+        self._company_properties = mapping.company_fields("contacts")
+        self._companies: dict[str, dict[str, str | None]] = {}
+        """Company id -> properties read (see ``_primary_companies``)."""
 
     @classmethod
     def from_settings(
@@ -160,21 +176,170 @@ class HubSpotClient:
 
     def _contact_pages(self, cursor: str | None) -> Iterator[ContactPage]:
         state = load_cursor(ContactCursor, cursor) or ContactCursor()
-        for page, after, _ in self._scan("contacts", state.contacts, self._contact_properties, associate=False):
-            records: list[ContactRecord] = []
-            skips = unreadable(page.unreadable)
-            for item in page.results:
-                try:
-                    record = contact_record(item, self.mapping)
-                except ValueError as error:
-                    skips.append(skipped(item.id, error))
-                    continue
-                records.append(record)
-                if record.contact.email:
-                    self._email_ids[record.contact.email] = item.id
-            yield ContactPage(
-                records=tuple(records), cursor=dump_cursor(ContactCursor(contacts=after)), skipped=tuple(skips)
+        company_object = self.mapping.company_object("contacts")
+        changed_companies = company_object is not None and state.companies is not None
+        if company_object and state.companies is None:
+            # the first pull reads each contact's company as it is; the companies changed from now on (less the
+            # lookback) are searched on the next pull, and their contacts read again
+            state = state.model_copy(
+                update={"companies": ObjectCursor(phase="search", since=self._now_ms() - self.lookback_ms)}
             )
+        # pages wait (a few at most) until a full batch of unseen companies can be read: one call per 100
+        # companies, not one per page
+        held: list[tuple[ObjectPage, ObjectCursor, dict[str, str | None]]] = []
+        for page, after, inline in self._scan(
+            "contacts", state.contacts, self._contact_properties, associate=company_object
+        ):
+            held.append((page, after, self._primary_ids(page, inline) if company_object else {}))
+            unseen = self._unseen(held)
+            if unseen and len(unseen) < BATCH and len(held) < HOLD_PAGES:
+                continue
+            self._read_companies(unseen, held, whole_batches=len(held) < HOLD_PAGES)
+            while held and not self._unseen(held[:1]):
+                page, after, primary = held.pop(0)
+                state = state.model_copy(update={"contacts": after})
+                yield self._contact_page(page, primary, state)
+        self._read_companies(self._unseen(held), held, whole_batches=False)
+        for page, after, primary in held:
+            state = state.model_copy(update={"contacts": after})
+            yield self._contact_page(page, primary, state)
+        if changed_companies:
+            yield from self._changed_companies(state)
+
+    def _changed_companies(self, state: ContactCursor) -> Iterator[ContactPage]:
+        """The contacts whose primary company changed since the last pull, read again with the company's new
+        values (a contact whose normalised record does not change is not re-decided: the store compares)."""
+        assert state.companies is not None
+        properties = [*self._company_properties, OBJECT_MODIFIED]
+        for page, after, _ in self._scan(COMPANY_OBJECT, state.companies, properties, associate=None):
+            for item in page.results:
+                self._companies[item.id] = dict(item.properties)
+            contact_ids = self._primary_contacts([item.id for item in page.results])
+            records: list[ContactRecord] = []
+            skips = unreadable(page.unreadable, prefix=f"{COMPANY_OBJECT}/")
+            ids = list(contact_ids)
+            for start in range(0, len(ids), BATCH):
+                chunk = ids[start : start + BATCH]
+                data = self._send(
+                    Operation(
+                        "contacts.batch_read",
+                        "POST",
+                        "/crm/v3/objects/contacts/batch/read",
+                        body={"inputs": [{"id": c} for c in chunk], "properties": self._contact_properties},
+                    )
+                )
+                for item in BatchResponse.model_validate_json(data).results:
+                    contact = CrmObject(id=item.id, properties=item.properties)
+                    try:
+                        company = self._companies.get(contact_ids.get(item.id, ""))
+                        records.append(contact_record(contact, self.mapping, company))
+                    except ValueError as error:
+                        skips.append(skipped(item.id, error))
+            state = state.model_copy(update={"companies": after})
+            yield ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
+
+    def _primary_contacts(self, company_ids: list[str]) -> dict[str, str]:
+        """Contact id -> company id, for the contacts whose *primary* company is one of ``company_ids``."""
+        found: dict[str, str] = {}
+        for start in range(0, len(company_ids), BATCH):
+            chunk = company_ids[start : start + BATCH]
+            data = self._send(
+                Operation(
+                    "associations.companies_to_contacts",
+                    "POST",
+                    "/crm/v4/associations/companies/contacts/batch/read",
+                    body={"inputs": [{"id": i} for i in chunk]},
+                )
+            )
+            for result in AssociationBatch.model_validate_json(data).results:
+                for target in result.to:
+                    if target.has_type(COMPANY_PRIMARY_CONTACT_TYPE_ID):
+                        found[str(target.to_object_id)] = result.source.id
+        return found
+
+    def _contact_page(self, page: ObjectPage, primary: dict[str, str | None], state: ContactCursor) -> ContactPage:
+        records: list[ContactRecord] = []
+        skips = unreadable(page.unreadable)
+        for item in page.results:
+            company_id = primary.get(item.id)
+            try:
+                record = contact_record(item, self.mapping, self._companies.get(company_id) if company_id else None)
+            except ValueError as error:
+                skips.append(skipped(item.id, error))
+                continue
+            records.append(record)
+            if record.contact.email:
+                self._email_ids[record.contact.email] = item.id
+        return ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
+
+    def _primary_ids(self, page: ObjectPage, inline: bool) -> dict[str, str | None]:
+        """Contact id -> the id of its primary company, for the contacts of ``page``.
+
+        A list page carries the associations inline (the primary company has the type ``contact_to_company``);
+        a search page does not, so they are read with the v4 batch API (primary: type id 1).
+        """
+        if inline:
+            return {item.id: item.associated_as(COMPANY_OBJECT, PRIMARY_COMPANY_TYPE) for item in page.results}
+        return self._company_associations([item.id for item in page.results])
+
+    def _unseen(self, held: Sequence[tuple[ObjectPage, ObjectCursor, dict[str, str | None]]]) -> list[str]:
+        """The companies the held pages need that have not been read yet (first-seen order)."""
+        found: dict[str, None] = {}
+        for _, _, primary in held:
+            for company in primary.values():
+                if company and company not in self._companies:
+                    found[company] = None
+        return list(found)
+
+    def _read_companies(
+        self,
+        ids: list[str],
+        held: Sequence[tuple[ObjectPage, ObjectCursor, dict[str, str | None]]],
+        *,
+        whole_batches: bool,
+    ) -> None:
+        """Read ``ids`` in batches of 100 (only whole batches when ``whole_batches``); companies are kept for the
+        client's life, so one shared by many contacts is read once (past ``COMPANY_CACHE`` the ones no held
+        page needs are forgotten)."""
+        if whole_batches:
+            ids = ids[: len(ids) - len(ids) % BATCH]
+        if not ids:
+            return
+        if len(self._companies) + len(ids) > COMPANY_CACHE:
+            needed = {c for _, _, primary in held for c in primary.values() if c}
+            self._companies = {k: v for k, v in self._companies.items() if k in needed}
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            data = self._send(
+                Operation(
+                    "companies.batch_read",
+                    "POST",
+                    "/crm/v3/objects/companies/batch/read",
+                    body={"inputs": [{"id": i} for i in chunk], "properties": self._company_properties},
+                )
+            )
+            for found in BatchResponse.model_validate_json(data).results:
+                self._companies[found.id] = dict(found.properties)
+            for missing in set(chunk) - set(self._companies):
+                self._companies[missing] = {}  # gone since it was associated: read as a company without values
+
+    def _company_associations(self, ids: list[str]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            data = self._send(
+                Operation(
+                    "associations.contacts_to_companies",
+                    "POST",
+                    "/crm/v4/associations/contacts/companies/batch/read",
+                    body={"inputs": [{"id": i} for i in chunk]},
+                )
+            )
+            for result in AssociationBatch.model_validate_json(data).results:
+                found[result.source.id] = next(
+                    (str(t.to_object_id) for t in result.to if t.has_type(PRIMARY_COMPANY_TYPE_ID)), None
+                )
+        return found
 
     # -- reading: activities ---------------------------------------------------------
     def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
@@ -186,7 +351,9 @@ class HubSpotClient:
             if name == FORM_OBJECT:
                 continue
             start = state.objects.get(name) or ObjectCursor()
-            for page, after, inline in self._scan(name, start, activity_properties(self.mapping, name), associate=True):
+            for page, after, inline in self._scan(
+                name, start, activity_properties(self.mapping, name), associate="contacts"
+            ):
                 activities = self._engagements(name, page, inline)
                 state = state.model_copy(update={"objects": {**state.objects, name: after}})
                 yield activities.model_copy(update={"cursor": dump_cursor(state)})
@@ -325,7 +492,9 @@ class HubSpotClient:
                     self._email_ids[email] = found.id
 
     # -- the scan shared by every CRM object -------------------------------------------
-    def _scan(self, name: str, state: ObjectCursor, properties: list[str], *, associate: bool) -> Iterator[ScanPage]:
+    def _scan(
+        self, name: str, state: ObjectCursor, properties: list[str], *, associate: str | None
+    ) -> Iterator[ScanPage]:
         started = scan_start(state, self._now_ms(), self.lookback_ms)
         if state.phase == "list":
             yield from self._list(name, state.after, started, properties, associate)
@@ -333,7 +502,7 @@ class HubSpotClient:
             yield from self._search(name, SearchQuery(state.since, state.anchor), started, properties)
 
     def _list(
-        self, name: str, after: str | None, started: int, properties: list[str], associate: bool
+        self, name: str, after: str | None, started: int, properties: list[str], associate: str | None
     ) -> Iterator[ScanPage]:
         base = "/crm/v3/objects/contacts" if name == "contacts" else path("/crm/v3/objects/{name}", name=name)
         while True:
@@ -342,7 +511,7 @@ class HubSpotClient:
                 query.append(("after", after))
             query.append(("properties", properties))
             if associate:
-                query.append(("associations", ["contacts"]))
+                query.append(("associations", [associate]))
             query.append(("archived", False))
             page = parse_page(ObjectPage, self._send(Operation(f"{name}.list", "GET", base, query=tuple(query))))
             cursor = next_list_cursor(page.next_after, started)
@@ -477,8 +646,8 @@ class HubSpotClient:
         return BatchResponse.model_validate_json(data)
 
     # -- schema ----------------------------------------------------------------------------
-    def _properties(self) -> dict[str, PropertyDefinition]:
-        data = self._send(Operation("properties.list", "GET", "/crm/v3/properties/contacts"))
+    def _properties(self, object_type: str = "contacts") -> dict[str, PropertyDefinition]:
+        data = self._send(Operation("properties.list", "GET", path("/crm/v3/properties/{name}", name=object_type)))
         return {p.name: p for p in PropertyList.model_validate_json(data).results}
 
     def _forms(self) -> set[str]:
@@ -490,7 +659,8 @@ class HubSpotClient:
 
     def check_schema(self) -> list[Problem]:
         forms = self._forms() if form_ids(self.mapping) else None
-        return schema_problems(self.mapping, self._properties(), forms)
+        companies = self._properties(COMPANY_OBJECT) if self.mapping.company_object("contacts") else None
+        return schema_problems(self.mapping, self._properties(), forms, companies)
 
     def ensure_stage_property(self) -> list[str]:
         """Create the stage property (one option per rung) and its companions where missing; the names created."""
@@ -510,6 +680,7 @@ class HubSpotClient:
 
     def close(self) -> None:
         self._email_ids.clear()
+        self._companies.clear()
         close = getattr(self._transport, "close", None)
         if close is not None:
             close()

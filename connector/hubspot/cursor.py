@@ -69,6 +69,9 @@ class ContactCursor(BaseModel):
 
     v: Literal[1] = 1
     contacts: ObjectCursor = Field(default_factory=ObjectCursor)
+    companies: ObjectCursor | None = None
+    """When the mapping reads companies: the search for companies changed since the last pull, whose
+    contacts are read again (``None`` until the first contact pull has started; then it searches from there)."""
 
 
 class ActivityCursor(BaseModel):

@@ -10,7 +10,7 @@ reports it as skipped); an activity no rule matches gives ``None``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from connector.crm import ActivityRecord, ContactRecord, SkippedRecord, SkipReason
 from connector.hubspot.payloads import CrmObject, FormSubmission, Unreadable
@@ -28,13 +28,25 @@ def contact_properties(mapping: CrmMapping) -> list[str]:
     return list(dict.fromkeys([*mapping.person_fields("contacts"), *mapping.stage_fields(), CONTACT_MODIFIED]))
 
 
+COMPANY_OBJECT = "companies"
+PRIMARY_COMPANY_TYPE = "contact_to_company"
+"""The v3 inline association type of a contact's primary company (the unlabeled one is ``..._unlabeled``)."""
+PRIMARY_COMPANY_TYPE_ID = 1
+"""The v4 association type id of a contact's primary company (HubSpot-defined; 279 is unlabeled)."""
+COMPANY_PRIMARY_CONTACT_TYPE_ID = 2
+"""The same association read from the company: the contact has this company as its primary (280 is unlabeled)."""
+
+
 def activity_properties(mapping: CrmMapping, name: str) -> list[str]:
     return list(dict.fromkeys([*mapping.activity_fields(name), OBJECT_MODIFIED]))
 
 
-def contact_record(item: CrmObject, mapping: CrmMapping) -> ContactRecord:
+def contact_record(
+    item: CrmObject, mapping: CrmMapping, company: Mapping[str, str | None] | None = None
+) -> ContactRecord:
+    """The contact, with ``company`` (its primary company's properties) first for the firmographics."""
     values = item.properties
-    person = mapping.normalise_person("contacts", values)
+    person = mapping.normalise_person("contacts", values, company)
     stage_values = {name: values.get(name) or None for name in mapping.stage_fields()}
     stage = mapping.stage_for_value(stage_values.get(mapping.stage.field))
     modified = values.get(CONTACT_MODIFIED) or item.updated_at

@@ -39,6 +39,8 @@ class Paging(BaseModel):
 class AssociationRef(BaseModel):
     model_config = _BODY
     id: str
+    type: str | None = None
+    """The v3 association type name, e.g. ``contact_to_company`` (the primary company)."""
 
 
 class AssociationList(BaseModel):
@@ -58,6 +60,11 @@ class CrmObject(BaseModel):
     def associated(self, object_type: str) -> tuple[str, ...]:
         found = (self.associations or {}).get(object_type)
         return tuple(ref.id for ref in found.results) if found else ()
+
+    def associated_as(self, object_type: str, type_name: str) -> str | None:
+        """The first associated record of ``object_type`` with the v3 type ``type_name``."""
+        found = (self.associations or {}).get(object_type)
+        return next((ref.id for ref in found.results if ref.type == type_name), None) if found else None
 
 
 class ObjectPage(BaseModel):
@@ -106,6 +113,10 @@ class AssociationType(BaseModel):
 class AssociationTarget(BaseModel):
     model_config = _BODY
     to_object_id: int = Field(alias="toObjectId")
+    association_types: tuple[AssociationType, ...] = Field(default=(), alias="associationTypes")
+
+    def has_type(self, type_id: int) -> bool:
+        return any(t.type_id == type_id for t in self.association_types)
 
 
 class AssociationSource(BaseModel):

@@ -27,11 +27,32 @@ STAGE_GROUP = "contactinformation"
 
 
 def schema_problems(
-    mapping: CrmMapping, properties: Mapping[str, PropertyDefinition], forms: set[str] | None
+    mapping: CrmMapping,
+    properties: Mapping[str, PropertyDefinition],
+    forms: set[str] | None,
+    company_properties: Mapping[str, PropertyDefinition] | None = None,
 ) -> list[Problem]:
-    """Every way the mapping disagrees with the portal: missing properties, wrong types, missing options."""
+    """Every way the mapping disagrees with the portal: missing properties, wrong types, missing options.
+
+    ``company_properties`` (the portal's company properties) are checked against the mapping's
+    ``people.contacts.company`` fields when it has them."""
     file = mapping.source
     problems: list[Problem] = []
+    company = mapping.companies.get("contacts")
+    if company is not None and company_properties is not None:
+        for target, spec in company[1].items():
+            key = f"people.contacts.company.fields.{target}"
+            found = company_properties.get(spec.field)
+            if found is None:
+                problems.append(Problem(file, key, f"HubSpot has no company property {spec.field!r}"))
+            elif found.type not in COMPATIBLE_TYPES[spec.transform]:
+                problems.append(
+                    Problem(
+                        file,
+                        key,
+                        f"company property {spec.field!r} is {found.type}, which {spec.transform.value} cannot read",
+                    )
+                )
     for target, spec in mapping.people.get("contacts", {}).items():
         key = f"people.contacts.fields.{target}"
         found = properties.get(spec.field)

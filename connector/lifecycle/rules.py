@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -471,9 +471,12 @@ class _Evaluation:
 
 def _usable_activities(
     activities: Iterable[Activity], now_ts: float
-) -> tuple[list[tuple[str, float, Activity]], Counter[str] | None]:
+) -> tuple[list[tuple[str, float, Activity]], Counter[str] | None, float | None]:
+    """Known activities up to ``now`` (oldest first as given), unknown kinds counted, and the instant of the
+    earliest known activity still to come (``None`` when none is dated after ``now``)."""
     acts: list[tuple[str, float, Activity]] = []
     unknown: Counter[str] | None = None
+    upcoming: float | None = None
     for activity in activities:
         kind = activity.kind
         if kind not in _KNOWN:
@@ -484,7 +487,28 @@ def _usable_activities(
         ts = activity.occurred_at.timestamp()
         if ts <= now_ts:
             acts.append((kind, ts, activity))
-    return acts, unknown
+        elif upcoming is None or ts < upcoming:
+            upcoming = ts
+    return acts, unknown, upcoming
+
+
+def _next_window_end(rules: Rules, acts: list[tuple[str, float, Activity]], now_ts: float) -> float | None:
+    """With regression on, the next moment an activity leaves a window (a signal's or the score's), when a
+    lower rung could follow. Forward-only rules never move down, so they need no such moment."""
+    ends: list[float] = []
+    windows = [s.within for r in rules.top_down for s in r.signals if s.within is not None]
+    if rules.score_window is not None:
+        windows.append(rules.score_window)
+    for within in set(windows):
+        ends.extend(ts + within + 1.0 for _, ts, _ in acts if ts + within + 1.0 > now_ts)
+    return min(ends) if ends else None
+
+
+def _again_at(upcoming: float | None, window_end: float | None) -> datetime | None:
+    moments = [m for m in (upcoming, window_end) if m is not None]
+    if not moments:
+        return None
+    return datetime.fromtimestamp(min(moments), UTC)
 
 
 _KNOWN = frozenset(kind.value for kind in ActivityKind)
@@ -501,12 +525,16 @@ def decide(
     """The rung ``contact`` belongs on as of ``now``.
 
     ``activities`` defaults to ``contact.activities``. Activities after
-    ``now`` are ignored (they had not happened yet); unknown kinds are
-    counted in the decision and ignored. With ``explain=False`` the reasons
+    ``now`` are ignored (they had not happened yet), and the earliest of them
+    becomes the decision's ``decide_again_at``: the moment time alone may
+    change the outcome (with regression on, so does the next moment an
+    activity leaves a window). Unknown kinds are counted in the decision
+    and ignored. With ``explain=False`` the reasons
     and facts are left out (faster, for bulk runs that only need the rung).
     """
     now_ts = now.timestamp()
-    acts, unknown = _usable_activities(contact.activities if activities is None else activities, now_ts)
+    acts, unknown, upcoming = _usable_activities(contact.activities if activities is None else activities, now_ts)
+    again_at = _again_at(upcoming, _next_window_end(rules, acts, now_ts) if rules.regression else None)
     evaluation = _Evaluation(rules, contact, acts, now_ts)
     chosen: _Rung | None = None
     for rung in rules.top_down:
@@ -524,13 +552,20 @@ def decide(
             facts=(Fact(source=FactSource.POLICY, name="forward-only", value=current.value),),
             score=evaluation.score_value or 0.0,
             unknown_kinds=unknown_kinds,
+            decide_again_at=again_at,
         )
     if chosen is None:
         return StageDecision(
-            stage=None, rule=None, reasons=("no rung's rule holds",) if explain else (), unknown_kinds=unknown_kinds
+            stage=None,
+            rule=None,
+            reasons=("no rung's rule holds",) if explain else (),
+            unknown_kinds=unknown_kinds,
+            decide_again_at=again_at,
         )
     if not explain:
-        return StageDecision(stage=chosen.stage, rule=chosen.stage.value, unknown_kinds=unknown_kinds)
+        return StageDecision(
+            stage=chosen.stage, rule=chosen.stage.value, unknown_kinds=unknown_kinds, decide_again_at=again_at
+        )
     reasons, facts = evaluation.explain(chosen)
     if rules.needs_score:
         evaluation.score()
@@ -541,4 +576,5 @@ def decide(
         facts=tuple(facts),
         score=round(evaluation.score_value or 0.0, 3),
         unknown_kinds=unknown_kinds,
+        decide_again_at=again_at,
     )

@@ -97,6 +97,13 @@ class SalesforceClient:
     def __init__(self, name: str, settings: SalesforceConnection, mapping: CrmMapping, api: SalesforceApi) -> None:
         if mapping.crm != "salesforce":
             raise ConfigError(f"connection {name!r}: {mapping.source} is not a Salesforce mapping")
+        with_company = [obj for obj in mapping.people if mapping.company_object(obj)]
+        if with_company:
+            # a Contact's company is its Account, read with the query's parent fields (Account.Industry...)
+            raise ConfigError(
+                f"{mapping.source}: people.{with_company[0]}.company is not read from Salesforce; "
+                "map Account.* parent fields instead"
+            )
         self.connection = name
         self.settings = settings
         self.mapping = mapping

@@ -127,7 +127,10 @@ class FakeActivity:
     kind: str
     """A canonical ``ActivityKind`` value."""
     occurred_at: datetime
+    """When the activity counts: for a booked meeting, the day it was booked."""
     detail: str
+    starts_at: datetime | None = None
+    """A booked meeting's start (often after ``now``: booked ahead); ``None`` for everything else."""
 
 
 def _ascii(text: str) -> str:
@@ -210,6 +213,12 @@ def _detail(kind: str, rng: Random) -> str:
             return "Information request"
 
 
+def _meeting_start(index: int, booked_at: datetime) -> datetime:
+    """A booked meeting takes place 1-13 days after the booking (no draw from the generator's random stream,
+    so every other value stays as it was): a booking in the last days is a meeting still ahead."""
+    return booked_at + timedelta(days=1 + index % 13, hours=index % 5)
+
+
 def generate(
     contacts: int, activities: int, *, seed: int = 7, now: datetime
 ) -> Iterator[tuple[FakePerson, list[FakeActivity]]]:
@@ -260,13 +269,15 @@ def generate(
         modified_at = now - timedelta(seconds=rng.randrange(min(oldest, 86_400 * 30) + 1))
         items = []
         for offset, kind in reversed(offsets):
+            occurred_at = now - timedelta(seconds=offset)
             items.append(
                 FakeActivity(
                     index=next_index,
                     person_index=index,
                     kind=kind,
-                    occurred_at=now - timedelta(seconds=offset),
+                    occurred_at=occurred_at,
                     detail=_detail(kind, rng),
+                    starts_at=_meeting_start(next_index, occurred_at) if kind == "meeting_booked" else None,
                 )
             )
             next_index += 1

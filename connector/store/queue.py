@@ -154,6 +154,7 @@ class Queue:
                 rule=bindparam("b_rule"),
                 reasons=bindparam("b_reasons"),
                 decided_at=bindparam("b_at"),
+                decide_again_at=bindparam("b_again"),
             )
         )
         db.execute(
@@ -165,11 +166,26 @@ class Queue:
                     "b_rule": decision.rule,
                     "b_reasons": list(decision.reasons),
                     "b_at": decision.at,
+                    "b_again": decision.decide_again_at,
                 }
                 for decision in decisions
             ],
         )
         self.done(db, job, connection, [decision.crm_id for decision in decisions if decision.done])
+
+    def wake(self, db: Connection, job: str, connection: str, now: datetime) -> int:
+        """Queue the contacts whose decision time alone may have changed by ``now`` (their
+        ``decide_again_at`` has come); nothing is re-pulled. Returns how many were queued."""
+        result = db.execute(
+            update(job_contacts)
+            .where(
+                job_contacts.c.job == job,
+                job_contacts.c.connection == connection,
+                job_contacts.c.decide_again_at <= now,
+            )
+            .values(dirty=True, decide_again_at=None)
+        )
+        return int(result.rowcount or 0)
 
     def done(self, db: Connection, job: str, connection: str, crm_ids: Sequence[str]) -> None:
         """These contacts leave the queue (and their backoff is forgotten)."""

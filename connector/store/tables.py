@@ -8,7 +8,8 @@ What is kept, and why:
   marks anything dirty twice. ``email`` is the normalised address, kept so a
   later issue can merge one person across CRMs.
 - ``job_contacts``: per job, the queue of contacts to decide (``dirty``), the
-  retry backoff, the last decision and the last rung written.
+  retry backoff, the last decision and the last rung written, and when to
+  decide again because time alone may change the decision (``decide_again_at``).
 - ``pending_writes``: the outbox. A planned write is committed here *before*
   the CRM is called; its ``intent_id`` keys the history row, so a write that
   landed just before a crash is recognised on the re-run and recorded once.
@@ -176,7 +177,10 @@ job_contacts = Table(
     Column("decided_at", UtcDateTime, nullable=True),
     Column("written_stage", String(16), nullable=True),
     Column("written_at", UtcDateTime, nullable=True),
+    # when time alone may change the last decision (a future activity comes due): queued again then
+    Column("decide_again_at", UtcDateTime, nullable=True),
     Index(None, "job", "connection", "dirty", "crm_id"),
+    Index(None, "job", "connection", "decide_again_at"),
     Index(None, "connection", "crm_id"),
 )
 

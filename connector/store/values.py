@@ -91,6 +91,8 @@ class Decision:
     done: bool
     """Leave the queue now; ``False`` keeps the contact queued (its write's result is not committed yet,
     or a dry run must leave the queue as it found it)."""
+    decide_again_at: datetime | None = None
+    """When time alone may change the decision: the contact is queued again then (see ``Queue.wake``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from datetime import datetime
 from connector.crm import StageUpdate
 from connector.lifecycle.rules import Rules, decide
 from connector.mapping import CrmMapping
-from connector.planner import plan_write
+from connector.planner import BEYOND_LADDER, plan_write
 from connector.runs import WriteMode
 from connector.store.values import Decision, Intent, PendingWrite, QueuedContact
 from connector.sync.result import PlannedWrite
@@ -85,15 +85,18 @@ def decide_chunk(
         if update is not None:
             plan.changed += 1
         writes = update is not None and write_mode.writes
+        beyond = planned.beyond_ladder
         plan.decisions.append(
             Decision(
                 crm_id=queued.crm_id,
-                stage=decision.stage,
-                rule=decision.rule,
-                reasons=tuple(decision.reasons),
+                # beyond the ladder: the CRM's stage wins, so no rung is recorded (the funnel counts it apart)
+                stage=None if beyond else decision.stage,
+                rule=BEYOND_LADDER if beyond else decision.rule,
+                reasons=(planned.skip or "",) if beyond else tuple(decision.reasons),
                 at=now,
                 # a contact with a write to make stays queued until the write's result is committed
                 done=write_mode.records and not writes,
+                decide_again_at=None if beyond else decision.decide_again_at,
             )
         )
         if update is None or not write_mode.writes:

@@ -444,6 +444,9 @@ class _Run:
     # -- decide, plan, write -------------------------------------------------------
     def _decide_and_write(self, client: CrmClient, mapping: CrmMapping, counts: ConnectionCounts) -> bool:
         name = client.connection
+        with self._transaction() as db:
+            # decisions that time alone may have changed (a booked meeting's start came) are due again
+            self.store.queue.wake(db, self.job, name, self.clock())
         with self._read() as db:
             total = self.store.queue.count(db, self.job, name)
         buffer: list[StageWrite] = []

@@ -81,7 +81,6 @@ def test_protected_rung_is_never_changed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lifecycle", "expected"),
     [
-        pytest.param("customer", None, id="HubSpot customer is outside the ladder: kept"),
         pytest.param("salesqualifiedlead", None, id="secondary field higher: forward only"),
         pytest.param("marketingqualifiedlead", None, id="secondary already right"),
         pytest.param("subscriber", "marketingqualifiedlead", id="secondary moves up"),
@@ -91,3 +90,29 @@ def test_secondary_field_follows_the_policies(hubspot: CrmMapping, lifecycle: st
     plan = plan_write(record(hubspot, "lead", lifecycle), decision(Stage.MQL), hubspot, regression=False, now=NOW)
     assert plan.update is not None
     assert plan.update.fields.get("lifecyclestage") == expected
+
+
+@pytest.mark.parametrize(
+    ("primary", "lifecycle", "field"),
+    [
+        pytest.param(None, "customer", "lifecyclestage", id="HubSpot customer"),
+        pytest.param("lead", "opportunity", "lifecyclestage", id="HubSpot opportunity, our field on lead"),
+        pytest.param(None, "evangelist", "lifecyclestage", id="HubSpot evangelist"),
+        pytest.param(None, "other", "lifecyclestage", id="HubSpot other"),
+        pytest.param("partner", None, "crmsync_lifecycle_stage", id="a custom value in our own field"),
+    ],
+)
+def test_a_stage_beyond_the_ladder_in_any_stage_field_wins_and_nothing_is_written(
+    hubspot: CrmMapping, primary: str | None, lifecycle: str, field: str
+) -> None:
+    plan = plan_write(record(hubspot, primary, lifecycle), decision(Stage.SQL), hubspot, regression=True, now=NOW)
+
+    assert plan.update is None
+    assert plan.beyond_ladder
+    assert plan.skip is not None and field in plan.skip and "outside the ladder" in plan.skip
+
+
+def test_empty_stage_fields_are_not_beyond_the_ladder(hubspot: CrmMapping) -> None:
+    plan = plan_write(record(hubspot, "", ""), decision(Stage.LEAD), hubspot, regression=False, now=NOW)
+
+    assert plan.update is not None and not plan.beyond_ladder

@@ -357,3 +357,36 @@ def _value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     return str(value)
+
+
+def test_a_future_activity_sets_the_moment_to_decide_again(rules: Rules) -> None:
+    person = contact(activity("meeting_held", -3), activity("meeting_held", -1), industry="software")
+
+    decision = decide(person, None, rules, now=NOW)
+
+    assert decision.stage is None
+    assert decision.decide_again_at == activity("meeting_held", -1).occurred_at
+    later = decide(person, None, rules, now=decision.decide_again_at)
+    assert later.stage == Stage.MEETING
+    assert later.decide_again_at == activity("meeting_held", -3).occurred_at
+
+
+def test_nothing_dated_ahead_means_no_moment_to_decide_again(rules: Rules) -> None:
+    person = contact(activity("content_download", 400), activity("demo_request", 2))
+
+    assert decide(person, None, rules, now=NOW).decide_again_at is None
+    assert decide(person, None, rules, now=NOW, explain=False).decide_again_at is None
+
+
+def test_with_regression_a_closing_window_is_a_moment_to_decide_again(raw_rules: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw_rules)
+    data["regression"] = True
+    rules = compile_rules(data)
+    person = contact(activity("email_reply", 300))
+
+    decision = decide(person, None, rules, now=NOW)
+
+    assert decision.stage == Stage.PROSPECT
+    assert decision.decide_again_at is not None
+    after = decide(person, None, rules, now=decision.decide_again_at)
+    assert after.stage == Stage.LEAD  # the 365-day exchange window closed; the reply still makes a lead

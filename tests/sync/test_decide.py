@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from connector.lifecycle.rules import Rules, load_rules
 from connector.mapping import CrmMapping, load_mapping
-from connector.model import Stage
+from connector.model import Activity, Stage
+from connector.planner import BEYOND_LADDER
 from connector.runs import WriteMode
 from connector.store import QueuedContact
 from connector.sync.decide import decide_chunk
-from tests.sync.builders import NOW, OFF_ICP, downloads, intent, queued
+from tests.sync.builders import NOW, OFF_ICP, STAGE_FIELD, downloads, intent, queued
 
 REPO = Path(__file__).resolve().parents[2]
 WRITE, RECORD_ONLY, DRY_RUN = WriteMode.WRITE, WriteMode.RECORD_ONLY, WriteMode.DRY_RUN
@@ -77,7 +79,7 @@ CASES = [
     pytest.param(
         queued(activities=MQL, shows="partner"),
         WRITE,
-        Expect(Stage.MQL, not_needed=True),
+        Expect(None, not_needed=True),
         id="value-outside-the-ladder-wins",
     ),
     pytest.param(
@@ -107,7 +109,7 @@ CASES = [
     pytest.param(
         queued(activities=LEAD, shows="partner", pending=intent(Stage.MQL)),
         WRITE,
-        Expect(Stage.LEAD, stale=True, not_needed=True),
+        Expect(None, stale=True, not_needed=True),
         id="pending-write-no-longer-wanted-is-dropped-from-the-outbox",
     ),
 ]
@@ -175,3 +177,28 @@ def test_the_last_rung_written_counts_when_the_crm_shows_none(rules: Rules, mapp
     plan = decide_chunk([contact], rules=rules, mapping=mapping, write_mode=WRITE, run_id="r", now=NOW)
 
     assert plan.decisions[0].stage == Stage.MQL
+
+
+def test_a_contact_beyond_the_ladder_is_decided_apart_with_why(rules: Rules, mapping: CrmMapping) -> None:
+    customer = replace(queued(activities=MQL), stage_values={STAGE_FIELD: None, "lifecyclestage": "customer"})
+
+    plan = decide_chunk([customer], rules=rules, mapping=mapping, write_mode=WRITE, run_id="r", now=NOW)
+
+    [decision] = plan.decisions
+    assert plan.writes == [] and plan.changed == 0
+    assert (decision.stage, decision.rule) == (None, BEYOND_LADDER)
+    assert decision.reasons == (
+        "CRM lifecyclestage is 'customer', outside the ladder: the CRM's stage wins, nothing written",
+    )
+
+
+def test_a_meeting_ahead_gives_the_decision_its_moment_to_decide_again(rules: Rules, mapping: CrmMapping) -> None:
+    ahead = Activity(kind="meeting_held", occurred_at=NOW + timedelta(days=5), id="m1")
+
+    plan = decide_chunk(
+        [queued(activities=(*LEAD, ahead))], rules=rules, mapping=mapping, write_mode=WRITE, run_id="r", now=NOW
+    )
+
+    [decision] = plan.decisions
+    assert decision.stage == Stage.LEAD
+    assert decision.decide_again_at == ahead.occurred_at

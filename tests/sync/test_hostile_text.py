@@ -130,7 +130,7 @@ def test_a_store_made_by_the_first_schema_takes_long_ids_once_migrated(store_url
                 {"id": FORM_SUBMISSION_ID},
             )
             assert db.execute(text("SELECT crm_id FROM job_contacts")).scalar_one() == FORM_SUBMISSION_ID
-            assert db.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+            assert db.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
     finally:
         store.close()
 

@@ -91,8 +91,8 @@ def test_given_a_value_outside_the_ladder_when_the_job_runs_then_it_is_never_ove
     runner()
 
     assert crm.stage_of("c0003") == "partner"
-    # the primary field is written; HubSpot's own "customer" wins on its field
-    assert crm.stage_of("c0004") == "sql"
+    # HubSpot's own "customer" is beyond the ladder: it wins on every stage field, nothing is written
+    assert crm.stage_of("c0004") is None
     assert crm.people["c0004"].values["lifecyclestage"] == "customer"
 
 

@@ -29,9 +29,14 @@ from urllib.parse import parse_qs
 from connector.sandbox.hubspot.limits import Limits, RateLimiter
 from connector.sandbox.hubspot.store import (
     ASSOCIATION_TYPE,
+    COMPANY_ID_BASE,
+    COMPANY_PRIMARY_CONTACT,
+    COMPANY_UNLABELED_CONTACT,
     FORMS,
     LIFECYCLE_ORDER,
     OBJECT_TITLE,
+    PRIMARY_COMPANY,
+    UNLABELED_COMPANY,
     Engagements,
     PropertyDef,
     Store,
@@ -53,6 +58,7 @@ ASSOCIATION_BATCH_MAX = 1000
 FORM_PAGE_MAX = 50
 LIFECYCLE_RANK = {value: rank for rank, value in enumerate(LIFECYCLE_ORDER)}
 CONTACT_DEFAULTS = ("firstname", "lastname", "email", "createdate", "lastmodifieddate", "hs_object_id")
+COMPANY_DEFAULTS = ("name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id")
 ENGAGEMENT_DEFAULTS = ("hs_createdate", "hs_lastmodifieddate", "hs_object_id")
 OBJECTS = ("contacts", "meetings", "emails", "calls")
 
@@ -83,9 +89,21 @@ def _route(method: str, path: str, endpoint: str, handler: str, search: bool = F
 
 
 ROUTES: tuple[Route, ...] = (
-    _route("GET", r"/crm/v3/objects/(contacts|meetings|emails|calls)", "{0}.list", "list_objects"),
-    _route("POST", r"/crm/v3/objects/(contacts|meetings|emails|calls)/search", "{0}.search", "search", True),
-    _route("POST", r"/crm/v3/objects/(contacts)/batch/read", "{0}.batch_read", "batch_read"),
+    _route("GET", r"/crm/v3/objects/(contacts|companies|meetings|emails|calls)", "{0}.list", "list_objects"),
+    _route("POST", r"/crm/v3/objects/(contacts|companies|meetings|emails|calls)/search", "{0}.search", "search", True),
+    _route("POST", r"/crm/v3/objects/(contacts|companies)/batch/read", "{0}.batch_read", "batch_read"),
+    _route(
+        "POST",
+        r"/crm/v4/associations/contacts/companies/batch/read",
+        "associations.batch_read",
+        "company_associations",
+    ),
+    _route(
+        "POST",
+        r"/crm/v4/associations/companies/contacts/batch/read",
+        "associations.batch_read",
+        "company_contacts",
+    ),
     _route("POST", r"/crm/v3/objects/(contacts)/batch/update", "{0}.batch_update", "batch_update"),
     _route(
         "POST",
@@ -93,7 +111,7 @@ ROUTES: tuple[Route, ...] = (
         "associations.batch_read",
         "associations",
     ),
-    _route("GET", r"/crm/v3/properties/(contacts)", "properties.list", "list_properties"),
+    _route("GET", r"/crm/v3/properties/(contacts|companies)", "properties.list", "list_properties"),
     _route("GET", r"/crm/v3/properties/(contacts)/([A-Za-z0-9_]+)", "properties.get", "get_property"),
     _route("POST", r"/crm/v3/properties/(contacts)", "properties.create", "create_property"),
     _route("GET", r"/marketing/v3/forms/?", "forms.list", "list_forms"),
@@ -289,6 +307,8 @@ class HubSpotApp:
     def _view(self, name: str) -> ObjectView:
         if name == "contacts":
             return ContactView(self.store)
+        if name == "companies":
+            return CompanyView(self.store)
         return EngagementView(self.store, self.store.engagements[name])
 
     def list_objects(
@@ -368,7 +388,7 @@ class HubSpotApp:
     def batch_read(
         self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
     ) -> tuple[int, Json]:
-        view = ContactView(self.store)
+        view = self._view(name)
         inputs = body.get("inputs") or []
         if len(inputs) > BATCH_MAX:
             raise HttpError(400, "VALIDATION_ERROR", f"Batch input size exceeds the limit of {BATCH_MAX}")
@@ -429,6 +449,79 @@ class HubSpotApp:
         if missing:
             payload["numErrors"] = 1
             payload["errors"] = [_not_found(missing, name.upper().rstrip("S"))]
+            return 207, payload
+        return 200, payload
+
+    def company_associations(
+        self, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        """Contacts to their companies (v4): the primary company carries the primary type and the unlabeled one."""
+        inputs = body.get("inputs") or []
+        if len(inputs) > ASSOCIATION_BATCH_MAX:
+            raise HttpError(400, "VALIDATION_ERROR", f"Batch input size exceeds the limit of {ASSOCIATION_BATCH_MAX}")
+        store = self.store
+        results, missing = [], []
+        for item in inputs:
+            raw = str(item.get("id", ""))
+            index = store.contact_index(int(raw)) if raw.isdigit() else None
+            if index is None:
+                missing.append(raw)
+                continue
+            company = store.contact_company[index]
+            if company < 0:
+                continue  # HubSpot leaves a contact without companies out of the results
+            types = [
+                {"category": "HUBSPOT_DEFINED", "typeId": PRIMARY_COMPANY[0], "label": "Primary"},
+                {"category": "HUBSPOT_DEFINED", "typeId": UNLABELED_COMPANY[0], "label": None},
+            ]
+            results.append(
+                {
+                    "from": {"id": raw},
+                    "to": [{"toObjectId": store.companies.object_id(company), "associationTypes": types}],
+                }
+            )
+        payload = _batch_payload(results)
+        if missing:
+            payload["numErrors"] = 1
+            payload["errors"] = [_not_found(missing)]
+            return 207, payload
+        return 200, payload
+
+    def company_contacts(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        """Companies to their contacts (v4); a contact whose primary company it is has type 2 as well as 280."""
+        inputs = body.get("inputs") or []
+        if len(inputs) > ASSOCIATION_BATCH_MAX:
+            raise HttpError(400, "VALIDATION_ERROR", f"Batch input size exceeds the limit of {ASSOCIATION_BATCH_MAX}")
+        store = self.store
+        wanted: dict[int, str] = {}
+        missing = []
+        for item in inputs:
+            raw = str(item.get("id", ""))
+            index = store.companies.index_of(int(raw)) if raw.isdigit() else None
+            if index is None:
+                missing.append(raw)
+            else:
+                wanted[index] = raw
+        members: dict[int, list[int]] = {index: [] for index in wanted}
+        for contact, company in enumerate(store.contact_company):
+            if company in members:
+                members[company].append(contact)
+        types = [
+            {"category": "HUBSPOT_DEFINED", "typeId": COMPANY_PRIMARY_CONTACT[0], "label": "Primary"},
+            {"category": "HUBSPOT_DEFINED", "typeId": COMPANY_UNLABELED_CONTACT[0], "label": None},
+        ]
+        results = [
+            {
+                "from": {"id": wanted[index]},
+                "to": [{"toObjectId": store.contact_id(c), "associationTypes": types} for c in contacts],
+            }
+            for index, contacts in members.items()
+            if contacts
+        ]
+        payload = _batch_payload(results)
+        if missing:
+            payload["numErrors"] = 1
+            payload["errors"] = [_not_found(missing, "COMPANY")]
             return 207, payload
         return 200, payload
 
@@ -513,7 +606,8 @@ class HubSpotApp:
     def list_properties(
         self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
     ) -> tuple[int, Json]:
-        return 200, {"results": [_property_json(p) for p in self.store.properties.values()]}
+        properties = self.store.company_properties if name == "companies" else self.store.properties
+        return 200, {"results": [_property_json(p) for p in properties.values()]}
 
     def get_property(
         self, name: str, prop: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
@@ -639,17 +733,61 @@ class ContactView(ObjectView):
         store = self.store
         names = [*properties, "createdate", "lastmodifieddate", "hs_object_id"] if properties else CONTACT_DEFAULTS
         props = {name: store.get(index, name) for name in names if name in store.properties}
-        return {
+        record: Json = {
             "id": str(store.contact_id(index)),
             "properties": props,
             "createdAt": iso(store.instants["createdate"][index]),
             "updatedAt": iso(store.instants["lastmodifieddate"][index]),
             "archived": False,
         }
+        company = store.contact_company[index]
+        if company >= 0 and ("companies" in associations or "company" in associations):
+            company_id = str(store.companies.object_id(company))
+            # v3 lists the primary company twice: with the primary type and with the unlabeled one
+            record["associations"] = {
+                "companies": {
+                    "results": [
+                        {"id": company_id, "type": PRIMARY_COMPANY[1]},
+                        {"id": company_id, "type": UNLABELED_COMPANY[1]},
+                    ]
+                }
+            }
+        return record
 
     def sort_column(self, name: str) -> Callable[[int], Any]:
         store = self.store
         return lambda i: store.sort_value(i, name)
+
+
+class CompanyView(ObjectView):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.companies = store.companies
+        self.count = len(store.companies)
+
+    def id_of(self, index: int) -> int:
+        return self.companies.object_id(index)
+
+    def index_of(self, object_id: int) -> int | None:
+        return self.companies.index_of(object_id)
+
+    def first_index_after(self, object_id: int) -> int:
+        return max(0, min(object_id - COMPANY_ID_BASE - 1, self.count))
+
+    def record(self, index: int, properties: list[str], associations: list[str]) -> Json:
+        names = [*properties, "createdate", "hs_lastmodifieddate", "hs_object_id"] if properties else COMPANY_DEFAULTS
+        known = self.store.company_properties
+        return {
+            "id": str(self.companies.object_id(index)),
+            "properties": {name: self.companies.get(index, name) for name in names if name in known},
+            "createdAt": iso(self.companies.created[index]),
+            "updatedAt": iso(self.companies.modified[index]),
+            "archived": False,
+        }
+
+    def sort_column(self, name: str) -> Callable[[int], Any]:
+        companies = self.companies
+        return lambda i: companies.sort_value(i, name)
 
 
 class EngagementView(ObjectView):
@@ -674,10 +812,13 @@ class EngagementView(ObjectView):
         e = self.e
         if e.raw and (index, name) in e.raw:
             return e.raw[(index, name)]
-        if name in ("hs_timestamp", "hs_createdate", "hs_meeting_start_time"):
+        if name == "hs_createdate":
+            return iso(e.at[index])
+        if name in ("hs_timestamp", "hs_meeting_start_time"):
+            # hs_timestamp is when the activity takes place (a meeting's start), not when it was logged
             if name == "hs_meeting_start_time" and self.name != "meetings":
                 return None
-            return iso(e.at[index])
+            return iso(e.start[index])
         if name == "hs_lastmodifieddate":
             return iso(e.modified[index])
         if name == "hs_object_id":
@@ -689,7 +830,7 @@ class EngagementView(ObjectView):
         if name == "hs_call_status" and self.name == "calls":
             return "COMPLETED"
         if name == "hs_meeting_end_time" and self.name == "meetings":
-            return iso(e.at[index] + 1_800_000)
+            return iso(e.start[index] + 1_800_000)
         return None
 
     def record(self, index: int, properties: list[str], associations: list[str]) -> Json:
@@ -712,8 +853,10 @@ class EngagementView(ObjectView):
 
     def sort_column(self, name: str) -> Callable[[int], Any]:
         e = self.e
-        if name in ("hs_timestamp", "hs_createdate", "hs_meeting_start_time"):
+        if name == "hs_createdate":
             return lambda i: e.at[i]
+        if name in ("hs_timestamp", "hs_meeting_start_time"):
+            return lambda i: e.start[i]
         if name == "hs_lastmodifieddate":
             return lambda i: e.modified[i]
         if name == "hs_object_id":

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connector.sandbox.generator import FakeActivity, FakePerson
+from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson
 
 CONNECTED = "f240bbac-87c9-4f6e-bf70-924b57d47db7"
 NO_ANSWER = "73a0d17f-1163-4015-bdd5-ec830791da20"
@@ -115,6 +115,19 @@ ASSOCIATION_TYPE = {
     "calls": (194, "call_to_contact"),
 }
 
+COMPANY_ID_BASE = 10_000_000_000
+COMPANY_PROPERTIES: tuple[str, ...] = ("name", "domain", "industry", "numberofemployees", "country")
+PRIMARY_COMPANY = (1, "contact_to_company")
+"""The contact-to-company association HubSpot marks primary: v4 type id, v3 inline type name."""
+UNLABELED_COMPANY = (279, "contact_to_company_unlabeled")
+"""Every associated company also carries the unlabeled type, the primary one included."""
+COMPANY_PRIMARY_CONTACT = (2, "company_to_contact")
+"""The same association seen from the company (v4 type id, v3 name); unlabeled: 280."""
+COMPANY_UNLABELED_CONTACT = (280, "company_to_contact_unlabeled")
+CONTACT_ONLY_FIRMOGRAPHICS = 5
+"""One person in this many keeps a (possibly stale) copy of the firmographics on the contact itself; the others,
+as in real portals, have them only on their company."""
+
 CONTACT_TEXT: tuple[str, ...] = (
     "email",
     "firstname",
@@ -171,6 +184,9 @@ class Engagements:
         self.contact = array("l")
         """Contact index of each record (one association)."""
         self.at = array("q")
+        """When the record was created (``hs_createdate``): for a meeting, when it was booked."""
+        self.start = array("q")
+        """When it takes place (``hs_timestamp``; a meeting's ``hs_meeting_start_time``), often after ``at``."""
         self.modified = array("q")
         self.code = array("b")
         self.detail = array("l")
@@ -181,9 +197,12 @@ class Engagements:
     def __len__(self) -> int:
         return len(self.at)
 
-    def add(self, contact: int, at_ms: int, modified_ms: int, code: int, detail: int) -> int:
+    def add(
+        self, contact: int, at_ms: int, modified_ms: int, code: int, detail: int, start_ms: int | None = None
+    ) -> int:
         self.contact.append(contact)
         self.at.append(at_ms)
+        self.start.append(at_ms if start_ms is None else start_ms)
         self.modified.append(modified_ms)
         self.code.append(code)
         self.detail.append(detail)
@@ -195,6 +214,59 @@ class Engagements:
     def index_of(self, object_id: int) -> int | None:
         index = object_id - self.base - 1
         return index if 0 <= index < len(self.at) else None
+
+
+class Companies:
+    """HubSpot companies in columns; company ``i`` has id ``COMPANY_ID_BASE + i + 1``."""
+
+    def __init__(self) -> None:
+        self.text: dict[str, list[str | None]] = {name: [] for name in COMPANY_PROPERTIES}
+        self.created = array("q")
+        self.modified = array("q")
+        self.by_domain: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.created)
+
+    def add(self, values: dict[str, str | None], *, created_ms: int) -> int:
+        for name, column in self.text.items():
+            column.append(values.get(name))
+        self.created.append(created_ms)
+        self.modified.append(created_ms)
+        index = len(self.created) - 1
+        domain = values.get("domain")
+        if domain:
+            self.by_domain[domain.lower()] = index
+        return index
+
+    @staticmethod
+    def object_id(index: int) -> int:
+        return COMPANY_ID_BASE + index + 1
+
+    def index_of(self, object_id: int) -> int | None:
+        index = object_id - COMPANY_ID_BASE - 1
+        return index if 0 <= index < len(self.created) else None
+
+    def get(self, index: int, name: str) -> str | None:
+        column = self.text.get(name)
+        if column is not None:
+            return column[index]
+        if name in ("createdate", "hs_createdate"):
+            return iso(self.created[index])
+        if name == "hs_lastmodifieddate":
+            return iso(self.modified[index])
+        if name == "hs_object_id":
+            return str(self.object_id(index))
+        return None
+
+    def sort_value(self, index: int, name: str) -> int | str | None:
+        if name in ("createdate", "hs_createdate"):
+            return self.created[index]
+        if name == "hs_lastmodifieddate":
+            return self.modified[index]
+        if name == "hs_object_id":
+            return self.object_id(index)
+        return self.get(index, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +332,9 @@ class Store:
         self.extra: dict[str, dict[int, str]] = {}
         """Properties created through the API: sparse, contact index to value."""
         self.by_email: dict[str, int] = {}
+        self.companies = Companies()
+        self.contact_company = array("l")
+        """Each contact's primary company index (-1: none)."""
         self.details = Details()
         self.engagements = {name: Engagements(name) for name in ("meetings", "emails", "calls")}
         self.forms = {form.guid: FormSubmissions(form) for form in FORMS}
@@ -276,6 +351,16 @@ class Store:
         )
         self.properties["numemployees"] = PropertyDef(
             "numemployees", "Number of Employees", "enumeration", "select", [label for _, label in EMPLOYEE_RANGES]
+        )
+        self.company_properties: dict[str, PropertyDef] = {
+            name: PropertyDef(name, name, "string", "text", [], group="companyinformation")
+            for name in (*COMPANY_PROPERTIES, "createdate", "hs_lastmodifieddate", "hs_object_id")
+        }
+        self.company_properties["industry"] = PropertyDef(
+            "industry", "Industry", "enumeration", "select", sorted(set(INDUSTRY.values())), group="companyinformation"
+        )
+        self.company_properties["numberofemployees"] = PropertyDef(
+            "numberofemployees", "Number of Employees", "number", "number", [], group="companyinformation"
         )
         if with_stage_property:
             self.create_property(
@@ -313,9 +398,13 @@ class Store:
         index = contact_id - 1
         return index if 0 <= index < self.contact_count else None
 
-    def add_contact(self, values: dict[str, str | None], *, created_ms: int, modified_ms: int) -> int:
+    def add_contact(
+        self, values: dict[str, str | None], *, created_ms: int, modified_ms: int, company: int = -1
+    ) -> int:
+        """A contact with ``values``, associated with company index ``company`` (primary) unless it is -1."""
         with self.lock:
             index = self.contact_count
+            self.contact_company.append(company)
             for name, column in self.text.items():
                 column.append(values.get(name))
             self.instants["createdate"].append(created_ms)
@@ -329,8 +418,36 @@ class Store:
             self.version += 1
             return index
 
+    def add_company(self, company: FakeCompany, created_ms: int) -> int:
+        """The company with ``company``'s domain, added on first sight."""
+        with self.lock:
+            found = self.companies.by_domain.get(company.domain.lower())
+            if found is not None:
+                return found
+            self.version += 1
+            return self.companies.add(
+                {
+                    "name": company.name,
+                    "domain": company.domain,
+                    "industry": INDUSTRY.get(company.industry, company.industry.upper()),
+                    "numberofemployees": str(company.employees),
+                    "country": company.country,
+                },
+                created_ms=created_ms,
+            )
+
+    def set_company(self, index: int, name: str, value: str | None) -> None:
+        """Edit one company property (its ``hs_lastmodifieddate`` moves to now), as a person in HubSpot would."""
+        with self.lock:
+            self.companies.text[name][index] = value or None
+            self.companies.modified[index] = max(self.now_ms(), self.companies.modified[index])
+            self.version += 1
+
     def add_person(self, person: FakePerson) -> int:
+        """The person as a contact associated with their company (primary). Most contacts carry no firmographics
+        of their own, as in real portals; one in ``CONTACT_ONLY_FIRMOGRAPHICS`` keeps a copy."""
         company = person.company
+        own = person.index % CONTACT_ONLY_FIRMOGRAPHICS == 0
         return self.add_contact(
             {
                 "email": person.email,
@@ -339,13 +456,14 @@ class Store:
                 "jobtitle": person.job_title,
                 "company": company.name,
                 "hs_email_domain": company.domain,
-                "numemployees": employees_range(company.employees),
-                "industry": INDUSTRY.get(company.industry, company.industry.upper()),
-                "country": company.country,
+                "numemployees": employees_range(company.employees) if own else None,
+                "industry": INDUSTRY.get(company.industry, company.industry.upper()) if own else None,
+                "country": company.country if own else None,
                 "lifecyclestage": "subscriber",
             },
             created_ms=to_ms(person.created_at),
             modified_ms=to_ms(person.modified_at),
+            company=self.add_company(company, to_ms(person.created_at)),
         )
 
     def get(self, index: int, name: str) -> str | None:
@@ -404,7 +522,8 @@ class Store:
             code = 1  # RESCHEDULED counts as booked too
         engagements = self.engagements[target]
         with self.lock:
-            engagements.add(contact, at, at, code, self.details.code(activity.detail))
+            start = to_ms(activity.starts_at) if activity.starts_at is not None else at
+            engagements.add(contact, at, at, code, self.details.code(activity.detail), start)
             self.version += 1
 
     def add_submission(self, guid: str, contact: int, at_ms: int, page: str, *, bulk: bool = False) -> None:

@@ -218,6 +218,10 @@ class _Seeder:
             self.summary.tasks += 1
         elif kind in _EVENTS:
             booked = at - timedelta(days=self.rng.randrange(1, 14))
+            modified = at
+            if activity.starts_at is not None:
+                # booked at ``at`` (CreatedDate) for a start that may still be ahead; last edited when booked
+                booked, modified, at = at, at, activity.starts_at
             self.org.insert(
                 "Event",
                 {
@@ -227,7 +231,7 @@ class _Seeder:
                     "Type": _EVENTS[kind],
                     "StartDateTime": format_datetime(at),
                     "EndDateTime": format_datetime(at + timedelta(minutes=30)),
-                    **self.stamps(booked, at),
+                    **self.stamps(booked, modified),
                 },
             )
             self.summary.events += 1
