@@ -178,6 +178,7 @@ def changes(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 200,
+    connection: str | None = None,
 ) -> list[ChangeView]:
     """Stage changes, newest first, filtered."""
     c = stage_changes.c
@@ -189,6 +190,8 @@ def changes(
         query = query.where(c.job == job)
     if stage:
         query = query.where(c.to_stage == stage)
+    if connection:
+        query = query.where(c.connection == connection)
     if since:
         query = query.where(c.changed_at >= since)
     if until:
@@ -294,3 +297,43 @@ def find_contacts(store: Store, key: str) -> list[ContactView]:
                 )
             )
     return found
+
+
+def last_completed_at(store: Store, job: str) -> datetime | None:
+    """When ``job``'s last completed run (not a dry run) finished, or ``None`` if it never completed one."""
+    with store.begin() as db:
+        value = db.execute(
+            select(func.max(runs.c.finished_at)).where(
+                runs.c.job == job, runs.c.status == RunStatus.COMPLETED.value, runs.c.dry_run.is_(False)
+            )
+        ).scalar_one()
+    return value
+
+
+def latest_run_since(store: Store, job: str, since: datetime) -> RunView | None:
+    """``job``'s newest run started at or after ``since`` (the run a command just made, failed or not)."""
+    with store.begin() as db:
+        row = db.execute(
+            select(runs).where(runs.c.job == job, runs.c.started_at >= since).order_by(runs.c.started_at.desc()).limit(1)
+        ).first()
+    return _run(row) if row else None
+
+
+def run_list(
+    store: Store, *, job: str | None = None, status: str | None = None, limit: int = 50
+) -> list[RunView]:
+    """Runs, newest first, optionally of one job and one status."""
+    query = select(runs)
+    if job:
+        query = query.where(runs.c.job == job)
+    if status:
+        query = query.where(runs.c.status == status)
+    with store.begin() as db:
+        rows = db.execute(query.order_by(runs.c.started_at.desc(), runs.c.id).limit(limit)).all()
+    return [_run(row) for row in rows]
+
+
+def known_jobs(store: Store) -> set[str]:
+    """Every job name the store has a run of."""
+    with store.begin() as db:
+        return {row[0] for row in db.execute(select(runs.c.job).distinct()).all()}
