@@ -505,36 +505,6 @@ def explain(
 # ---------------------------------------------------------------------------
 
 
-CAUSE_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("PICKLIST", "INVALID_OPTION", "BAD_VALUE", "INVALID_ENUM"),
-     "the stage value is not an option of the CRM field: run `crmsync setup` or fix the mapping's [stage.values]"),
-    (("VALIDATION",), "a validation rule in the CRM refused the write: ask the CRM admin, then --retry"),
-    (("ACCESS", "NOT_WRITEABLE", "READ_ONLY", "PERMISSION", "FORBIDDEN"),
-     "the integration user may not edit this field or record: fix its permissions, then --retry"),
-    (("DELETED", "NOT_FOUND", "MERGED"), "the record was deleted or merged in the CRM: nothing to write"),
-    (("LOCK",), "another process held the record: --retry"),
-    (("retries_exhausted",), "the CRM kept failing on this record: --retry later"),
-)  # fmt: skip
-
-
-def cause_hint(code: str | None) -> str:
-    """What to do about a dead letter with this vendor code."""
-    text = (code or "").upper()
-    for markers, hint in CAUSE_HINTS:
-        if any(marker.upper() in text for marker in markers):
-            return hint
-    return "read the reason, fix it in the CRM or the mapping, then `crmsync dead-letters --retry`"
-
-
-def group_causes(letters: list[Any]) -> dict[tuple[str, str], tuple[int, str, str]]:
-    """(connection, code) -> (how many, one reason, a hint), largest group first."""
-    groups: dict[tuple[str, str], list[Any]] = {}
-    for letter in letters:
-        groups.setdefault((letter.connection, letter.code or "(no code)"), []).append(letter)
-    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
-    return {key: (len(items), items[0].reason or "", cause_hint(key[1])) for key, items in ordered}
-
-
 def dead_letters(
     ctx: typer.Context,
     job: Annotated[str | None, typer.Option("--job", help="Only this job's records.")] = None,
@@ -596,11 +566,16 @@ def dead_letters(
                 }
             )
     else:
-        causes = group_causes(letters)
+        from connector.causes import group_by_cause
+
+        causes = group_by_cause(letters)
         print_rows(
             f"causes ({len(causes)})",
-            ["records", "connection", "code", "example reason", "what to do"],
-            [[str(n), conn, code_, reason, hint] for (conn, code_), (n, reason, hint) in causes.items()],
+            ["records", "code", "jobs", "example reason", "what to do"],
+            [
+                [str(len(c.letters)), c.code or "(no code)", ", ".join(c.jobs), c.letters[0].reason or "", c.hint]
+                for c in causes
+            ],
             numeric={"records"},
         )
         print_rows(

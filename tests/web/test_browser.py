@@ -20,10 +20,10 @@ from urllib.parse import quote
 
 import pytest
 
+from connector.causes import HINTS
 from connector.report import build_funnel
 from connector.store import open_store
 from connector.web.app import create_app
-from connector.web.causes import HINTS
 from tests.web.conftest import HOSTILE_EMAIL, NOW, PICKLIST, SHARED_EMAIL, Filled, fill, make_config
 
 CHROMIUM = os.environ.get("CRMSYNC_CHROMIUM", "/usr/bin/chromium")

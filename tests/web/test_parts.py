@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from connector.causes import GENERIC_HINT, HINTS, group_by_cause, hint_for
 from connector.jobs import Job
 from connector.model import LADDER
 from connector.report import Funnel, RungFigures
 from connector.store.queries import DeadLetterView, RunView
-from connector.web.causes import GENERIC_HINT, HINTS, group_by_cause, hint_for
 from connector.web.chart import funnel_chart
 from connector.web.health import Level, job_health
 from connector.web.rendering import ago, code_spans, days, environment, visible
