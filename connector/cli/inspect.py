@@ -609,21 +609,74 @@ def dead_letters(
 def report(
     ctx: typer.Context,
     job: Annotated[str | None, typer.Option("--job", help="Only the contacts this job handles.")] = None,
+    connection: Annotated[
+        list[str] | None, typer.Option("--connection", help="Only this connection's contacts (repeatable).")
+    ] = None,
+    crm: Annotated[
+        str | None, typer.Option("--crm", help="Only the connections of this CRM (hubspot, salesforce).")
+    ] = None,
+    by_connection: Annotated[bool, typer.Option("--by-connection", help="One funnel per connection.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Cohorts that entered a rung from this date.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="... and before this date (default: now).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per funnel, with the definitions.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="CSV rows (one header line; a funnel column when split).")
+    ] = False,
     html_file: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report with a chart.")
     ] = None,
 ) -> None:
-    """The funnel: contacts per rung, conversion between rungs, median time in each rung."""
-    from connector.report import build_funnel, funnel_html, funnel_table
+    """The funnel: contacts per rung, when each rung was reached, cohort conversion and time in rung."""
+    from connector.report import build_funnel, funnel_csv, funnel_html, funnel_table
 
     context = services(ctx)
     config = context.config()
+    now = context.clock()
+    since_at, until_at = _instant(since, "--since"), _instant(until, "--until")
+    if as_json and as_csv:
+        raise CommandFailed("--json and --csv: choose one")
+    chosen = [check_connection(config, name) for name in connection or []]
+    if crm is not None:
+        of_crm = [name for name, settings in config.connections.items() if settings.type == crm]
+        if not of_crm:
+            types = sorted({settings.type for settings in config.connections.values()})
+            raise CommandFailed(
+                f"--crm {crm!r}: no connection of that CRM (the config has {', '.join(types) or 'none'})"
+            )
+        chosen = sorted(set(chosen) & set(of_crm)) if chosen else of_crm
+    scopes: list[list[str] | None] = (
+        [[name] for name in (chosen or sorted(config.connections))] if by_connection else [chosen or None]
+    )
     with context.store(config) as store:
-        funnel = build_funnel(store, job=job)
-    out.print(funnel_table(funnel))
+        if job is not None:
+            check_job(config, store, job)
+        funnels = [
+            build_funnel(store, job=job, config=config, connections=scope, since=since_at, until=until_at, now=now)
+            for scope in scopes
+        ]
+    if as_json:
+        for funnel in funnels:
+            write_json(funnel.as_json())
+        return
+    if as_csv:
+        for index, funnel in enumerate(funnels):
+            text = funnel_csv(funnel)
+            if by_connection:
+                lines = text.splitlines()
+                label = ",".join(funnel.connections)
+                text = "\n".join(
+                    ([f"connection,{lines[0]}"] if index == 0 else []) + [f"{label},{x}" for x in lines[1:]]
+                )
+                text += "\n"
+            elif index:
+                text = text.split("\n", 1)[1]
+            typer.get_binary_stream("stdout").write(text.encode("utf-8", "backslashreplace"))
+        return
+    for funnel in funnels:
+        out.print(funnel_table(funnel))
     if html_file is not None:
         try:
-            html_file.write_text(funnel_html(funnel, generated_at=context.clock()), encoding="utf-8")
+            html_file.write_text(funnel_html(funnels[0], generated_at=now), encoding="utf-8")
         except OSError as error:
             if error.errno == errno.ENOSPC:  # the table's "disk full" line and code, naming the file
                 raise OSError(error.errno, error.strerror, str(html_file)) from None

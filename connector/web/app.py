@@ -29,7 +29,7 @@ from connector.causes import group_by_cause
 from connector.config import Config
 from connector.errors import Problem
 from connector.jobs import Job, load_jobs
-from connector.report import build_funnel
+from connector.report import COLUMNS, build_funnel
 from connector.store import Store, queries
 from connector.web import reads
 from connector.web.chart import funnel_chart
@@ -199,13 +199,14 @@ class Pages:
     def funnel(self, request: Request) -> Response:
         known = self.known_jobs()
         job = self.job_filter(request, known)
-        figures = build_funnel(self.store, job=job)
+        figures = build_funnel(self.store, job=job, config=self.config, now=self.clock())
         return self.render(
             request,
             "funnel.html",
             "funnel",
             "Funnel",
             funnel=figures,
+            definitions=COLUMNS,
             chart=funnel_chart(figures),
             jobs=list(known.jobs),
             job=job,

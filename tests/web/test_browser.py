@@ -217,11 +217,14 @@ def test_failed_run_shows_its_error(browser: WebDriver, site: str, filled_sqlite
 
 def test_funnel_page_shows_the_funnel_numbers(browser: WebDriver, site: str, filled_sqlite: Filled) -> None:
     open_page(browser, site, "/funnel")
-    funnel = build_funnel(filled_sqlite.store)
+    funnel = build_funnel(filled_sqlite.store, config=filled_sqlite.config, now=NOW)
     labels = [element.text for element in browser.find_elements(By.CSS_SELECTOR, "svg.chart text.value")]
     assert labels == [f"{rung.reached} reached, {rung.on} on it" for rung in funnel.rungs]
-    table = [cells(row)[:3] for row in browser.find_elements(By.CSS_SELECTOR, "table tbody tr")]
-    assert table == [[rung.stage.value, str(rung.on), str(rung.reached)] for rung in funnel.rungs]
+    table = [cells(row)[:4] for row in browser.find_elements(By.CSS_SELECTOR, "table tbody tr")]
+    assert table[: len(funnel.rungs)] == [
+        [rung.stage.value, str(rung.on), str(rung.reached), str(rung.entered)] for rung in funnel.rungs
+    ]
+    assert table[-1][:2] == ["beyond the ladder", str(funnel.beyond_ladder)]
     bars = browser.find_elements(By.CSS_SELECTOR, "svg.chart rect.reached")
     widths = [bar.rect["width"] for bar in bars]
     assert widths == sorted(widths, reverse=True) and widths[0] > 0  # the ladder narrows as it climbs
