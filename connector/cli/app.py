@@ -173,6 +173,12 @@ class Command(TyperCommand):
             valued = opts and not getattr(param, "is_flag", False) and not getattr(param, "count", False)
             if valued and param.metavar is None and param.name:
                 param.metavar = param.name.upper()
+            if getattr(param, "param_type_name", "") == "argument":
+                # "JOB  Job name", not "JOB <str>"; and "crmsync run JOB", not "{JOB}"
+                param.display_type_rich = lambda ctx: None  # type: ignore[attr-defined]
+                name = param.metavar or (param.name or "").upper()
+                shown = name if param.required or name.startswith("[") else f"[{name}]"
+                param._usage_display_name = lambda shown=shown: shown  # type: ignore[attr-defined]
 
     def invoke(self, ctx: Any) -> Any:
         try:

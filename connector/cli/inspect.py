@@ -20,7 +20,7 @@ from rich.text import Text
 from connector.cli.check import parse_instant
 from connector.cli.exits import CommandFailed, ExitCode, report_failure
 from connector.cli.services import services
-from connector.cli.terminal import err, line, out, safe, visible, write_json
+from connector.cli.terminal import err, line, out, safe, visible, write_json, write_line
 
 
 def _when(value: datetime | None) -> str:
@@ -279,9 +279,9 @@ def print_rows(title: str, columns: list[str], rows: list[list[str]], *, numeric
     """
     if not out.is_terminal:
         err.print(title, markup=False)  # on standard error: standard output stays pure rows
-        out.print("\t".join(columns), markup=False)
+        write_line("\t".join(columns))
         for row in rows:
-            out.print(Text("\t".join(visible(cell).replace("\t", " ") for cell in row)), soft_wrap=True)
+            write_line("\t".join(visible(cell) for cell in row))  # visible() turns a tab into the two characters \t
         return
     table = Table(title=title)
     for column in columns:

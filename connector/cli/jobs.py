@@ -191,6 +191,13 @@ def run(
             help="Exit 7 when the CRM rejected more than this share (0-1) of the run's writes.",
         ),
     ] = None,
+    schema_check: Annotated[
+        bool,
+        typer.Option(
+            "--schema-check/--no-schema-check",
+            help="Check the mapped fields against each CRM's schema first (cached an hour after a pass).",
+        ),
+    ] = True,
 ) -> None:
     """Run one job now: pull, decide, write back, record. Exit 0 when the run completed."""
     context = services(ctx)
@@ -199,6 +206,10 @@ def run(
     context.logging(logging.WARNING if as_json else logging.INFO)
     started = context.clock()
     try:
+        if schema_check:
+            from connector.cli.schema_check import check_job_schema
+
+            check_job_schema(context, config, job)
         with context.store(config) as store, stop_on_sigterm() as stop:
             try:
                 result = execute(
