@@ -167,3 +167,20 @@ def test_a_passed_schema_check_is_not_asked_again_within_the_hour(project: tuple
     invoke(project, "run", JOB)
 
     assert asked == [1]
+
+
+def test_the_demo_explains_its_numbers() -> None:
+    from connector.cli.sandbox import explain_numbers
+    from connector.runs import RunStatus
+    from connector.sync.result import ConnectionCounts, RunResult
+
+    first = RunResult("r1", JOB, RunStatus.COMPLETED, NOW)
+    first.counts["hubspot"] = ConnectionCounts(contacts_read=1685, decided=1685, changed=1200, unchanged=485, skipped=222)
+    rerun = RunResult("r2", JOB, RunStatus.COMPLETED, NOW)
+    rerun.counts["hubspot"] = ConnectionCounts(contacts_read=1200)
+
+    words = " ".join(explain_numbers(first, rerun=False))
+    again = " ".join(explain_numbers(rerun, rerun=True))
+
+    assert "a first run reads every contact" in words and "skipped 222" in words and "could not be read" in words
+    assert "read 1200 contacts" in again and "echoes of our own writes" in again and "(decided 0)" in again
