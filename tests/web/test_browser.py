@@ -209,6 +209,27 @@ def test_runs_page_leads_to_a_run_with_its_counts(browser: WebDriver, site: str,
     shoot(browser, "run")
 
 
+def test_the_html_funnel_report_shows_the_figures_and_defines_every_column(
+    browser: WebDriver, filled_sqlite: Filled, tmp_path: Path
+) -> None:
+    from connector.report import COLUMNS, funnel_html
+
+    funnel = build_funnel(filled_sqlite.store, config=filled_sqlite.config, now=NOW)
+    page = tmp_path / "funnel.html"
+    page.write_text(funnel_html(funnel, generated_at=NOW), encoding="utf-8")
+
+    browser.get(page.as_uri())
+
+    rows = [cells(row) for row in browser.find_elements(By.CSS_SELECTOR, "table tr")][1:]
+    assert [row[:4] for row in rows[: len(funnel.rungs)]] == [
+        [rung.stage.value, str(rung.on), str(rung.reached), str(rung.entered)] for rung in funnel.rungs
+    ]
+    assert rows[-2][:2] == ["beyond the ladder", str(funnel.beyond_ladder)]
+    terms = [element.text for element in browser.find_elements(By.CSS_SELECTOR, "dl dt")]
+    assert terms == list(COLUMNS)
+    shoot(browser, "funnel-report")
+
+
 def test_failed_run_shows_its_error(browser: WebDriver, site: str, filled_sqlite: Filled) -> None:
     open_page(browser, site, f"/runs/{filled_sqlite.failed_run_id}")
     error = browser.find_element(By.CSS_SELECTOR, "pre.error").text
