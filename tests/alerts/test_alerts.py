@@ -284,3 +284,28 @@ def test_cool_down_is_shared_through_the_store(store_url: str) -> None:
 
 
 
+
+
+def test_a_job_whose_rules_file_broke_alerts_once_from_the_scheduler(
+    tmp_path: Path, store_url: str, webhook: WebhookReceiver
+) -> None:
+    (tmp_path / "broken.toml").write_text("this is not [toml")
+    config = make_config(tmp_path, store_url).model_copy(update={"alerts": settings_for(webhook, None)})
+    store = open_store(store_url)
+    job = Job(name="hubspot-lifecycle", connections=["hubspot"], rules=str(tmp_path / "broken.toml"))
+    alerter = Alerter(config.alerts, store, pause=lambda _s: None)
+    scheduler = Scheduler(
+        config, store, jobs={job.name: job}, clients=lambda _c, _n: new_crm().client(), clock=lambda: NOW,
+        alerter=alerter,
+    )  # fmt: skip
+    try:
+        assert scheduler.run_now(job) is None
+        assert scheduler.run_now(job) is None  # the next tick: same failure, inside the cool-down
+        alerter.flush()
+    finally:
+        alerter.close()
+        store.close()
+
+    generic = [b for b, p in zip(webhook.bodies, webhook.paths, strict=True) if p == "/generic"]
+    assert [b["trigger"] for b in generic] == ["run_failed"]
+    assert "broken.toml" in generic[0]["text"]
