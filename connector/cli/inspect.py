@@ -271,11 +271,15 @@ def runs(
 
 
 def print_rows(title: str, columns: list[str], rows: list[list[str]], *, numeric: Collection[str] = ()) -> None:
-    """A table on a terminal (cells folded, never cut: an id can be copied whole); tab-separated when piped.
+    """Rows as a table on a wide terminal, as blocks on a narrow one, tab-separated when piped; never cut.
 
-    Piped output has one header line and one line per row, each cell made
-    visible (no tab or newline inside a cell), so ``cut`` and ``awk`` work;
-    the title goes to standard error.
+    On a terminal, a column empty in every row is left out. When the table
+    fits the width, it is a table; otherwise each row is a block (the first
+    column, then one ``name: value`` line per other column), so an 80-column
+    terminal shows whole ids that can be copied into ``explain``. Piped
+    output has one header line and one line per row, each cell made visible
+    (no tab or newline inside a cell), so ``cut`` and ``awk`` work; the
+    title goes to standard error.
     """
     if not out.is_terminal:
         err.print(title, markup=False)  # on standard error: standard output stays pure rows
@@ -283,12 +287,23 @@ def print_rows(title: str, columns: list[str], rows: list[list[str]], *, numeric
         for row in rows:
             write_line("\t".join(visible(cell) for cell in row))  # visible() turns a tab into the two characters \t
         return
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold", justify="right" if column in numeric else "left")
+    keep = [i for i, column in enumerate(columns) if not rows or any(row[i] for row in rows)]
+    widths = [max(len(columns[i]), *(len(visible(row[i])) for row in rows)) for i in keep]
+    if sum(widths) + 3 * len(keep) + 1 <= out.width:
+        table = Table(title=title)
+        for i in keep:
+            table.add_column(columns[i], overflow="fold", justify="right" if columns[i] in numeric else "left")
+        for row in rows:
+            table.add_row(*(safe(row[i]) for i in keep))
+        out.print(table)
+        return
+    out.print(line((title, "italic")))
+    label = max((len(columns[i]) for i in keep[1:]), default=0)
     for row in rows:
-        table.add_row(*(safe(cell) for cell in row))
-    out.print(table)
+        out.print(line(safe(row[keep[0]], "bold")))
+        for i in keep[1:]:
+            if row[i]:
+                out.print(line("  ", (f"{columns[i]}:".ljust(label + 2), "dim"), safe(row[i])))
 
 
 def check_stage(stage: str) -> str:

@@ -184,3 +184,24 @@ def test_the_demo_explains_its_numbers() -> None:
 
     assert "a first run reads every contact" in words and "skipped 222" in words and "could not be read" in words
     assert "read 1200 contacts" in again and "echoes of our own writes" in again and "(decided 0)" in again
+
+
+@pytest.mark.parametrize("width", [80, 250])
+def test_a_terminal_table_never_cuts_an_id(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    import io
+
+    from rich.console import Console
+
+    from connector.cli import inspect
+
+    screen = io.StringIO()
+    monkeypatch.setattr(inspect, "out", Console(file=screen, force_terminal=True, width=width, color_system=None))
+    long_id = "hubspot:" + "7" * 60
+    rows = [["2026-11-20 09:00:00", "hubspot-lifecycle", long_id, "person@example.fr", "lead", "mql", "3 downloads"]]
+
+    inspect.print_rows("stage changes (1)", ["when", "job", "contact", "e-mail", "from", "to", "why"], rows)
+
+    text = screen.getvalue()
+    assert long_id in text, text
+    assert "…" not in text
+    assert ("contact: " in text) == (width == 80), "blocks on a narrow terminal, a table on a wide one"
