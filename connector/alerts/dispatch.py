@@ -12,10 +12,10 @@ a bound) for the sends of a command that is about to exit.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -102,8 +102,8 @@ class Alerter:
         self.store = store
         self.pause = pause
         self.senders = senders if senders is not None else self._targets()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
+        self._queue: queue.Queue[Alert] = queue.Queue()
+        self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def _targets(self) -> list[tuple[str, Sender]]:
@@ -145,9 +145,11 @@ class Alerter:
                     log.warning("alert cool-down not readable: %s", type(error).__name__, extra={"alert": alert.key})
             queued.append(alert)
             with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmsync-alerts")
-                self._pending.append(self._pool.submit(self._send_all, alert))
+                if self._worker is None:
+                    # a daemon: a send still stuck when the process exits never keeps it alive
+                    self._worker = threading.Thread(target=self._work, name="crmsync-alerts", daemon=True)
+                    self._worker.start()
+            self._queue.put(alert)
         return queued
 
     # -- sending --------------------------------------------------------------------------------------------
@@ -156,9 +158,14 @@ class Alerter:
         """Send ``alert`` to every target at once (``alerts test``): each target's problem, ``None`` when sent."""
         return {name: self._send_one(alert, name, sender) for name, sender in self.senders}
 
-    def _send_all(self, alert: Alert) -> None:
-        for name, sender in self.senders:
-            self._send_one(alert, name, sender)
+    def _work(self) -> None:
+        while True:
+            alert = self._queue.get()
+            try:
+                for name, sender in self.senders:
+                    self._send_one(alert, name, sender)
+            finally:
+                self._queue.task_done()
 
     def _send_one(self, alert: Alert, name: str, sender: Sender) -> str | None:
         attempts = self.settings.retries + 1
@@ -182,21 +189,24 @@ class Alerter:
         log.warning("alert not sent: %s", problem, extra={"alert": alert.key, "target": name})
         return problem
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait up to ``timeout`` seconds (default: every try of every target) for the queued sends."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        if not pending:
-            return
-        if timeout is None:
-            per_try = self.settings.timeout_seconds + 30.0
-            timeout = per_try * (self.settings.retries + 1) * max(1, len(self.senders)) * len(pending)
-        _done, late = wait(pending, timeout=timeout)
-        if late:
-            log.warning("alerts still sending at exit: %d", len(late))
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (default: every try of every queued send) for the queued sends.
 
-    def close(self) -> None:
-        self.flush()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
+        Returns ``False`` (and logs it) when some were still sending.
+        """
+        if timeout is None:
+            per_alert = (self.settings.timeout_seconds + 30.0) * (self.settings.retries + 1) * max(1, len(self.senders))
+            timeout = per_alert * max(1, self._queue.unfinished_tasks)
+        deadline = time.monotonic() + timeout
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("alerts still sending: %d", self._queue.unfinished_tasks)
+                    return False
+                self._queue.all_tasks_done.wait(left)
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Wait (bounded) for the queued sends; a send still running is left to its daemon thread."""
+        self.flush(timeout)

@@ -156,6 +156,10 @@ def rejected_over(result: RunResult, limit: float) -> tuple[bool, float]:
     return share > limit, share
 
 
+ALERT_WAIT_SECONDS = 60.0
+"""How long ``crmsync run`` waits for its alerts before exiting (each send has its own timeout too)."""
+
+
 def send_run_alerts(context: Services, config: Config, store: Store, job: str, started: datetime) -> None:
     """The alerts of the run just recorded (failed or not), sent before the command exits; never raises."""
     if not config.alerts.enabled:
@@ -168,7 +172,8 @@ def send_run_alerts(context: Services, config: Config, store: Store, job: str, s
         recorded = queries.latest_run_since(store, job, started)
         if recorded is not None:
             alerter.after_run(recorded.id, now=context.clock())
-        alerter.close()
+        # the run is recorded: its alerts get a bounded wait before the command exits
+        alerter.close(timeout=ALERT_WAIT_SECONDS)
     except Exception as error:  # an alert must never change a run's outcome
         logging.getLogger(__name__).warning("alerts not sent: %s", type(error).__name__, extra={"job": job})
 
