@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from connector.alerts.settings import AlertSettings
 from connector.errors import ConfigError, Problem
 from connector.http.settings import ConnectionSettings, RetrySettings
 from connector.hubspot.settings import HubSpotConnection
@@ -96,6 +97,8 @@ class Config(BaseSettings):
     store: StoreSettings = StoreSettings()
     paths: PathSettings = PathSettings()
     connections: dict[str, Connection] = Field(default_factory=dict)
+    alerts: AlertSettings = AlertSettings()
+    """Where alerts go (webhooks, e-mail) and when they are sent; no target, no alert."""
     base_dir: Path = Path(".")
     """Folder the file's relative paths start from (set by the loader)."""
 

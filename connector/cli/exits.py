@@ -44,6 +44,8 @@ class ExitCode(IntEnum):
     """Another process is running this job."""
     STORE = 6
     """The state store cannot be read or written (not a database, damaged, unreachable, disk full)."""
+    REJECTED = 7
+    """The run completed, but the CRM rejected more than ``run --fail-on-rejected`` allows."""
     INTERRUPTED = 130
     """Ctrl-C."""
 

@@ -8,17 +8,19 @@ made visible.
 from __future__ import annotations
 
 import errno
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from connector.cli.check import parse_instant
 from connector.cli.exits import CommandFailed, ExitCode, report_failure
 from connector.cli.services import services
-from connector.cli.terminal import err, line, out, safe, write_json
+from connector.cli.terminal import err, line, out, safe, visible, write_json, write_line
 
 
 def _when(value: datetime | None) -> str:
@@ -43,12 +45,50 @@ def _next_run(job: Any, now: datetime) -> str | None:
         return None
 
 
+def ago(then: datetime, now: datetime) -> str:
+    """``3 min ago``, ``2.5 h ago``, ``4 d ago`` (``in 5 min`` for a time to come)."""
+    seconds = (now - then).total_seconds()
+    future, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        text = f"{seconds:.0f} s"
+    elif seconds < 3600:
+        text = f"{seconds / 60:.0f} min"
+    elif seconds < 2 * 86_400:
+        text = f"{seconds / 3600:.1f} h"
+    else:
+        text = f"{seconds / 86_400:.0f} d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def _clock_time(value: datetime, now: datetime) -> str:
+    """``06:45 UTC`` today, else ``2026-12-03 06:45 UTC``."""
+    return value.strftime("%H:%M UTC" if value.date() == now.date() else "%Y-%m-%d %H:%M UTC")
+
+
+def _run_json(run: Any) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "id": run.id,
+        "status": run.status,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "dry_run": run.dry_run,
+        "counts": {k: v for k, v in run.counts.items() if k != "connections"},
+        "error": run.error,
+    }
+
+
 def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per job, as a list.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also the read positions (cursors) of each connection.")
+    ] = False,
 ) -> None:
-    """Each job: last run, outcome, counts, next run, checkpoints, queued contacts, open dead letters."""
+    """Each job in plain words: last success, what it wrote, next run, dead letters; --verbose adds the cursors."""
     from connector.jobs import load_jobs
+    from connector.runs import RunStatus
     from connector.store import queries
 
     context = services(ctx)
@@ -61,26 +101,17 @@ def status(
     with context.store(config) as store:
         for name, job in sorted(jobs.items()):
             last = queries.recent_runs(store, name, 1)
+            success = queries.run_list(store, job=name, status=RunStatus.COMPLETED.value, limit=1)
             sizes = queries.queue_sizes(store, name)
             lease = queries.lease_of(store, name)
-            run = last[0] if last else None
             report.append(
                 {
                     "job": name,
                     "schedule": job.schedule,
                     "next_run": _next_run(job, now),
                     "running": {"owner": lease[0], "until": lease[1].isoformat()} if lease else None,
-                    "last_run": None
-                    if run is None
-                    else {
-                        "id": run.id,
-                        "status": run.status,
-                        "started_at": run.started_at.isoformat(),
-                        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-                        "dry_run": run.dry_run,
-                        "counts": {k: v for k, v in run.counts.items() if k != "connections"},
-                        "error": run.error,
-                    },
+                    "last_run": _run_json(last[0] if last else None),
+                    "last_success": _run_json(success[0] if success else None),
                     "checkpoints": [
                         {
                             "connection": cp.connection,
@@ -100,39 +131,46 @@ def status(
     if not report:
         out.print(line("no job in ", safe(config.jobs_dir)))
     for item in report:
-        last_run = item["last_run"]
+        _print_status(item, now, verbose=verbose)
+
+
+def _print_status(item: dict[str, Any], now: datetime, *, verbose: bool) -> None:
+    last_run, success = item["last_run"], item["last_success"]
+    next_at = datetime.fromisoformat(item["next_run"]) if item["next_run"] else None
+    out.print(line(safe(item["job"], "bold"), "  (", safe(item["schedule"]), ")"))
+    parts: list[str | Text] = ["  "]
+    if success is None:
+        parts.append("never completed a run")
+    else:
+        finished = datetime.fromisoformat(success["finished_at"] or success["started_at"])
+        counts = success["counts"]
+        parts.append(
+            f"last success {ago(finished, now)}, {counts.get('written', 0)} written"
+            + (" (dry run)" if success["dry_run"] else "")
+        )
+    parts.append(f"; next {_clock_time(next_at, now)}" if next_at else "; never runs (no date matches the schedule)")
+    dead = item["dead_letters"]
+    parts.append(f"; {dead} open dead letter{'s' if dead != 1 else ''}")
+    if item["queued"]:
+        parts.append(f"; {item['queued']} contact(s) queued")
+    out.print(line(*parts))
+    if item["running"]:
+        out.print(line("  running now (", safe(item["running"]["owner"]), ")"))
+    if last_run is not None and (success is None or last_run["id"] != success["id"]):
+        started = datetime.fromisoformat(last_run["started_at"])
         out.print(
             line(
-                safe(item["job"], "bold"),
-                "  (",
-                safe(item["schedule"]),
-                f", next {item['next_run'] or 'never: no date matches the schedule'})",
+                f"  last run {ago(started, now)}: ",
+                safe(last_run["status"], "red" if last_run["status"] == "failed" else ""),
+                line(": ", safe(last_run["error"])) if last_run["error"] else "",
             )
         )
-        if item["running"]:
-            out.print(line("  running now: ", safe(item["running"]["owner"])))
-        if last_run is None:
-            out.print("  never run", markup=False)
-        else:
-            counts = last_run["counts"]
-            out.print(
-                line(
-                    f"  last run {last_run['started_at']}: ",
-                    safe(last_run["status"]),
-                    " (dry run)" if last_run["dry_run"] else "",
-                    f", read {counts.get('read', 0)}, decided {counts.get('decided', 0)}, "
-                    f"written {counts.get('written', 0)}, failed {counts.get('failed', 0)}"
-                    if counts
-                    else "",
-                )
-            )
-            if last_run["error"]:
-                out.print(line("  error: ", safe(last_run["error"])))
+    if verbose:
         for cp in item["checkpoints"]:
             resume = line(" (resumes from ", safe(cp["resume_position"]), ")") if cp["resume_position"] else ""
             out.print(
                 line(
-                    "  checkpoint ",
+                    "  cursor ",
                     safe(cp["connection"]),
                     "/",
                     safe(cp["stream"]),
@@ -141,10 +179,159 @@ def status(
                     resume,
                 )
             )
-        out.print(
-            f"  queued contacts: {item['queued']}, open dead letters: {item['dead_letters']}",
-            markup=False,
+
+
+# ---------------------------------------------------------------------------
+# runs
+# ---------------------------------------------------------------------------
+
+
+def runs(
+    ctx: typer.Context,
+    job: Annotated[str | None, typer.Argument(metavar="[JOB]", help="Only this job's runs.")] = None,
+    run_status: Annotated[
+        str | None, typer.Option("--status", help="Only runs in this state: completed, failed, stopped, ...")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one run per line.")] = False,
+) -> None:
+    """The runs of every job (or one), newest first: status, duration, counts, error."""
+    from connector.runs import RunStatus
+    from connector.store import queries
+
+    context = services(ctx)
+    config = context.config()
+    if run_status is not None and run_status not in {s.value for s in RunStatus}:
+        raise CommandFailed(f"--status {run_status!r}: one of {', '.join(s.value for s in RunStatus)}")
+    with context.store(config) as store:
+        if job is not None:
+            check_job(config, store, job)
+        found = queries.run_list(store, job=job, status=run_status, limit=limit)
+    rows: list[dict[str, Any]] = []
+    for run in found:
+        duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+        counts = run.counts
+        rows.append(
+            {
+                "run_id": run.id,
+                "job": run.job,
+                "status": run.status.value,
+                "dry_run": run.dry_run,
+                "full": run.full,
+                "started_at": run.started_at.isoformat(),
+                "duration_seconds": round(duration, 3) if duration is not None else None,
+                **{key: counts.get(key, 0) for key in ("read", "decided", "changed", "written", "failed", "deferred")},
+                "api_calls": sum(sum((u.get("calls") or {}).values()) for u in run.usage.values()),
+                "error": run.error,
+            }
         )
+    if as_json:
+        for row in rows:
+            write_json(row)
+        return
+    columns = [
+        "started",
+        "job",
+        "run",
+        "status",
+        "duration",
+        "read",
+        "decided",
+        "written",
+        "failed",
+        "api calls",
+        "error",
+    ]
+    print_rows(
+        f"runs ({len(rows)})",
+        columns,
+        [
+            [
+                _when(datetime.fromisoformat(row["started_at"])),
+                row["job"],
+                row["run_id"],
+                row["status"] + (" (dry run)" if row["dry_run"] else "") + (" (full)" if row["full"] else ""),
+                "–" if row["duration_seconds"] is None else f"{row['duration_seconds']:.1f}s",
+                str(row["read"]),
+                str(row["decided"]),
+                str(row["written"]),
+                str(row["failed"]),
+                str(row["api_calls"]),
+                row["error"] or "",
+            ]
+            for row in rows
+        ],
+        numeric={"read", "decided", "written", "failed", "api calls"},
+    )
+
+
+# ---------------------------------------------------------------------------
+# tables and checked filters
+# ---------------------------------------------------------------------------
+
+
+def print_rows(title: str, columns: list[str], rows: list[list[str]], *, numeric: Collection[str] = ()) -> None:
+    """Rows as a table on a wide terminal, as blocks on a narrow one, tab-separated when piped; never cut.
+
+    On a terminal, a column empty in every row is left out. When the table
+    fits the width, it is a table; otherwise each row is a block (the first
+    column, then one ``name: value`` line per other column), so an 80-column
+    terminal shows whole ids that can be copied into ``explain``. Piped
+    output has one header line and one line per row, each cell made visible
+    (no tab or newline inside a cell), so ``cut`` and ``awk`` work; the
+    title goes to standard error.
+    """
+    if not out.is_terminal:
+        err.print(title, markup=False)  # on standard error: standard output stays pure rows
+        write_line("\t".join(columns))
+        for row in rows:
+            write_line("\t".join(visible(cell) for cell in row))  # visible() turns a tab into the two characters \t
+        return
+    keep = [i for i, column in enumerate(columns) if not rows or any(row[i] for row in rows)]
+    widths = [max(len(columns[i]), *(len(visible(row[i])) for row in rows)) for i in keep]
+    if sum(widths) + 3 * len(keep) + 1 <= out.width:
+        table = Table(title=title)
+        for i in keep:
+            table.add_column(columns[i], overflow="fold", justify="right" if columns[i] in numeric else "left")
+        for row in rows:
+            table.add_row(*(safe(row[i]) for i in keep))
+        out.print(table)
+        return
+    out.print(line((title, "italic")))
+    label = max((len(columns[i]) for i in keep[1:]), default=0)
+    for row in rows:
+        out.print(line(safe(row[keep[0]], "bold")))
+        for i in keep[1:]:
+            if row[i]:
+                out.print(line("  ", (f"{columns[i]}:".ljust(label + 2), "dim"), safe(row[i])))
+
+
+def check_stage(stage: str) -> str:
+    from connector.model import LADDER
+
+    names = [s.value for s in LADDER]
+    if stage not in names:
+        raise CommandFailed(f"--stage {stage!r} is not a rung: one of {', '.join(names)}")
+    return stage
+
+
+def check_job(config: Any, store: Any, job: str) -> str:
+    """``job`` when a job file or a recorded run has that name; else a ``CommandFailed`` listing the known ones."""
+    from connector.jobs import load_jobs
+    from connector.store import queries
+
+    jobs, _problems = load_jobs(config.jobs_dir)
+    known = set(jobs) | queries.known_jobs(store)
+    if job not in known:
+        raise CommandFailed(f"no job {job!r}: known jobs are {', '.join(sorted(known)) or 'none'}")
+    return job
+
+
+def check_connection(config: Any, connection: str) -> str:
+    if connection not in config.connections:
+        names = ", ".join(sorted(config.connections)) or "none"
+        raise CommandFailed(f"no connection {connection!r} in the config: one of {names}")
+    return connection
 
 
 # ---------------------------------------------------------------------------
@@ -157,6 +344,7 @@ def history(
     contact: Annotated[str | None, typer.Option("--contact", help="E-mail or connection:id.")] = None,
     job: Annotated[str | None, typer.Option("--job", help="Only this job's changes.")] = None,
     stage: Annotated[str | None, typer.Option("--stage", help="Only changes to this rung.")] = None,
+    connection: Annotated[str | None, typer.Option("--connection", help="Only this connection's contacts.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="From this ISO-8601 date or instant.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before this ISO-8601 date or instant.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many, newest first.")] = 200,
@@ -168,10 +356,23 @@ def history(
     context = services(ctx)
     config = context.config()
     since_at, until_at = _instant(since, "--since"), _instant(until, "--until")
+    if stage is not None:
+        check_stage(stage)
+    if connection is not None:
+        check_connection(config, connection)
     with context.store(config) as store:
+        if job is not None:
+            check_job(config, store, job)
         try:
             rows = queries.changes(
-                store, contact=contact, job=job, stage=stage, since=since_at, until=until_at, limit=limit
+                store,
+                contact=contact,
+                job=job,
+                stage=stage,
+                since=since_at,
+                until=until_at,
+                limit=limit,
+                connection=connection,
             )
         except ValueError as error:
             raise CommandFailed(str(error)) from None
@@ -191,20 +392,22 @@ def history(
                 }
             )
         return
-    table = Table(title=f"stage changes ({len(rows)})")
-    for column in ("when", "job", "contact", "e-mail", "from", "to", "why"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            _when(row.changed_at),
-            safe(row.job),
-            safe(f"{row.connection}:{row.crm_id}"),
-            safe(row.email or ""),
-            safe(row.from_stage or row.from_value or "–"),
-            safe(row.to_stage),
-            safe("; ".join(row.reasons)[:120]),
-        )
-    out.print(table)
+    print_rows(
+        f"stage changes ({len(rows)})",
+        ["when", "job", "contact", "e-mail", "from", "to", "why"],
+        [
+            [
+                _when(row.changed_at),
+                row.job,
+                f"{row.connection}:{row.crm_id}",
+                row.email or "",
+                row.from_stage or row.from_value or "–",
+                row.to_stage,
+                "; ".join(row.reasons),
+            ]
+            for row in rows
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -334,6 +537,8 @@ def dead_letters(
     config = context.config()
     code = ExitCode.OK
     with context.store(config) as store:
+        if job is not None:
+            check_job(config, store, job)
         if retry:
             queued = store.requeue_dead_letters(job)
             if not queued:
@@ -376,22 +581,37 @@ def dead_letters(
                 }
             )
     else:
-        table = Table(title=f"dead letters ({len(letters)}{'' if include_resolved else ' open'})")
-        for column in ("job", "contact", "e-mail", "stage", "code", "reason", "tries", "last seen", "resolved"):
-            table.add_column(column)
-        for letter in letters:
-            table.add_row(
-                safe(letter.job),
-                safe(f"{letter.connection}:{letter.crm_id}"),
-                safe(letter.email or ""),
-                safe(letter.stage or ""),
-                safe(letter.code or ""),
-                safe((letter.reason or "")[:100]),
-                str(letter.attempts),
-                _when(letter.last_seen),
-                safe(letter.resolution or ""),
-            )
-        out.print(table)
+        from connector.causes import group_by_cause
+
+        causes = group_by_cause(letters)
+        print_rows(
+            f"causes ({len(causes)})",
+            ["records", "code", "jobs", "example reason", "what to do"],
+            [
+                [str(len(c.letters)), c.code or "(no code)", ", ".join(c.jobs), c.letters[0].reason or "", c.hint]
+                for c in causes
+            ],
+            numeric={"records"},
+        )
+        print_rows(
+            f"dead letters ({len(letters)}{'' if include_resolved else ' open'})",
+            ["job", "contact", "e-mail", "stage", "code", "reason", "tries", "last seen", "resolved"],
+            [
+                [
+                    letter.job,
+                    f"{letter.connection}:{letter.crm_id}",
+                    letter.email or "",
+                    letter.stage or "",
+                    letter.code or "",
+                    letter.reason or "",
+                    str(letter.attempts),
+                    _when(letter.last_seen),
+                    letter.resolution or "",
+                ]
+                for letter in letters
+            ],
+            numeric={"tries"},
+        )
     if code:
         raise typer.Exit(int(code))
 
@@ -404,21 +624,74 @@ def dead_letters(
 def report(
     ctx: typer.Context,
     job: Annotated[str | None, typer.Option("--job", help="Only the contacts this job handles.")] = None,
+    connection: Annotated[
+        list[str] | None, typer.Option("--connection", help="Only this connection's contacts (repeatable).")
+    ] = None,
+    crm: Annotated[
+        str | None, typer.Option("--crm", help="Only the connections of this CRM (hubspot, salesforce).")
+    ] = None,
+    by_connection: Annotated[bool, typer.Option("--by-connection", help="One funnel per connection.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Cohorts that entered a rung from this date.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="... and before this date (default: now).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per funnel, with the definitions.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="CSV rows (one header line; a funnel column when split).")
+    ] = False,
     html_file: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report with a chart.")
     ] = None,
 ) -> None:
-    """The funnel: contacts per rung, conversion between rungs, median time in each rung."""
-    from connector.report import build_funnel, funnel_html, funnel_table
+    """The funnel: contacts per rung, when each rung was reached, cohort conversion and time in rung."""
+    from connector.report import build_funnel, funnel_csv, funnel_html, funnel_table
 
     context = services(ctx)
     config = context.config()
+    now = context.clock()
+    since_at, until_at = _instant(since, "--since"), _instant(until, "--until")
+    if as_json and as_csv:
+        raise CommandFailed("--json and --csv: choose one")
+    chosen = [check_connection(config, name) for name in connection or []]
+    if crm is not None:
+        of_crm = [name for name, settings in config.connections.items() if settings.type == crm]
+        if not of_crm:
+            types = sorted({settings.type for settings in config.connections.values()})
+            raise CommandFailed(
+                f"--crm {crm!r}: no connection of that CRM (the config has {', '.join(types) or 'none'})"
+            )
+        chosen = sorted(set(chosen) & set(of_crm)) if chosen else of_crm
+    scopes: list[list[str] | None] = (
+        [[name] for name in (chosen or sorted(config.connections))] if by_connection else [chosen or None]
+    )
     with context.store(config) as store:
-        funnel = build_funnel(store, job=job)
-    out.print(funnel_table(funnel))
+        if job is not None:
+            check_job(config, store, job)
+        funnels = [
+            build_funnel(store, job=job, config=config, connections=scope, since=since_at, until=until_at, now=now)
+            for scope in scopes
+        ]
+    if as_json:
+        for funnel in funnels:
+            write_json(funnel.as_json())
+        return
+    if as_csv:
+        for index, funnel in enumerate(funnels):
+            text = funnel_csv(funnel)
+            if by_connection:
+                lines = text.splitlines()
+                label = ",".join(funnel.connections)
+                text = "\n".join(
+                    ([f"connection,{lines[0]}"] if index == 0 else []) + [f"{label},{x}" for x in lines[1:]]
+                )
+                text += "\n"
+            elif index:
+                text = text.split("\n", 1)[1]
+            typer.get_binary_stream("stdout").write(text.encode("utf-8", "backslashreplace"))
+        return
+    for funnel in funnels:
+        out.print(funnel_table(funnel))
     if html_file is not None:
         try:
-            html_file.write_text(funnel_html(funnel, generated_at=context.clock()), encoding="utf-8")
+            html_file.write_text(funnel_html(funnels[0], generated_at=now), encoding="utf-8")
         except OSError as error:
             if error.errno == errno.ENOSPC:  # the table's "disk full" line and code, naming the file
                 raise OSError(error.errno, error.strerror, str(html_file)) from None

@@ -9,11 +9,9 @@ job; 6 the state store failed.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +20,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from connector.cli.exits import CommandFailed, report_failure
+from connector.cli.exits import CommandFailed, ExitCode, report_failure
 from connector.cli.services import Services, services
-from connector.cli.terminal import err, line, out, safe, visible, write_json
+from connector.cli.terminal import err, line, out, safe, write_json
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from connector.config import Config
     from connector.jobs import Job
     from connector.store import Store
@@ -35,34 +35,6 @@ if TYPE_CHECKING:
 
 JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 """What a job may be called (the pattern of ``Job.name``): never a path."""
-
-
-class EventFormatter(logging.Formatter):
-    """``time level logger message key=value ...``: the structured fields of a log event on one line."""
-
-    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        # a message built from CRM text (an e-mail, a vendor reason) brings no control character to the terminal
-        record.message = visible(record.message)
-        return super().formatMessage(record)
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        extra = {k: v for k, v in vars(record).items() if k not in self._STANDARD}
-        if extra:
-            # JSON values: a CRM text in a field cannot bring a control character to the terminal
-            text += " " + " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in extra.items())
-        return text
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(EventFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger("connector")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
 
 
 def find_job(config: Config, name: str) -> Job:
@@ -135,6 +107,9 @@ def print_planned(result: RunResult) -> None:
     if not result.planned:
         out.print("no write planned", markup=False)
         return
+    out.print("transitions it would make:", markup=False)
+    for before, after, count in planned_transitions(result):
+        out.print(line("  ", safe(before), " -> ", safe(after), f": {count}"))
     table = Table(title=f"planned writes ({len(result.planned) + result.planned_dropped})")
     for column in ("connection", "record", "e-mail", "field", "before", "after"):
         table.add_column(column)
@@ -165,6 +140,44 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def planned_transitions(result: RunResult) -> list[tuple[str, str, int]]:
+    """(from, to, how many) of a dry run's planned writes, most frequent first ("lead -> mql: 18")."""
+    from collections import Counter
+
+    counted = Counter((p.before or "(empty)", p.after) for p in result.planned)
+    return [(before, after, n) for (before, after), n in sorted(counted.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def rejected_over(result: RunResult, limit: float) -> tuple[bool, float]:
+    """Whether the share of rejected writes is above ``limit`` (a share 0-1), and the share."""
+    totals = result.totals()
+    tried = totals["failed"] + totals["written"]
+    share = totals["failed"] / tried if tried else 0.0
+    return share > limit, share
+
+
+ALERT_WAIT_SECONDS = 60.0
+"""How long ``crmsync run`` waits for its alerts before exiting (each send has its own timeout too)."""
+
+
+def send_run_alerts(context: Services, config: Config, store: Store, job: str, started: datetime) -> None:
+    """The alerts of the run just recorded (failed or not), sent before the command exits; never raises."""
+    if not config.alerts.enabled:
+        return
+    from connector.alerts.dispatch import Alerter
+    from connector.store import queries
+
+    alerter = Alerter(config.alerts, store)
+    try:
+        recorded = queries.latest_run_since(store, job, started)
+        if recorded is not None:
+            alerter.after_run(recorded.id, now=context.clock())
+        # the run is recorded: its alerts get a bounded wait before the command exits
+        alerter.close(timeout=ALERT_WAIT_SECONDS)
+    except Exception as error:  # an alert must never change a run's outcome
+        logging.getLogger(__name__).warning("alerts not sent: %s", type(error).__name__, extra={"job": job})
+
+
 def run(
     ctx: typer.Context,
     job_name: Annotated[str, typer.Argument(metavar="JOB", help="Job name (a file jobs/JOB.toml).")],
@@ -173,26 +186,55 @@ def run(
         bool | None, typer.Option("--dry-run/--no-dry-run", help="Plan the writes and print them; write nothing.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary object on stdout.")] = False,
+    fail_on_rejected: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-on-rejected",
+            metavar="SHARE",
+            min=0.0,
+            max=1.0,
+            help="Exit 7 when the CRM rejected more than this share (0-1) of the run's writes.",
+        ),
+    ] = None,
+    schema_check: Annotated[
+        bool,
+        typer.Option(
+            "--schema-check/--no-schema-check",
+            help="Check the mapped fields against each CRM's schema first (cached an hour after a pass).",
+        ),
+    ] = True,
 ) -> None:
     """Run one job now: pull, decide, write back, record. Exit 0 when the run completed."""
     context = services(ctx)
     config = context.config()
     job = find_job(config, job_name)
-    configure_logging(logging.WARNING if as_json else logging.INFO)
+    context.logging(logging.WARNING if as_json else logging.INFO)
+    started = context.clock()
     try:
+        if schema_check:
+            from connector.cli.schema_check import check_job_schema
+
+            check_job_schema(context, config, job)
         with context.store(config) as store, stop_on_sigterm() as stop:
-            result = execute(
-                context, job, config, store, full=full, dry_run=dry_run,
-                progress=err.is_terminal and not as_json, stop=stop,
-            )  # fmt: skip
+            try:
+                result = execute(
+                    context, job, config, store, full=full, dry_run=dry_run,
+                    progress=err.is_terminal and not as_json, stop=stop,
+                )  # fmt: skip
+            finally:
+                send_run_alerts(context, config, store, job.name, started)
     except Exception as error:
         if not as_json:
             raise
         failure = report_failure(error, debug=context.debug, as_json=True, extra={"job": job.name})
         raise typer.Exit(int(failure.code)) from None
+    over, share = rejected_over(result, fail_on_rejected) if fail_on_rejected is not None else (False, 0.0)
     if as_json:
         summary: dict[str, Any] = result.summary()
         if result.dry_run:
+            summary["transitions"] = [
+                {"from": before, "to": after, "count": n} for before, after, n in planned_transitions(result)
+            ]
             summary["planned"] = [
                 {
                     "connection": p.connection,
@@ -204,11 +246,19 @@ def run(
                 }
                 for p in result.planned
             ]
+        if fail_on_rejected is not None:
+            summary["rejected_share"] = round(share, 4)
         write_json(summary)
-        return
-    print_summary(result)
-    if result.dry_run:
-        print_planned(result)
+    else:
+        print_summary(result)
+        if result.dry_run:
+            print_planned(result)
+    if over:
+        err.print(
+            f"{share:.1%} of the writes were rejected (more than --fail-on-rejected {fail_on_rejected:g}): exit 7",
+            markup=False,
+        )
+        raise typer.Exit(int(ExitCode.REJECTED))
 
 
 def scheduler(ctx: typer.Context) -> None:
@@ -217,7 +267,7 @@ def scheduler(ctx: typer.Context) -> None:
 
     context = services(ctx)
     config = context.config()
-    configure_logging()
+    context.logging()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

@@ -16,13 +16,16 @@ import time
 from pathlib import Path
 from tempfile import mkdtemp
 from types import ModuleType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from connector.cli.exits import CommandFailed, ExitCode
 from connector.cli.services import services
 from connector.cli.terminal import err, line, out, safe
+
+if TYPE_CHECKING:
+    from connector.sync import RunResult
 
 NOT_INSTALLED = 'the sandbox CRMs are not installed: pip install "crmsync[sandbox]" (or ".[sandbox]" from a clone)'
 
@@ -88,6 +91,38 @@ def sandbox(
             err.print("stopping the sandboxes", markup=False)
 
 
+def explain_numbers(result: RunResult, *, rerun: bool) -> list[str]:
+    """What the summary's numbers mean, in words, for the demo (pure)."""
+    totals = result.totals()
+    read = sum(counts.contacts_read for counts in result.counts.values())
+    lines: list[str] = []
+    if rerun:
+        lines.append(
+            f"read {read} contacts: the contacts the first run wrote to were modified by that write, so the CRM "
+            "lists them again as changed since the checkpoint (echoes of our own writes); their content is what "
+            "we stored, so they are not decided again"
+            + (" (decided 0)." if not totals["decided"] else f"; {totals['decided']} had something new.")
+        )
+    else:
+        lines.append(f"read {read} contacts: a first run reads every contact and activity of the CRM.")
+        lines.append(
+            f"decided {totals['decided']}: contacts new or changed since the last run, put through the rules; "
+            f"changed {totals['changed']}: those whose stage in the CRM differs from the rules' rung; "
+            f"the other {totals['decided'] - totals['changed']} were already right, kept (a rung set higher by "
+            "hand, a value outside the ladder) or fit no rung."
+        )
+    if totals["skipped"]:
+        lines.append(
+            f"skipped {totals['skipped']}: records the CRM sent that could not be read into the common model "
+            "(no e-mail, a malformed value, an unknown record type); each is logged with its id, none is synced."
+        )
+    if totals["failed"]:
+        lines.append(f"failed {totals['failed']}: the CRM rejected the write; `crmsync dead-letters` says why.")
+    if totals["deferred"]:
+        lines.append(f"deferred {totals['deferred']}: a transient error; tried again on the next run.")
+    return lines
+
+
 def demo(
     ctx: typer.Context,
     contacts: Annotated[int, typer.Option(help="People to seed in each CRM.", min=1)] = 2_000,
@@ -135,7 +170,9 @@ def demo(
                         progress=err.is_terminal, stop=threading.Event(),
                     )  # fmt: skip
                     print_summary(result)
-            funnel = build_funnel(store)
+                    for explanation in explain_numbers(result, rerun=attempt != "first run"):
+                        out.print(line("  ", (explanation, "dim")))
+            funnel = build_funnel(store, config=config, now=context.clock())
             rows = queries.changes(store, contact=None, job=None, stage="sql", since=None, until=None, limit=1)
     example = rows[0].email if rows and rows[0].email else None
     out.rule("the funnel")

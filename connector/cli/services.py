@@ -74,10 +74,25 @@ class Services:
 
     config_path: Path = Path("config.toml")
     debug: bool = False
+    verbose: int = 0
+    """``-v`` given this many times: each lowers the log threshold one level."""
+    log_level: str | None = None
+    """``--log-level``: DEBUG, INFO, WARNING, ERROR (wins over ``-v``)."""
+    log_format: str = "text"
+    """``--log-format``: ``text`` or ``json`` (one object per line, for log shippers)."""
     config_loader: ConfigLoader = load_config
     store_opener: StoreOpener = open_store
     clients: ClientFactory = open_client
     clock: Clock = utc_now
+
+    def logging(self, default: int | None = None) -> None:
+        """Send the ``connector`` loggers to standard error at the level and in the format asked for."""
+        import logging
+
+        from connector.cli.logs import LogFormat, configure_logging, level_of
+
+        base = logging.INFO if default is None else default
+        configure_logging(level_of(self.verbose, self.log_level, base), LogFormat(self.log_format))
 
     def config(self) -> Config:
         return self.config_loader(self.config_path)

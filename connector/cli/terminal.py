@@ -83,3 +83,12 @@ def write_json(value: object) -> None:
     stream = typer.get_binary_stream("stdout")
     stream.write(json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
     stream.flush()
+
+
+def write_line(text: str) -> None:
+    """One line on stdout as is (tabs kept: rich would expand them), controls made visible by the caller."""
+    import typer
+
+    stream = typer.get_binary_stream("stdout")
+    stream.write(text.encode("utf-8", "backslashreplace") + b"\n")
+    stream.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,6 +179,7 @@ def changes(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 200,
+    connection: str | None = None,
 ) -> list[ChangeView]:
     """Stage changes, newest first, filtered."""
     c = stage_changes.c
@@ -189,6 +191,8 @@ def changes(
         query = query.where(c.job == job)
     if stage:
         query = query.where(c.to_stage == stage)
+    if connection:
+        query = query.where(c.connection == connection)
     if since:
         query = query.where(c.changed_at >= since)
     if until:
@@ -294,3 +298,107 @@ def find_contacts(store: Store, key: str) -> list[ContactView]:
                 )
             )
     return found
+
+
+def last_completed_at(store: Store, job: str) -> datetime | None:
+    """When ``job``'s last completed run (not a dry run) finished, or ``None`` if it never completed one."""
+    with store.begin() as db:
+        value = db.execute(
+            select(func.max(runs.c.finished_at)).where(
+                runs.c.job == job, runs.c.status == RunStatus.COMPLETED.value, runs.c.dry_run.is_(False)
+            )
+        ).scalar_one()
+    return value
+
+
+def latest_run_since(store: Store, job: str, since: datetime) -> RunView | None:
+    """``job``'s newest run started at or after ``since`` (the run a command just made, failed or not)."""
+    with store.begin() as db:
+        row = db.execute(
+            select(runs).where(runs.c.job == job, runs.c.started_at >= since).order_by(runs.c.started_at.desc()).limit(1)
+        ).first()
+    return _run(row) if row else None
+
+
+def run_list(
+    store: Store, *, job: str | None = None, status: str | None = None, limit: int = 50
+) -> list[RunView]:
+    """Runs, newest first, optionally of one job and one status."""
+    query = select(runs)
+    if job:
+        query = query.where(runs.c.job == job)
+    if status:
+        query = query.where(runs.c.status == status)
+    with store.begin() as db:
+        rows = db.execute(query.order_by(runs.c.started_at.desc(), runs.c.id).limit(limit)).all()
+    return [_run(row) for row in rows]
+
+
+def known_jobs(store: Store) -> set[str]:
+    """Every job name the store has a run of."""
+    with store.begin() as db:
+        return {row[0] for row in db.execute(select(runs.c.job).distinct()).all()}
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelContact:
+    """What the funnel reads of one stored contact: its facts, its CRM stage values, its dated activities."""
+
+    connection: str
+    crm_id: str
+    stage: str | None
+    stage_values: dict[str, str | None]
+    contact: Contact
+    stored_at: datetime
+    activities: tuple[Activity, ...]
+
+
+def funnel_contacts(
+    store: Store, *, job: str | None = None, connections: list[str] | None = None, chunk: int = 500
+) -> Iterator[FunnelContact]:
+    """Every stored contact in scope (a job's, some connections'), with its activities, in chunks."""
+    query = select(contacts).order_by(contacts.c.connection, contacts.c.crm_id)
+    if job:
+        query = query.join(
+            job_contacts,
+            and_(
+                job_contacts.c.connection == contacts.c.connection,
+                job_contacts.c.crm_id == contacts.c.crm_id,
+                job_contacts.c.job == job,
+            ),
+        )
+    if connections is not None:
+        query = query.where(contacts.c.connection.in_(connections))
+    last: tuple[str, str] | None = None
+    while True:
+        page = query
+        if last is not None:
+            page = page.where(
+                (contacts.c.connection > last[0]) | and_(contacts.c.connection == last[0], contacts.c.crm_id > last[1])
+            )
+        with store.begin() as db:
+            rows = db.execute(page.limit(chunk)).all()
+            if not rows:
+                return
+            by_contact: dict[tuple[str, str], list[Activity]] = {}
+            for connection in {row.connection for row in rows}:
+                ids = [row.crm_id for row in rows if row.connection == connection]
+                for a in db.execute(
+                    select(activities.c.contact_crm_id, activities.c.kind, activities.c.occurred_at, activities.c.crm_id)
+                    .where(activities.c.connection == connection, activities.c.contact_crm_id.in_(ids))
+                    .order_by(activities.c.occurred_at)
+                ).all():
+                    by_contact.setdefault((connection, a.contact_crm_id), []).append(
+                        Activity(kind=a.kind, occurred_at=a.occurred_at, id=a.crm_id)
+                    )
+        for row in rows:
+            yield FunnelContact(
+                connection=row.connection,
+                crm_id=row.crm_id,
+                stage=row.stage,
+                stage_values=dict(row.stage_values),
+                contact=Contact.model_validate_json(row.contact),
+                stored_at=row.stored_at,
+                activities=tuple(by_contact.get((row.connection, row.crm_id), ())),
+            )
+        last = (rows[-1].connection, rows[-1].crm_id)

@@ -283,3 +283,12 @@ leases = Table(
     Column("heartbeat_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
 )
+
+alert_sends = Table(
+    "alert_sends",
+    metadata,
+    # one row per alert key (job + trigger + target): when it was last sent, for the cool-down
+    Column("key", String(200), primary_key=True),
+    Column("last_sent_at", UtcDateTime, nullable=False),
+    Column("suppressed", Integer, nullable=False, default=0),
+)

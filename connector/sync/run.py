@@ -240,7 +240,9 @@ def _finish(store: Store, result: RunResult, began: float, clock: Clock) -> None
             error=result.error,
             now=clock(),
         )
-    log.info(
+    # a failed run is an ERROR line: what log-based alerting watches for
+    log.log(
+        logging.ERROR if result.status is RunStatus.FAILED else logging.INFO,
         "run %s %s",
         result.job,
         result.status.value,

@@ -25,13 +25,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from connector.causes import group_by_cause
 from connector.config import Config
 from connector.errors import Problem
 from connector.jobs import Job, load_jobs
-from connector.report import build_funnel
+from connector.report import COLUMNS, build_funnel
 from connector.store import Store, queries
 from connector.web import reads
-from connector.web.causes import group_by_cause
 from connector.web.chart import funnel_chart
 from connector.web.explanation import explain_contact
 from connector.web.health import job_health
@@ -199,13 +199,14 @@ class Pages:
     def funnel(self, request: Request) -> Response:
         known = self.known_jobs()
         job = self.job_filter(request, known)
-        figures = build_funnel(self.store, job=job)
+        figures = build_funnel(self.store, job=job, config=self.config, now=self.clock())
         return self.render(
             request,
             "funnel.html",
             "funnel",
             "Funnel",
             funnel=figures,
+            definitions=COLUMNS,
             chart=funnel_chart(figures),
             jobs=list(known.jobs),
             job=job,

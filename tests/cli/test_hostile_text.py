@@ -125,7 +125,7 @@ def test_hostile_crm_text_through_every_command(project: tuple[Path, FakeCrm, Se
 def test_log_lines_show_crm_text_with_controls_visible() -> None:
     import logging
 
-    from connector.cli.jobs import EventFormatter
+    from connector.cli.logs import EventFormatter
 
     record = logging.LogRecord(
         "connector.sync", logging.WARNING, "", 0, "record %s skipped", (HOSTILE_EMAIL + CLEAR,), None

@@ -20,10 +20,10 @@ from urllib.parse import quote
 
 import pytest
 
+from connector.causes import HINTS
 from connector.report import build_funnel
 from connector.store import open_store
 from connector.web.app import create_app
-from connector.web.causes import HINTS
 from tests.web.conftest import HOSTILE_EMAIL, NOW, PICKLIST, SHARED_EMAIL, Filled, fill, make_config
 
 CHROMIUM = os.environ.get("CRMSYNC_CHROMIUM", "/usr/bin/chromium")
@@ -209,6 +209,27 @@ def test_runs_page_leads_to_a_run_with_its_counts(browser: WebDriver, site: str,
     shoot(browser, "run")
 
 
+def test_the_html_funnel_report_shows_the_figures_and_defines_every_column(
+    browser: WebDriver, filled_sqlite: Filled, tmp_path: Path
+) -> None:
+    from connector.report import COLUMNS, funnel_html
+
+    funnel = build_funnel(filled_sqlite.store, config=filled_sqlite.config, now=NOW)
+    page = tmp_path / "funnel.html"
+    page.write_text(funnel_html(funnel, generated_at=NOW), encoding="utf-8")
+
+    browser.get(page.as_uri())
+
+    rows = [cells(row) for row in browser.find_elements(By.CSS_SELECTOR, "table tr")][1:]
+    assert [row[:4] for row in rows[: len(funnel.rungs)]] == [
+        [rung.stage.value, str(rung.on), str(rung.reached), str(rung.entered)] for rung in funnel.rungs
+    ]
+    assert rows[-2][:2] == ["beyond the ladder", str(funnel.beyond_ladder)]
+    terms = [element.text for element in browser.find_elements(By.CSS_SELECTOR, "dl dt")]
+    assert terms == list(COLUMNS)
+    shoot(browser, "funnel-report")
+
+
 def test_failed_run_shows_its_error(browser: WebDriver, site: str, filled_sqlite: Filled) -> None:
     open_page(browser, site, f"/runs/{filled_sqlite.failed_run_id}")
     error = browser.find_element(By.CSS_SELECTOR, "pre.error").text
@@ -217,11 +238,14 @@ def test_failed_run_shows_its_error(browser: WebDriver, site: str, filled_sqlite
 
 def test_funnel_page_shows_the_funnel_numbers(browser: WebDriver, site: str, filled_sqlite: Filled) -> None:
     open_page(browser, site, "/funnel")
-    funnel = build_funnel(filled_sqlite.store)
+    funnel = build_funnel(filled_sqlite.store, config=filled_sqlite.config, now=NOW)
     labels = [element.text for element in browser.find_elements(By.CSS_SELECTOR, "svg.chart text.value")]
     assert labels == [f"{rung.reached} reached, {rung.on} on it" for rung in funnel.rungs]
-    table = [cells(row)[:3] for row in browser.find_elements(By.CSS_SELECTOR, "table tbody tr")]
-    assert table == [[rung.stage.value, str(rung.on), str(rung.reached)] for rung in funnel.rungs]
+    table = [cells(row)[:4] for row in browser.find_elements(By.CSS_SELECTOR, "table tbody tr")]
+    assert table[: len(funnel.rungs)] == [
+        [rung.stage.value, str(rung.on), str(rung.reached), str(rung.entered)] for rung in funnel.rungs
+    ]
+    assert table[-1][:2] == ["beyond the ladder", str(funnel.beyond_ladder)]
     bars = browser.find_elements(By.CSS_SELECTOR, "svg.chart rect.reached")
     widths = [bar.rect["width"] for bar in bars]
     assert widths == sorted(widths, reverse=True) and widths[0] > 0  # the ladder narrows as it climbs

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from connector.causes import GENERIC_HINT, HINTS, group_by_cause, hint_for
 from connector.jobs import Job
 from connector.model import LADDER
 from connector.report import Funnel, RungFigures
 from connector.store.queries import DeadLetterView, RunView
-from connector.web.causes import GENERIC_HINT, HINTS, group_by_cause, hint_for
 from connector.web.chart import funnel_chart
 from connector.web.health import Level, job_health
 from connector.web.rendering import ago, code_spans, days, environment, visible
@@ -116,7 +116,7 @@ def test_days(value: float | None, words: str) -> None:
 def funnel(on: list[int]) -> Funnel:
     reached = [sum(on[i:]) for i in range(len(on))]
     rungs = [
-        RungFigures(stage=stage, on=on[i], reached=reached[i], conversion=None, median_days=None, moved_on=0)
+        RungFigures(stage=stage, on=on[i], reached=reached[i])
         for i, stage in enumerate(LADDER)
     ]
     return Funnel(rungs=rungs, total=sum(on), off_ladder=0, job=None)

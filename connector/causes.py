@@ -1,4 +1,4 @@
-"""Dead letters grouped by cause (the vendor's error code), each cause with what to do about it.
+"""Dead letters grouped by cause (the vendor's error code), each cause with what to do about it (dashboard and CLI).
 
 The hints name the vendors' codes seen in docs/operations.md, docs/hubspot.md
 and docs/salesforce.md; an unknown code gets the generic hint.
