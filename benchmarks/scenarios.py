@@ -145,6 +145,12 @@ class Phase:
         }
 
 
+def _resume_from(store: Store, job: str, connection: str, stream: str) -> str | None:
+    """Where the job's next pull of ``stream`` starts (the store's checkpoint repository)."""
+    with store.begin() as db:
+        return store.checkpoints.get(db, job, connection, stream).resume_from
+
+
 def _ceil(count: int, page: int) -> int:
     return math.ceil(count / page)
 
@@ -270,10 +276,10 @@ class HubSpotTarget(Target):
         from connector.hubspot.cursor import ActivityCursor, ContactCursor
 
         contacts = ContactCursor.model_validate_json(
-            store.checkpoint(self.job.name, self.crm, CONTACTS).resume_from or ""
+            _resume_from(store, self.job.name, self.crm, CONTACTS) or ""
         )
         activities = ActivityCursor.model_validate_json(
-            store.checkpoint(self.job.name, self.crm, "activities").resume_from or ""
+            _resume_from(store, self.job.name, self.crm, "activities") or ""
         )
         window = [{"propertyName": CONTACT_MODIFIED, "operator": "GTE", "value": str(contacts.contacts.since)}]
         people = self._search_total("contacts", [{"filters": window}])
@@ -417,7 +423,7 @@ class SalesforceTarget(Target):
         lookback = timedelta(seconds=self.connection().lookback_seconds)
         sizes: dict[str, int] = {}
         for stream in (CONTACTS, "activities"):
-            cursor = Cursor.decode(store.checkpoint(self.job.name, self.crm, stream).resume_from)
+            cursor = Cursor.decode(_resume_from(store, self.job.name, self.crm, stream))
             for name, position in cursor.positions.items():
                 # what may have changed since the last run: records after the last one read, and records
                 # that could still commit late (stamped within the lookback before that run started)

@@ -447,7 +447,7 @@ class _Run:
     def _decide_and_write(self, client: CrmClient, mapping: CrmMapping, counts: ConnectionCounts) -> bool:
         name = client.connection
         with self._transaction() as db:
-            # decisions that time alone may have changed (a booked meeting's start came) are due again
+            # decisions that time alone may have changed (an activity dated ahead came due) are decided again
             self.store.queue.wake(db, self.job, name, self.clock())
         with self._read() as db:
             total = self.store.queue.count(db, self.job, name)
