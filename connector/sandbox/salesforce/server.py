@@ -37,6 +37,7 @@ from connector.sandbox.salesforce.soql import SoqlError, parse
 log = logging.getLogger(__name__)
 
 _DAY = 86_400.0
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 @dataclass
@@ -89,6 +90,10 @@ class Credentials:
     username: str
     password: str
     security_token: str
+    refresh_tokens: set[str] = field(default_factory=set)
+    """Refresh tokens the org honours (``revoke_refresh_tokens`` empties it, as an admin's revoke does)."""
+    certificate_key: Any = None
+    """The connected app's certificate as a public key (verifies JWT assertions); ``None``: no JWT grant."""
 
 
 class _Reply(Exception):
@@ -141,9 +146,20 @@ class OrgService:
                     400, {"error": "invalid_client", "error_description": "invalid client credentials"}
                 ) from None
             client_id, _, client_secret = decoded.partition(":")
+        creds = self.credentials
+        if grant == JWT_GRANT:
+            self._check_assertion(form.get("assertion") or "")
+            return self._issue()
+        if grant == "refresh_token":
+            if client_id != creds.client_id:
+                raise _Reply(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
+            if client_secret is not None and not secrets.compare_digest(client_secret, creds.client_secret):
+                raise _Reply(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
+            if form.get("refresh_token") not in creds.refresh_tokens:
+                raise _Reply(400, {"error": "invalid_grant", "error_description": "expired access/refresh token"})
+            return self._issue()
         if grant not in ("password", "client_credentials"):
             raise _Reply(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
-        creds = self.credentials
         if client_id != creds.client_id:
             raise _Reply(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
         if not client_secret or not secrets.compare_digest(client_secret, creds.client_secret):
@@ -153,6 +169,31 @@ class OrgService:
             accepted = (creds.password, creds.password + creds.security_token)
             if form.get("username") != creds.username or password not in accepted:
                 raise _Reply(400, {"error": "invalid_grant", "error_description": "authentication failure"})
+        return self._issue()
+
+    def _check_assertion(self, assertion: str) -> None:
+        """Verify a JWT bearer assertion as Salesforce does: RS256 by the app's certificate, iss, aud, sub, exp."""
+
+        def refuse(description: str) -> _Reply:
+            return _Reply(400, {"error": "invalid_grant", "error_description": description})
+
+        creds = self.credentials
+        if creds.certificate_key is None:
+            raise _Reply(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
+        claims = verify_rs256(assertion, creds.certificate_key)
+        if claims is None:
+            raise refuse("invalid assertion")
+        if claims.get("iss") != creds.client_id:
+            raise _Reply(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
+        if str(claims.get("aud", "")).rstrip("/") not in (self.instance_url, "https://login.salesforce.com"):
+            raise refuse("audience is invalid")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp <= time.time():
+            raise refuse("expired authorization code")  # Salesforce's words for an expired assertion
+        if claims.get("sub") != creds.username:
+            raise refuse("user hasn't approved this consumer")
+
+    def _issue(self) -> dict[str, Any]:
         access_token = "00D5g0000000001!" + secrets.token_urlsafe(48)
         self.sessions.add(access_token)
         return {
@@ -166,6 +207,9 @@ class OrgService:
 
     def expire_sessions(self) -> None:
         self.sessions.clear()
+
+    def revoke_refresh_tokens(self) -> None:
+        self.credentials.refresh_tokens.clear()
 
     # -- REST ----------------------------------------------------------------
     def query(self, version: str, soql: str, batch: int | None) -> dict[str, Any]:
@@ -478,6 +522,30 @@ _RECORD_ERRORS: dict[str, tuple[str, str]] = {
     "VALIDATION_ERROR": ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "the record failed a validation rule"),
 }
 """The kit's record-fault categories in Salesforce's error codes."""
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def verify_rs256(token: str, public_key: Any) -> dict[str, Any] | None:
+    """The claims of a compact JWS signed RS256 by ``public_key``'s private half; ``None`` if it is not one."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(_b64url(parts[0]))
+        if not isinstance(header, dict) or header.get("alg") != "RS256":
+            return None
+        public_key.verify(_b64url(parts[2]), f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        claims = json.loads(_b64url(parts[1]))
+    except (ValueError, InvalidSignature):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _fault_reply(fault: Fault, endpoint: str) -> _Reply:
