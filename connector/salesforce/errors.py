@@ -34,6 +34,7 @@ ERROR_CODES: dict[str, type[CrmsyncError]] = {
     "API_DISABLED_FOR_ORG": ConfigError,
     "API_CURRENTLY_DISABLED": ConfigError,
     "FUNCTIONALITY_NOT_ENABLED": ConfigError,
+    "FeatureNotEnabled": ConfigError,  # Bulk API (1.0 and 2.0) not enabled for the org
 }
 """Whole-request error codes; a code not listed falls back on the HTTP status."""
 

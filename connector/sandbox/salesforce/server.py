@@ -212,7 +212,8 @@ class OrgService:
         self.credentials.refresh_tokens.clear()
 
     # -- REST ----------------------------------------------------------------
-    def query(self, version: str, soql: str, batch: int | None) -> dict[str, Any]:
+    def query(self, version: str, soql: str, batch: int | None, kind: str = "query") -> dict[str, Any]:
+        """``kind`` ``queryAll`` also returns deleted and archived rows: the sandbox deletes none, so the same rows."""
         try:
             plan = parse(soql)
             with self.org.lock:
@@ -221,16 +222,18 @@ class OrgService:
             raise _error(400, error.code, str(error)) from None
         if batch:
             result.extra["batch"] = batch
-        return self._page(version, result, None)
+        return self._page(version, result, None, kind)
 
-    def query_more(self, version: str, locator: str) -> dict[str, Any]:
+    def query_more(self, version: str, locator: str, kind: str = "query") -> dict[str, Any]:
+        """The page at ``locator``: the same locator read twice (a retry of a lost page) answers the same page."""
         cursor_id, _, position = locator.partition("-")
         result = self.cursors.get(cursor_id)
-        if result is None or not position.isdigit() or int(position) != result.position:
+        if result is None or not position.isdigit() or int(position) > len(result.rows):
             raise _error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        return self._page(version, result, cursor_id)
+        result.position = int(position)
+        return self._page(version, result, cursor_id, kind)
 
-    def _page(self, version: str, result: QueryResult, cursor_id: str | None) -> dict[str, Any]:
+    def _page(self, version: str, result: QueryResult, cursor_id: str | None, kind: str) -> dict[str, Any]:
         size = min(self.limits.page_size, int(result.extra.get("batch") or self.limits.page_size))
         start = result.position
         chunk = result.rows[start : start + size]
@@ -239,8 +242,8 @@ class OrgService:
         result.position = start + len(chunk)
         page: dict[str, Any] = {"totalSize": len(result.rows), "done": result.position >= len(result.rows)}
         if page["done"]:
-            if cursor_id is not None:
-                self.cursors.pop(cursor_id, None)
+            if cursor_id is not None:  # kept for a re-read of its last page, first in line to be dropped
+                self.cursors.move_to_end(cursor_id, last=False)
         else:
             if cursor_id is None:
                 self.cursor_number += 1
@@ -248,7 +251,7 @@ class OrgService:
                 self.cursors[cursor_id] = result
                 while len(self.cursors) > self.limits.max_cursors:
                     self.cursors.popitem(last=False)
-            page["nextRecordsUrl"] = f"/services/data/v{version}/query/{cursor_id}-{result.position}"
+            page["nextRecordsUrl"] = f"/services/data/v{version}/{kind}/{cursor_id}-{result.position}"
         page["records"] = records
         return page
 
@@ -274,9 +277,12 @@ class OrgService:
         }
 
     def limits_body(self) -> dict[str, Any]:
+        """The keys an org's ``/limits`` answers with (clients read the few they need); only API requests move."""
         used = self.allocation.used
         total = self.allocation.total
-        return {"DailyApiRequests": {"Max": total, "Remaining": max(0, total - used)}}
+        body = {name: {"Max": most, "Remaining": most} for name, most in _OTHER_LIMITS.items()}
+        body["DailyApiRequests"] = {"Max": total, "Remaining": max(0, total - used)}
+        return dict(sorted(body.items()))
 
     def record(self, version: str, sobject: str, record_id: str) -> dict[str, Any]:
         with self.org.lock:
@@ -441,6 +447,18 @@ class _Handler(BaseHTTPRequestHandler):
                 status, answer = 200, service.token(form, self.headers.get("Authorization"))
                 self._send(status, answer, limit_info=False)
                 return
+            if endpoint == "versions":
+                if method != "GET":
+                    raise _error(405, "METHOD_NOT_ALLOWED", "HTTP Method not allowed")
+                status, answer = 200, API_VERSIONS
+                self._send(status, answer, limit_info=False)
+                return
+            if endpoint == "bulk1":
+                # Bulk API 1.0 logs in with X-SFDC-Session and answers in its own shape
+                if (self.headers.get("X-SFDC-Session") or "") not in service.sessions:
+                    raise _Reply(401, {"exceptionCode": "InvalidSessionId", "exceptionMessage": "Invalid session id"})
+                message = "Bulk API is not enabled for this Organization"
+                raise _Reply(400, {"exceptionCode": "FeatureNotEnabled", "exceptionMessage": message})
             self._authorise()
             if not service.allocation.take():
                 raise _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
@@ -471,19 +489,24 @@ class _Handler(BaseHTTPRequestHandler):
         # /services/data/vNN.N/...
         if len(parts) < 4 or parts[1:3] != ["services", "data"]:
             raise _error(404, "NOT_FOUND", "The requested resource does not exist")
-        if len(parts) == 3:
-            return [{"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"}]
         version = parts[3].removeprefix("v")
         rest = parts[4:]
         match (method, rest):
-            case ("GET", ["query"]):
+            case ("GET", []):
+                base = f"/services/data/v{version}"
+                names = ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
+                return {name: f"{base}/{name}" for name in names}
+            case ("GET", [("query" | "queryAll") as kind]):
                 params = parse_qs(query)
                 soql = params.get("q", [""])[0]
                 if not soql:
                     raise _error(400, "MALFORMED_QUERY", "missing query")
-                return service.query(version, soql, _batch_size(self.headers.get("Sforce-Query-Options")))
-            case ("GET", ["query", locator]):
-                return service.query_more(version, unquote(locator))
+                return service.query(version, soql, _batch_size(self.headers.get("Sforce-Query-Options")), kind)
+            case ("GET", [("query" | "queryAll") as kind, locator]):
+                return service.query_more(version, unquote(locator), kind)
+            case (_, ["jobs", ("ingest" | "query"), *_]):
+                # an org without Bulk API 2.0 (the sandbox models none): what such an org answers
+                raise _error(400, "FeatureNotEnabled", "Bulk API 2.0 isn't enabled for this organization.")
             case ("GET", ["sobjects"]):
                 return service.global_describe()
             case ("GET", ["sobjects", sobject, "describe"]):
@@ -512,6 +535,57 @@ class _Handler(BaseHTTPRequestHandler):
             return {}
         raise _Reply(404, {"error": "unknown sandbox endpoint"})
 
+
+_OTHER_LIMITS: dict[str, int] = {
+    "ActiveScratchOrgs": 3,
+    "ConcurrentAsyncGetReportInstances": 200,
+    "ConcurrentSyncReportRuns": 20,
+    "DailyAnalyticsDataflowJobExecutions": 60,
+    "DailyAsyncApexExecutions": 250_000,
+    "DailyAsyncApexTests": 500,
+    "DailyBulkApiBatches": 15_000,
+    "DailyBulkV2QueryFileStorageMB": 976_562,
+    "DailyBulkV2QueryJobs": 10_000,
+    "DailyDurableGenericStreamingApiEvents": 10_000,
+    "DailyDurableStreamingApiEvents": 10_000,
+    "DailyFunctionsApiCallLimit": 235_000,
+    "DailyGenericStreamingApiEvents": 10_000,
+    "DailyStandardVolumePlatformEvents": 10_000,
+    "DailyStreamingApiEvents": 10_000,
+    "DailyWorkflowEmails": 1_000,
+    "DataStorageMB": 5_120,
+    "FileStorageMB": 20_480,
+    "HourlyAsyncReportRuns": 1_200,
+    "HourlyDashboardRefreshes": 200,
+    "HourlyDashboardResults": 5_000,
+    "HourlyDashboardStatuses": 999_999_999,
+    "HourlyODataCallout": 10_000,
+    "HourlyPublishedPlatformEvents": 50_000,
+    "HourlyPublishedStandardVolumePlatformEvents": 50_000,
+    "HourlySyncReportRuns": 500,
+    "HourlyTimeBasedWorkflow": 50,
+    "MassEmail": 5_000,
+    "MonthlyPlatformEventsUsageEntitlement": 3_000_000,
+    "Package2VersionCreates": 6,
+    "PermissionSets": 1_500,
+    "PrivateConnectOutboundCalloutHourlyLimitMB": 0,
+    "SingleEmail": 5_000,
+    "StreamingApiConcurrentClients": 2_000,
+}
+"""The other ``/limits`` keys with an Enterprise org's usual maxima (nothing in the sandbox uses them up)."""
+
+API_VERSIONS: list[dict[str, str]] = [
+    {"label": label, "url": f"/services/data/v{version}", "version": version}
+    for label, version in (
+        ("Winter '24", "59.0"),
+        ("Spring '24", "60.0"),
+        ("Summer '24", "61.0"),
+        ("Winter '25", "62.0"),
+        ("Spring '25", "63.0"),
+        ("Summer '25", "64.0"),
+    )
+]
+"""``GET /services/data/``: the versions the org serves, oldest first (no session needed)."""
 
 _RECORD_ERRORS: dict[str, tuple[str, str]] = {
     "UNABLE_TO_LOCK_ROW": (
@@ -566,11 +640,15 @@ def _endpoint(method: str, path: str) -> str:
     """A short name for the request log: ``query``, ``query_more``, ``composite/sobjects``..."""
     if path == "/services/oauth2/token":
         return "oauth/token"
+    if path.startswith("/services/async/"):
+        return "bulk1"
+    if path == "/services/data":
+        return "versions"
     parts = path.split("/")[4:]
     if not parts:
-        return "versions"
-    if parts[0] == "query":
-        return "query" if len(parts) == 1 else "query_more"
+        return "version"
+    if parts[0] in ("query", "queryAll"):
+        return parts[0] if len(parts) == 1 else f"{parts[0]}_more"
     if parts[0] == "sobjects":
         if len(parts) == 3 and parts[2] == "describe":
             return "describe"
