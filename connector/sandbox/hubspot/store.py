@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connector.sandbox.generator import FakeActivity, FakePerson
+from connector.sandbox.hubspot.conformance import realistic_properties
 
 CONNECTED = "f240bbac-87c9-4f6e-bf70-924b57d47db7"
 NO_ANSWER = "73a0d17f-1163-4015-bdd5-ec830791da20"
@@ -277,6 +278,10 @@ class Store:
         self.properties["numemployees"] = PropertyDef(
             "numemployees", "Number of Employees", "enumeration", "select", [label for _, label in EMPLOYEE_RANGES]
         )
+        for name, kind, group in realistic_properties():  # a real portal's few hundred, mostly empty
+            if name not in self.properties:
+                self.properties[name] = PropertyDef(name, name, kind, "text", [], group=group)
+                self.extra[name] = {}
         if with_stage_property:
             self.create_property(
                 PropertyDef(STAGE_PROPERTY, "Lifecycle stage (crmsync)", "enumeration", "select", list(STAGE_OPTIONS))
