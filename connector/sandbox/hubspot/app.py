@@ -89,6 +89,14 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", r"/crm/v3/objects/(contacts)/batch/read", "{0}.batch_read", "batch_read"),
     _route("GET", r"/crm/v3/objects/(contacts)/([^/]+)", "{0}.get", "get_object"),
     _route("GET", r"/crm/v3/schemas/?", "schemas.list", "list_schemas"),
+    _route("GET", r"/email/public/v1/events/?", "email.events", "email_events"),
+    _route("GET", r"/marketing/v3/marketing-events/?", "marketing_events.list", "marketing_events"),
+    _route(
+        "GET",
+        r"/marketing/v3/marketing-events/participations/([^/]+)/([^/]+)/breakdown",
+        "marketing_events.participations",
+        "participations",
+    ),
     _route("POST", r"/crm/v3/objects/(contacts)/batch/update", "{0}.batch_update", "batch_update"),
     _route(
         "POST",
@@ -425,6 +433,23 @@ class HubSpotApp:
     def list_schemas(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
         """The portal's custom object schemas: none (the sandbox models HubSpot's standard objects only)."""
         return 200, {"results": []}
+
+    # -- engagement signals outside CRM objects (engagement.py) ---------------------------
+    def email_events(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        store = self.store
+        return 200, store.signals.email_events(query, lambda i: store.get(i, "email"))
+
+    def marketing_events(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        return 200, self.store.signals.marketing_events()
+
+    def participations(
+        self, account: str, event: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        store = self.store
+        page = store.signals.participations(account, event, query, lambda i: store.get(i, "email"), store.contact_id)
+        if page is None:
+            raise HttpError(404, "OBJECT_NOT_FOUND", f"Marketing event {event} not found")
+        return 200, page
 
     def associations(
         self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 from connector.sandbox.generator import FakeActivity, FakePerson
 from connector.sandbox.hubspot.conformance import realistic_properties
+from connector.sandbox.hubspot.engagement import Signals
 
 CONNECTED = "f240bbac-87c9-4f6e-bf70-924b57d47db7"
 NO_ANSWER = "73a0d17f-1163-4015-bdd5-ec830791da20"
@@ -264,6 +265,8 @@ class Store:
         self.details = Details()
         self.engagements = {name: Engagements(name) for name in ("meetings", "emails", "calls")}
         self.forms = {form.guid: FormSubmissions(form) for form in FORMS}
+        self.signals = Signals()
+        """E-mail events, webinar participations, page-view and e-mail counters (``engagement.py``)."""
         self._submission_seq = 0
         self.properties: dict[str, PropertyDef] = {}
         for name in (*CONTACT_TEXT, *CONTACT_INSTANTS, "hs_object_id"):
@@ -397,8 +400,13 @@ class Store:
 
     # -- activities ------------------------------------------------------------
     def add_activity(self, activity: FakeActivity, contact: int, *, bulk: bool = False) -> None:
-        target, code = KIND_RECORDS.get(activity.kind, ("emails", 0))
         at = to_ms(activity.occurred_at)
+        with self.lock:
+            if self.signals.add(activity.kind, contact, at, activity.index):  # engagement.py
+                if not bulk:
+                    self.settle_signals()
+                return
+        target, code = KIND_RECORDS.get(activity.kind, ("emails", 0))
         if target == "form_submissions":
             form = FORMS[code]
             if activity.kind == "content_download" and activity.index % 3 == 0:
@@ -427,10 +435,19 @@ class Store:
                     self.add_activity(activity, index, bulk=True)
             for form in self.forms.values():
                 form.settle()
+            self.settle_signals()
             self.version += 1
 
+    def settle_signals(self) -> None:
+        """Fold the signals' counters into the contact properties (caller holds the lock)."""
+        for name, values in self.signals.counters().items():
+            self.extra[name] = values
+        self.version += 1
+
     def activity_total(self) -> int:
-        return sum(len(e) for e in self.engagements.values()) + sum(len(f.items) for f in self.forms.values())
+        signals = self.signals
+        counted = sum(len(e) for e in self.engagements.values()) + sum(len(f.items) for f in self.forms.values())
+        return counted + signals.event_count + len(signals.part_at) + sum(v[0] for v in signals.views.values())
 
     def iter_contacts(self) -> Iterator[int]:
         return iter(range(self.contact_count))
