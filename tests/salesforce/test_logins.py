@@ -144,3 +144,25 @@ def test_an_unreadable_key_file_or_variable_is_a_config_error(sandbox: Salesforc
     not_a_key = SalesforceConnection(**sandbox.connection_settings(auth="jwt"))
     with pytest.raises(ConfigError, match="SALESFORCE_PRIVATE_KEY: not a PEM private key"):
         Secrets.from_settings(not_a_key, sandbox.secrets_env("jwt") | {SECRET_ENV["private_key"]: "hunter2"})
+
+
+def test_validate_remote_checks_the_login_and_names_the_refused_grant(
+    sandbox: SalesforceSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.cli.check import collect_problems
+    from tests.salesforce.conftest import ROOT
+
+    for name, value in (sandbox.secrets_env("jwt") | {SECRET_ENV["private_key"]: other_key()}).items():
+        monkeypatch.setenv(name, value)
+    settings = sandbox.connection_settings(auth="jwt")
+    del settings["retry"]
+    lines = [f"{key} = {value!r}".replace("'", '"') for key, value in settings.items() if value is not None]
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "config.toml").write_text(
+        f'[paths]\nmappings = "{ROOT / "mappings"}"\nrules = "{ROOT / "mappings" / "lifecycle.toml"}"\n'
+        f'jobs = "{tmp_path / "jobs"}"\n\n[connections.salesforce]\n' + "\n".join(lines) + "\n",
+        encoding="utf-8",
+    )
+    problems, _ = collect_problems(tmp_path / "config.toml", remote=True)
+    assert len(problems) == 1
+    assert "oauth/token (jwt grant)" in problems[0].message and "invalid assertion" in problems[0].message
