@@ -151,7 +151,8 @@ def next_event_cursor(state: EventTypeCursor, since: int | None, until: int, has
                       offset: str | None) -> EventTypeCursor:  # fmt: skip
     """After one page of a range: the next page of the same range, or (range done) the watermark at its end."""
     if has_more and offset:
-        return EventTypeCursor(since=since if state.until is not None else state.since, until=until, offset=offset)
+        # the range's own start is kept: HubSpot's offset token belongs to that exact query
+        return EventTypeCursor(since=since, until=until, offset=offset)
     return EventTypeCursor(since=until)
 
 

@@ -59,6 +59,13 @@ def test_event_range(state: EventTypeCursor, expected: tuple[int | None, int]) -
             EventTypeCursor(), False, None, EventTypeCursor(since=9_000), id="range-done-watermark-at-its-end"
         ),
         pytest.param(
+            EventTypeCursor(since=5_000),
+            True,
+            "1000",
+            EventTypeCursor(since=4_700, until=9_000, offset="1000"),
+            id="a-range-keeps-its-own-start",
+        ),
+        pytest.param(
             EventTypeCursor(since=4_700, until=9_000, offset="1000"),
             True,
             "2000",
@@ -71,8 +78,8 @@ def test_event_range(state: EventTypeCursor, expected: tuple[int | None, int]) -
 def test_next_event_cursor(
     state: EventTypeCursor, has_more: bool, offset: str | None, expected: EventTypeCursor
 ) -> None:
-    since = state.since if state.until is not None else None
-    assert next_event_cursor(state, since, 9_000, has_more, offset) == expected
+    since, until = event_range(state, now_ms=9_000, lookback_ms=300)
+    assert next_event_cursor(state, since, until, has_more, offset) == expected
 
 
 @pytest.mark.parametrize(
