@@ -7,12 +7,10 @@ returns is rendered from the columns on demand, the way HubSpot renders
 properties: every value a string, instants as ISO-8601 with milliseconds.
 
 Generated activities are translated into HubSpot's own records here (see
-``KIND_RECORDS``). HubSpot's CRM objects cannot express ``page_view``,
-``email_open``, ``email_click`` or ``webinar_attended`` (those live in web
-analytics and marketing-email events, which the connector does not read):
-the sandbox keeps their volume as ordinary CRM records that no mapping rule
-matches (sent e-mails and unconnected calls), which is what a real portal
-is full of, so the client's unmapped count is exercised too.
+``KIND_RECORDS``). ``page_view``, ``email_open``, ``email_click`` and
+``webinar_attended`` live outside CRM objects in a real portal (contact
+counters, marketing e-mail events, marketing-event participations): the
+``Signals`` of ``engagement.py`` hold and serve them.
 """
 
 from __future__ import annotations
@@ -96,7 +94,7 @@ KIND_RECORDS: dict[str, tuple[str, int]] = {
     "webinar_registered": ("form_submissions", 3),
     "info_request": ("form_submissions", 4),
     "demo_request": ("form_submissions", 5),
-    # not expressible in HubSpot's CRM objects: kept as records no rule maps
+    # outside CRM objects (engagement.py's Signals take them first); kept for callers of KIND_RECORDS
     "email_open": ("emails", 0),
     "email_click": ("emails", 2),
     "webinar_attended": ("emails", 0),
