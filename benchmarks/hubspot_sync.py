@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -146,6 +147,7 @@ def minimum(store_counts: dict[str, int], planned: int, incremental_changed: int
             "contacts.list": math.ceil(store_counts["contacts"] / 100),
             **{f"{o}.list": max(1, math.ceil(store_counts[o] / 100)) for o in ("meetings", "emails", "calls")},
             "forms.submissions": sum(max(1, math.ceil(n / 50)) for n in store_counts["forms"].values()),  # type: ignore[attr-defined]
+            **signals_minimum(store_counts, full=True),
         }
         # the contacts' primary companies, each read once in batches of 100 (the list carries the associations)
         if store_counts.get("companies"):
@@ -155,9 +157,24 @@ def minimum(store_counts: dict[str, int], planned: int, incremental_changed: int
             "contacts.search": max(1, math.ceil(incremental_changed / 200)),
             **{f"{o}.search": 1 for o in ("meetings", "emails", "calls")},
             "forms.submissions": len(store_counts["forms"]),  # type: ignore[arg-type]
+            **signals_minimum(store_counts, full=False),
         }
     if planned:
         wanted["contacts.batch_update"] = math.ceil(planned / 100)
+    return wanted
+
+
+def signals_minimum(store_counts: dict[str, Any], *, full: bool) -> dict[str, int]:
+    """E-mail events (pages of 1,000 per mapped type; one empty page each when nothing is new), the webinar
+    list, and every participation breakdown (pages of 100; the API has no time filter, so every run reads them)."""
+    events: dict[str, int] = store_counts.get("email_events", {})
+    breakdowns: dict[str, int] = store_counts.get("participations", {})
+    wanted: dict[str, int] = {}
+    if events:
+        wanted["email.events"] = sum(max(1, math.ceil(n / 1000)) if full else 1 for n in events.values())
+    if breakdowns:
+        wanted["marketing_events.list"] = 1
+        wanted["marketing_events.participations"] = sum(max(1, math.ceil(n / 100)) for n in breakdowns.values())
     return wanted
 
 
@@ -241,9 +258,39 @@ def store_sizes(client: HubSpotClient) -> dict[str, object]:
                 break
         forms[guid] = count
     sizes["forms"] = forms
+    sizes |= signal_sizes(client)
     transport.usage.calls.clear()
     transport.usage.calls.update(saved)
     return sizes
+
+
+def signal_sizes(client: HubSpotClient) -> dict[str, object]:
+    """E-mail events per mapped type and participations per webinar (census calls, not counted in the sync)."""
+    from connector.hubspot.engagement import event_types
+    from connector.hubspot.transport import Operation, path
+
+    transport = client._transport
+    events: dict[str, int] = {}
+    for kind in event_types(client.mapping):
+        count, offset = 0, None
+        while True:
+            query: tuple[tuple[str, object], ...] = (("eventType", kind), ("limit", 1000))
+            page = json.loads(transport.send(Operation("x", "GET", "/email/public/v1/events",
+                                                       query + ((("offset", offset),) if offset else ()))).data)  # fmt: skip
+            count += len(page["events"])
+            offset = page.get("offset") if page.get("hasMore") else None
+            if offset is None:
+                break
+        events[kind] = count
+    participations: dict[str, int] = {}
+    if client.mapping.activity_rules("marketing_events"):
+        listed = json.loads(transport.send(Operation("x", "GET", "/marketing/v3/marketing-events")).data)
+        for event in listed["results"]:
+            url = path("/marketing/v3/marketing-events/participations/{a}/{e}/breakdown",
+                       a=event["externalAccountId"], e=event["externalEventId"])  # fmt: skip
+            page = json.loads(transport.send(Operation("x", "GET", url, (("limit", 1),))).data)
+            participations[event["externalEventId"]] = int(page.get("total") or 0)
+    return {"email_events": events, "participations": participations}
 
 
 if __name__ == "__main__":

@@ -305,6 +305,7 @@ class HubSpotTarget(Target):
             if mapped:
                 wanted[f"associations.{name}"] = _ceil(mapped, HS_ASSOCIATIONS)
         wanted["forms.submissions"] = len(self.admin._form_ids())
+        wanted |= hubspot_sync.signals_minimum(hubspot_sync.signal_sizes(self.admin), full=False)
         return wanted
 
     def _company_minimum(self, cursor: Any, people: int) -> dict[str, int]:

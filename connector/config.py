@@ -191,6 +191,9 @@ def file_problems(config: Config, file: str) -> list[Problem]:
             continue
         if bundle and not config.resolve(Path(bundle)).is_file():
             problems.append(Problem(file, f"connections.{name}.ca_bundle", f"no such file: {bundle}"))
+        key_file = getattr(settings, "private_key_file", None)
+        if isinstance(key_file, str) and key_file and not config.resolve(Path(key_file)).is_file():
+            problems.append(Problem(file, f"connections.{name}.private_key_file", f"no such file: {key_file}"))
     return problems
 
 

@@ -33,6 +33,9 @@ def open_client(config: Config, name: str, *, environ: Mapping[str, str] | None 
         if not bundle.is_file():
             raise ConfigError(f"connections.{name}.ca_bundle: no such file: {ca_bundle}")
         settings = settings.model_copy(update={"ca_bundle": str(bundle)})
+    key_file = getattr(settings, "private_key_file", None)
+    if isinstance(key_file, str) and key_file:
+        settings = settings.model_copy(update={"private_key_file": str(config.resolve(Path(key_file)))})
     module, _, attribute = settings.client.partition(":")
     client_class = getattr(importlib.import_module(module), attribute)
     client: CrmClient = client_class.from_settings(name, settings, mapping, environ=environ)

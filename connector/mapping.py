@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from connector.errors import ConfigError, Problem
 from connector.loading import load_model
-from connector.model import LADDER, Activity, ActivityKind, Stage
+from connector.model import LADDER, Activity, ActivityKind, CounterKind, Stage
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
@@ -86,6 +86,16 @@ class CompanySource(BaseModel):
         }
 
 
+class CounterSpec(BaseModel):
+    """A running total kept on the person: the field with the total, and the one with the last date."""
+
+    model_config = _STRICT
+
+    total: str = Field(min_length=1)
+    last: str | None = None
+    """The field holding when the latest one happened; without it the counter is undated (scores nothing)."""
+
+
 class PersonObject(BaseModel):
     """One CRM object that holds people (HubSpot ``contacts``; Salesforce ``Lead``, ``Contact``)."""
 
@@ -94,6 +104,8 @@ class PersonObject(BaseModel):
     fields: dict[str, str | FieldSpec]
     company: CompanySource | None = None
     """Where the person's company fields come from first (see :class:`CompanySource`)."""
+    counters: dict[CounterKind, CounterSpec] = Field(default_factory=dict)
+    """Counters read from the person's own fields (HubSpot ``hs_analytics_num_page_views``...)."""
 
     @field_validator("fields")
     @classmethod
@@ -315,7 +327,10 @@ class CrmMapping:
 
     # -- people ------------------------------------------------------------
     def person_fields(self, crm_object: str) -> list[str]:
-        return [spec.field for spec in self.people[crm_object].values()]
+        names = [spec.field for spec in self.people[crm_object].values()]
+        for counter in self.spec.people[crm_object].counters.values():
+            names += [counter.total, *([counter.last] if counter.last else [])]
+        return list(dict.fromkeys(names))
 
     def company_object(self, crm_object: str) -> str | None:
         """The CRM object the people of ``crm_object`` read their company from, if the mapping names one."""
@@ -359,7 +374,25 @@ class CrmMapping:
                 person[target] = value
         if company:
             person["company"] = company
+        counters = self.spec.people[crm_object].counters
+        if counters:
+            person["counters"] = person_counters(counters, values)
         return person
+
+
+def person_counters(specs: Mapping[CounterKind, CounterSpec], values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The counters of one person's record: those with a total above zero, dated when the CRM dates them.
+
+    Raises ``ValueError`` naming the field when a total or a date cannot be read.
+    """
+    counters: list[dict[str, Any]] = []
+    for kind, spec in specs.items():
+        total = apply_transform(Transform.INT, values.get(spec.total), spec.total)
+        if not total:
+            continue
+        last = apply_transform(Transform.DATETIME, values.get(spec.last), spec.last) if spec.last else None
+        counters.append({"kind": kind.value, "total": total, "last_at": last})
+    return counters
 
 
 def build_activity(rule: ActivityRule, values: Mapping[str, Any], activity_id: str) -> Activity:

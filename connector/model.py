@@ -105,6 +105,21 @@ KIND_LABEL: dict[str, str] = {
 
 KNOWN_KINDS: frozenset[str] = frozenset(kind.value for kind in ActivityKind)
 
+
+class CounterKind(StrEnum):
+    """Running totals a CRM keeps on the person instead of a list of dated activities.
+
+    A counter is not activities: ``12 page views, the last on 2 November`` does
+    not say when the other eleven happened. The rules test counters on their own
+    (a threshold, with the last date in a window) and score them with their own
+    capped points; ``at_least`` on activities never counts them.
+    """
+
+    PAGE_VIEWS = "page_views"
+    VISITS = "visits"
+    EMAIL_OPENS = "email_opens"
+    EMAIL_CLICKS = "email_clicks"
+
 _FROZEN = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
 
@@ -133,6 +148,16 @@ class Activity(BaseModel):
     id: str | None = None
 
 
+class Counter(BaseModel):
+    """A dated running total: ``total`` so far, the latest one at ``last_at`` (when the CRM keeps it)."""
+
+    model_config = _FROZEN
+
+    kind: str
+    total: int = Field(ge=0)
+    last_at: UtcDatetime | None = None
+
+
 class Contact(BaseModel):
     """A person, with the activities known for them.
 
@@ -149,6 +174,8 @@ class Contact(BaseModel):
     company: Company | None = None
     stage: Stage | None = None
     activities: tuple[Activity, ...] = ()
+    counters: tuple[Counter, ...] = ()
+    """Running totals the CRM keeps (page views, visits, e-mail opens and clicks); see :class:`CounterKind`."""
 
 
 class FactSource(StrEnum):
@@ -158,6 +185,7 @@ class FactSource(StrEnum):
     FIELD = "field"
     SCORE = "score"
     POLICY = "policy"
+    COUNTER = "counter"
 
 
 @dataclass(frozen=True, slots=True)

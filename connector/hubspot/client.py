@@ -55,6 +55,8 @@ from connector.hubspot.cursor import (
     next_search,
     scan_start,
 )
+from connector.hubspot.engagement import OBJECTS as SIGNALS
+from connector.hubspot.engagement import EngagementReader
 from connector.hubspot.normalise import (
     COMPANY_OBJECT,
     COMPANY_PRIMARY_CONTACT_TYPE_ID,
@@ -135,7 +137,7 @@ class HubSpotClient:
     ) -> None:
         if mapping.crm != "hubspot":
             raise ConfigError(f"connection {connection!r}: {mapping.source} is not a HubSpot mapping")
-        unknown = [o for o in mapping.activity_objects() if o not in (*ENGAGEMENT_OBJECTS, FORM_OBJECT)]
+        unknown = [o for o in mapping.activity_objects() if o not in (*ENGAGEMENT_OBJECTS, FORM_OBJECT, *SIGNALS)]
         if unknown:
             raise ConfigError(f"{mapping.source}: activity object(s) {unknown} are not read from HubSpot")
         company = mapping.company_object("contacts")
@@ -348,7 +350,7 @@ class HubSpotClient:
     def _activity_pages(self, cursor: str | None) -> Iterator[ActivityPage]:
         state = load_cursor(ActivityCursor, cursor) or ActivityCursor()
         for name in self.mapping.activity_objects():
-            if name == FORM_OBJECT:
+            if name == FORM_OBJECT or name in SIGNALS:
                 continue
             start = state.objects.get(name) or ObjectCursor()
             for page, after, inline in self._scan(
@@ -361,6 +363,14 @@ class HubSpotClient:
             for activities, form_state in self._submissions(guid, state.forms.get(guid) or FormCursor()):
                 state = state.model_copy(update={"forms": {**state.forms, guid: form_state}})
                 yield activities.model_copy(update={"cursor": dump_cursor(state)})
+        # e-mail events and marketing-event participations: engagement.py
+        reader = EngagementReader(self._send, self.mapping, self._contact_ids, self.lookback_ms)
+        for activities, engagement in reader.email_events(state.engagement, self._now_ms()):
+            state = state.model_copy(update={"engagement": engagement})
+            yield activities.model_copy(update={"cursor": dump_cursor(state)})
+        for activities, engagement in reader.participations(state.engagement):
+            state = state.model_copy(update={"engagement": engagement})
+            yield activities.model_copy(update={"cursor": dump_cursor(state)})
 
     def _engagements(self, name: str, page: ObjectPage, inline: bool) -> ActivityPage:
         mapped: list[tuple[CrmObject, Activity]] = []
@@ -473,6 +483,11 @@ class HubSpotClient:
     @staticmethod
     def _no_submitter(crm_id: str) -> SkippedRecord:
         return SkippedRecord(crm_id=crm_id, reason="no contact with the submitted e-mail", code=SkipReason.NO_CONTACT)
+
+    def _contact_ids(self, emails: list[str]) -> dict[str, str]:
+        """Contact ids of these (lower-cased) e-mails, looked up in bulk when this client has not seen them."""
+        self._resolve_emails([e for e in emails if e not in self._email_ids])
+        return {e: self._email_ids[e] for e in emails if e in self._email_ids}
 
     def _resolve_emails(self, emails: list[str]) -> None:
         """Contact ids of submitters not seen in this client's contact pulls (batch read by e-mail)."""

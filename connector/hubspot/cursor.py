@@ -31,6 +31,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.errors import ConfigError
+from connector.hubspot.engagement import EngagementCursor
 
 _CURSOR = ConfigDict(extra="forbid")
 C = TypeVar("C", bound=BaseModel)
@@ -80,6 +81,8 @@ class ActivityCursor(BaseModel):
     v: Literal[1] = 1
     objects: dict[str, ObjectCursor] = Field(default_factory=dict)
     forms: dict[str, FormCursor] = Field(default_factory=dict)
+    engagement: EngagementCursor = Field(default_factory=EngagementCursor)
+    """E-mail events and marketing-event participations (``engagement.py``)."""
 
 
 def load_cursor(model: type[C], cursor: str | None) -> C | None:

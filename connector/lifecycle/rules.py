@@ -34,11 +34,13 @@ from connector.model import (
     ActivityClass,
     ActivityKind,
     Contact,
+    CounterKind,
     Fact,
     FactSource,
     Stage,
     StageDecision,
 )
+from connector.model import Counter as ContactCounter
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 _DAY = 86_400.0
@@ -95,10 +97,21 @@ class IcpSpec(BaseModel):
     conditions: list[FieldCondition] = Field(min_length=1)
 
 
+class CounterPoints(BaseModel):
+    """Score of one counter: ``points`` per unit, at most ``max_points`` (a total is not a list of dated events)."""
+
+    model_config = _STRICT
+
+    points: float = Field(gt=0)
+    max_points: float = Field(gt=0)
+
+
 class ScoreSpec(BaseModel):
     model_config = _STRICT
 
     points: dict[ActivityKind, float]
+    counters: dict[CounterKind, CounterPoints] = Field(default_factory=dict)
+    """Optional: what counters add to the score, decayed from their last date (no date: nothing)."""
     half_life_days: float | None = Field(default=None, gt=0)
     """Optional decay: an activity's points halve every this many days."""
     window_days: float | None = Field(default=None, gt=0)
@@ -115,14 +128,18 @@ class SignalSpec(BaseModel):
     at_least: int = Field(default=1, ge=1)
     within_days: float | None = Field(default=None, gt=0)
     score_at_least: float | None = None
+    counter: CounterKind | None = None
+    """A counter instead of activities: its total is at least ``at_least`` and, with ``within_days``,
+    its last date is in the window."""
 
     @model_validator(mode="after")
     def _activity_or_score(self) -> SignalSpec:
         has_activities = bool(self.kinds or self.classes)
-        if self.score_at_least is not None and has_activities:
-            raise ValueError("a signal is either activities (kinds/classes) or score_at_least, not both")
-        if self.score_at_least is None and not has_activities:
-            raise ValueError("a signal needs kinds, classes or score_at_least")
+        chosen = sum((has_activities, self.score_at_least is not None, self.counter is not None))
+        if chosen > 1:
+            raise ValueError("a signal is one of: activities (kinds/classes), counter, or score_at_least")
+        if chosen == 0:
+            raise ValueError("a signal needs kinds, classes, counter or score_at_least")
         return self
 
 
@@ -219,6 +236,7 @@ class _Signal:
     within: float | None  # seconds
     score_at_least: float | None
     label: str
+    counter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +251,9 @@ class _Rung:
 def _signal_label(spec: SignalSpec) -> str:
     if spec.score_at_least is not None:
         return f"score >= {spec.score_at_least:g}"
+    if spec.counter is not None:
+        window = f", the last within {spec.within_days:g} days" if spec.within_days else ""
+        return f"{spec.counter.value} >= {spec.at_least}{window}"
     names = [k.value for k in spec.kinds] + [c.value for c in spec.classes]
     what = "/".join(names)
     window = f" within {spec.within_days:g} days" if spec.within_days else ""
@@ -251,6 +272,9 @@ class Rules:
         self.points: dict[str, float] = {k.value: v for k, v in spec.score.points.items()} if spec.score else {}
         self.half_life = spec.score.half_life_days * _DAY if spec.score and spec.score.half_life_days else None
         self.score_window = spec.score.window_days * _DAY if spec.score and spec.score.window_days else None
+        self.counter_points: dict[str, tuple[float, float]] = (
+            {k.value: (c.points, c.max_points) for k, c in spec.score.counters.items()} if spec.score else {}
+        )
         rungs = []
         for stage in LADDER:
             rung = spec.rungs.get(stage)
@@ -264,6 +288,7 @@ class Rules:
                     within=s.within_days * _DAY if s.within_days else None,
                     score_at_least=s.score_at_least,
                     label=_signal_label(s),
+                    counter=s.counter.value if s.counter is not None else None,
                 )
                 for s in rung.signals
             )
@@ -368,6 +393,19 @@ class _Evaluation:
                     points *= 0.5 ** (age / rules.half_life)
                 total += points
                 parts[kind] = parts.get(kind, 0.0) + points
+            for counter in self.contact.counters:
+                weight = rules.counter_points.get(counter.kind)
+                if weight is None or counter.last_at is None or not counter.total:
+                    continue  # undated: no way to tell an old total from a fresh one, so it scores nothing
+                age = max(self.now_ts - counter.last_at.timestamp(), 0.0)
+                if rules.score_window is not None and age > rules.score_window:
+                    continue
+                points = min(weight[0] * counter.total, weight[1])
+                if rules.half_life is not None:
+                    points *= 0.5 ** (age / rules.half_life)
+                total += points
+                name = f"{counter.kind} (counter)"
+                parts[name] = parts.get(name, 0.0) + points
             self.score_value = total
             self.score_parts = parts
         return self.score_value
@@ -375,6 +413,8 @@ class _Evaluation:
     def signal_holds(self, signal: _Signal) -> bool:
         if signal.score_at_least is not None:
             return self.score() >= signal.score_at_least
+        if signal.counter is not None:
+            return self._counter(signal) is not None
         kinds = signal.kinds
         needed = signal.at_least
         if signal.within is None:
@@ -438,6 +478,14 @@ class _Evaluation:
                         for kind, points in sorted(self.score_parts.items())
                     )
                     continue
+                if signal.counter is not None:
+                    counter = self._counter(signal)
+                    assert counter is not None
+                    reasons.append(f"{head}: {signal.label} ({counter.total})")
+                    facts.append(Fact(source=FactSource.COUNTER, name=counter.kind, value=str(counter.total), at=counter.last_at))
+                    if not current.match_all:
+                        break
+                    continue
                 matched = self._matching(signal)
                 reasons.append(f"{head}: {signal.label} ({len(matched)} found)")
                 for activity in matched:
@@ -458,6 +506,18 @@ class _Evaluation:
             prefix = "requires "
         facts.sort(key=lambda f: (f.source != "activity", f.at.timestamp() if f.at else 0.0))
         return reasons, facts
+
+    def _counter(self, signal: _Signal) -> ContactCounter | None:
+        """The contact's counter that meets ``signal`` (total, and last date in the window), if any."""
+        for counter in self.contact.counters:
+            if counter.kind != signal.counter or counter.total < signal.at_least:
+                continue
+            if signal.within is not None:
+                last = counter.last_at.timestamp() if counter.last_at is not None else None
+                if last is None or last < self.now_ts - signal.within or last > self.now_ts:
+                    continue
+            return counter
+        return None
 
     def _matching(self, signal: _Signal) -> list[Activity]:
         cutoff = self.now_ts - signal.within if signal.within is not None else -math.inf

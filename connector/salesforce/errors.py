@@ -43,6 +43,7 @@ ERROR_CODES: dict[str, type[CrmsyncError]] = {
     "API_DISABLED_FOR_ORG": ConfigError,
     "API_CURRENTLY_DISABLED": ConfigError,
     "FUNCTIONALITY_NOT_ENABLED": ConfigError,
+    "FeatureNotEnabled": ConfigError,  # Bulk API (1.0 and 2.0) not enabled for the org
 }
 """Whole-request error codes; a code not listed falls back on the HTTP status."""
 
@@ -63,6 +64,23 @@ TRANSIENT_LOGIN_ERRORS: frozenset[object] = frozenset(
     {"unknown_error", "server_unavailable", "temporarily_unavailable"}
 )
 """OAuth ``error`` values that pass (Salesforce answers ``unknown_error: retry your request``)."""
+
+LOGIN_REASONS: dict[str, str] = {
+    # OAuth 2.0 JWT bearer (RFC 7523 errors in Salesforce's words)
+    "invalid assertion": "the assertion's signature does not match the connected app's certificate (wrong private key?)",
+    "expired authorization code": "the assertion had expired when Salesforce read it (check this machine's clock)",
+    "audience is invalid": "the assertion's audience is not this login host (set jwt_audience)",
+    "user hasn't approved this consumer": "the user is not pre-authorised for the connected app (admin approval)",
+    # refresh token
+    "expired access/refresh token": "the refresh token expired or was revoked: authorise the app again and store the new one",
+    # every grant
+    "authentication failure": "the username, password or security token is wrong, or the user is locked",
+    "invalid client credentials": "the consumer key or consumer secret is wrong",
+    "client identifier invalid": "no connected app has this consumer key",
+    "grant type not supported": "the connected app does not allow this grant",
+    "no client credentials user enabled": "the connected app has no run-as user for the client-credentials grant",
+}
+"""OAuth ``error_description`` values -> what a person should check; the text Salesforce sends is kept too."""
 
 _ERRORS = TypeAdapter(list[ApiError])
 
@@ -90,6 +108,20 @@ def error_class(status: int, code: str | None, message: str = "") -> type[Crmsyn
     if code in ERROR_CODES:
         return ERROR_CODES[code]
     return STATUSES.get(status, TransientError)
+
+
+def classify_login(flow: str, error: SalesforceAuthenticationFailed) -> CrmsyncError:
+    """A refused token request, naming the grant that failed and why (never the assertion or a secret)."""
+    where = f"oauth/token ({flow} grant)"
+    status = error.code if isinstance(error.code, int) else 400
+    if status >= 500 or status == 429 or error.code in TRANSIENT_LOGIN_ERRORS:
+        return TransientError(f"{where}: HTTP {status} from the OAuth endpoint")
+    if isinstance(error.code, int):  # not an OAuth JSON answer (a proxy's page): its text is not shown
+        return AuthError(f"{where}: HTTP {status} from the OAuth endpoint (not an OAuth answer)")
+    description = str(error.auth_message or "")[:120]
+    reason = LOGIN_REASONS.get(description.lower())
+    text = f"{where}: Salesforce refused the login ({error.code}: {description})"
+    return AuthError(text + (f": {reason}" if reason else ""))
 
 
 def classify(endpoint: str, error: Exception, retry_after: float | None = None) -> CrmsyncError:

@@ -22,8 +22,10 @@ import base64
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -31,7 +33,7 @@ import requests
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceError, SalesforceExpiredSession
 from simple_salesforce.login import token_login
 from tenacity import RetryCallState
 
@@ -41,7 +43,7 @@ from connector.http.network import NetworkFailure, network_failure
 from connector.http.pacing import Pacer
 from connector.http.retry import parse_retry_after, retrying
 from connector.http.usage import UsageCounter
-from connector.salesforce.errors import classify
+from connector.salesforce.errors import classify, classify_login
 from connector.salesforce.settings import SalesforceConnection
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,9 @@ class Secrets:
     password: SecretStr | None = None
     security_token: SecretStr | None = None
     access_token: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    private_key: SecretStr | None = None
+    """PEM private key of the connected app (JWT bearer grant), read from a file or a variable."""
 
     def __repr__(self) -> str:
         return "Secrets(***)"
@@ -69,6 +74,20 @@ class Secrets:
         if settings.auth == "access_token":
             return cls(access_token=settings.secret(settings.access_token_env, environ))
         client_id = settings.secret(settings.client_id_env, environ)
+        if settings.auth == "jwt":
+            return cls(
+                client_id=client_id,
+                username=settings.secret(settings.username_env, environ),
+                private_key=_private_key(settings, environ),
+            )
+        if settings.auth == "refresh_token":
+            # the connected app may not require the secret for this grant ("Require Secret for Refresh Token Flow")
+            secret = settings.secret(settings.client_secret_env, environ) if settings.client_secret_env else None
+            return cls(
+                client_id=client_id,
+                client_secret=secret,
+                refresh_token=settings.secret(settings.refresh_token_env, environ),
+            )
         client_secret = settings.secret(settings.client_secret_env, environ)
         if settings.auth == "client_credentials":
             return cls(client_id=client_id, client_secret=client_secret)
@@ -80,6 +99,41 @@ class Secrets:
             password=settings.secret(settings.password_env, environ),
             security_token=token,
         )
+
+
+def _private_key(settings: SalesforceConnection, environ: Mapping[str, str] | None) -> SecretStr:
+    """The JWT grant's PEM key from ``private_key_env`` or ``private_key_file`` (errors name the file or variable, never the key)."""
+    if settings.private_key_env:
+        key = settings.secret(settings.private_key_env, environ)
+        where = f"environment variable {settings.private_key_env}"
+    else:
+        assert settings.private_key_file is not None
+        try:
+            key = SecretStr(Path(settings.private_key_file).read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError) as error:
+            reason = "no such file" if isinstance(error, FileNotFoundError) else type(error).__name__
+            raise ConfigError(f"private_key_file {settings.private_key_file}: {reason}") from None
+        where = f"private_key_file {settings.private_key_file}"
+    if "PRIVATE KEY-----" not in key.get_secret_value():
+        raise ConfigError(f"{where}: not a PEM private key (-----BEGIN PRIVATE KEY-----)")
+    return key
+
+
+JWT_LIFETIME_SECONDS = 180
+"""How long a JWT assertion is valid: Salesforce accepts up to three minutes ahead."""
+
+
+def jwt_assertion(client_id: str, username: str, audience: str, private_key: str, now: float) -> str:
+    """The signed assertion of the OAuth 2.0 JWT bearer grant (RS256; iss, sub, aud, exp)."""
+    import jwt  # PyJWT, with cryptography for RS256; imported only by this grant
+
+    claims = {"iss": client_id, "sub": username, "aud": audience, "exp": int(now) + JWT_LIFETIME_SECONDS}
+    try:
+        return jwt.encode(claims, private_key, algorithm="RS256")
+    except (ValueError, TypeError, jwt.PyJWTError) as error:
+        raise ConfigError(
+            f"oauth/token (jwt grant): the private key cannot sign RS256 ({type(error).__name__})"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +183,11 @@ class SalesforceApi:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         pacer: Pacer | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` dates the JWT assertions (a test moves it to make one expire)."""
         self.settings = settings
+        self._clock = clock
         self._secrets = secrets
         self._sleep = sleep
         self.session = session or requests.Session()
@@ -182,35 +239,61 @@ class SalesforceApi:
 
     def _login(self) -> tuple[str, str]:
         secrets = self._secrets
-        assert secrets.client_id is not None and secrets.client_secret is not None
+        assert secrets.client_id is not None
         client_id = secrets.client_id.get_secret_value()
         login = (self.settings.login_url or self.settings.instance_url).rstrip("/")
         host = urlsplit(login).hostname or "login"
-        headers: dict[str, str] | None = None
-        if self.settings.auth == "client_credentials":
-            pair = f"{client_id}:{secrets.client_secret.get_secret_value()}".encode()
-            headers = {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-            data: dict[str, Any] = {"grant_type": "client_credentials"}
-        else:
-            assert secrets.username is not None and secrets.password is not None
-            password = secrets.password.get_secret_value()
-            if secrets.security_token is not None:
-                password += secrets.security_token.get_secret_value()
-            data = {
-                "grant_type": "password",
-                "client_id": client_id,
-                "client_secret": secrets.client_secret.get_secret_value(),
-                "username": secrets.username.get_secret_value(),
-                "password": password,
-            }
+        flow = self.settings.auth
+        data, headers = self._grant(client_id)
         try:
-            access_token, instance = token_login(f"{login}/services/oauth2/token", data, host, client_id, headers, None,
-                                                 self.session)  # fmt: skip
+            with warnings.catch_warnings():
+                # the SDK warns with an authorize URL on *.salesforce.com holding the consumer key; our error says it
+                warnings.simplefilter("ignore", UserWarning)
+                access_token, instance = token_login(f"{login}/services/oauth2/token", data, host, client_id, headers,
+                                                     None, self.session)  # fmt: skip
+        except SalesforceAuthenticationFailed as error:
+            raise classify_login(flow, error) from None
         except (AttributeError, TypeError, KeyError):
             # the SDK assumes a JSON object; a gateway's error page or list is not one
-            raise TransientError("oauth/token: unreadable answer from the OAuth endpoint") from None
-        log.info("salesforce login", extra={"event": "login", "flow": self.settings.auth})
+            raise TransientError(f"oauth/token ({flow} grant): unreadable answer from the OAuth endpoint") from None
+        log.info("salesforce login", extra={"event": "login", "flow": flow})
         return str(access_token), str(instance)
+
+    def _grant(self, client_id: str) -> tuple[dict[str, Any], dict[str, str] | None]:
+        """The token request's form and headers for the configured grant."""
+        secrets = self._secrets
+        flow = self.settings.auth
+        if flow == "jwt":
+            assert secrets.username is not None and secrets.private_key is not None
+            audience = self.settings.jwt_audience or self.settings.login_url or "https://login.salesforce.com"
+            assertion = jwt_assertion(client_id, secrets.username.get_secret_value(), audience.rstrip("/"),
+                                      secrets.private_key.get_secret_value(), self._clock())  # fmt: skip
+            return {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}, None
+        if flow == "refresh_token":
+            assert secrets.refresh_token is not None
+            data: dict[str, Any] = {
+                "grant_type": "refresh_token",
+                "client_id": client_id,
+                "refresh_token": secrets.refresh_token.get_secret_value(),
+            }
+            if secrets.client_secret is not None:
+                data["client_secret"] = secrets.client_secret.get_secret_value()
+            return data, None
+        assert secrets.client_secret is not None
+        if flow == "client_credentials":
+            pair = f"{client_id}:{secrets.client_secret.get_secret_value()}".encode()
+            return {"grant_type": "client_credentials"}, {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+        assert secrets.username is not None and secrets.password is not None
+        password = secrets.password.get_secret_value()
+        if secrets.security_token is not None:
+            password += secrets.security_token.get_secret_value()
+        return {
+            "grant_type": "password",
+            "client_id": client_id,
+            "client_secret": secrets.client_secret.get_secret_value(),
+            "username": secrets.username.get_secret_value(),
+            "password": password,
+        }, None
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._answered = True

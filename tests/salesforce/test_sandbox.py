@@ -95,8 +95,11 @@ def test_query_pages_and_locators(sandbox: SalesforceSandbox, http: requests.Ses
     assert (first["totalSize"], first["done"], len(first["records"])) == (7, False, 5)
     second = http.get(sandbox.url + first["nextRecordsUrl"], headers=headers).json()
     assert (second["done"], len(second["records"])) == (True, 2)
+    # a client that lost the answer reads the same locator again (what a retry does): the same page
     again = http.get(sandbox.url + first["nextRecordsUrl"], headers=headers)
-    assert again.status_code == 400 and again.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+    assert again.status_code == 200 and again.json()["records"] == second["records"]
+    forged = http.get(sandbox.url + first["nextRecordsUrl"].replace("-5", "-99"), headers=headers)
+    assert forged.status_code == 400 and forged.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
 
 
 def test_separate_process() -> None:

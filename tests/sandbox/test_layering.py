@@ -12,7 +12,7 @@ from pathlib import Path
 
 SANDBOX = Path(__file__).resolve().parents[2] / "connector" / "sandbox"
 CORE = {"model", "lifecycle", "mapping", "errors", "loading", "runs", "planner"}
-EXTRA = {"faker", "uvicorn", "trustme", "lark"}
+EXTRA = {"faker", "uvicorn", "trustme", "cryptography", "lark"}
 """Third-party packages of the ``sandbox`` extra."""
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from connector.sandbox.hubspot.conformance import canonical_path, missing_scopes_body
 from connector.sandbox.hubspot.limits import Limits, RateLimiter
 from connector.sandbox.hubspot.store import (
     ASSOCIATION_TYPE,
@@ -104,6 +105,16 @@ ROUTES: tuple[Route, ...] = (
         "associations.batch_read",
         "company_contacts",
     ),
+    _route("GET", r"/crm/v3/objects/(contacts)/([^/]+)", "{0}.get", "get_object"),
+    _route("GET", r"/crm/v3/schemas/?", "schemas.list", "list_schemas"),
+    _route("GET", r"/email/public/v1/events/?", "email.events", "email_events"),
+    _route("GET", r"/marketing/v3/marketing-events/?", "marketing_events.list", "marketing_events"),
+    _route(
+        "GET",
+        r"/marketing/v3/marketing-events/participations/([^/]+)/([^/]+)/breakdown",
+        "marketing_events.participations",
+        "participations",
+    ),
     _route("POST", r"/crm/v3/objects/(contacts)/batch/update", "{0}.batch_update", "batch_update"),
     _route(
         "POST",
@@ -145,7 +156,7 @@ class HubSpotApp:
         if scope["type"] != "http":  # pragma: no cover
             return
         method: str = scope["method"]
-        path: str = scope["path"]
+        path: str = canonical_path(scope["path"])  # contact, 0-1, company, 0-2... as the plural names
         body = b""
         while True:
             message = await receive()
@@ -274,7 +285,8 @@ class HubSpotApp:
             )
         partial = fault if effect == "partial" else None
         if route is None:
-            return 404, _error_body("OBJECT_NOT_FOUND", "Resource not found", correlation), rate_headers, None
+            # a portal answers an API this token has no scope for with 403, not 404: outside clients skip it on that
+            return 403, missing_scopes_body(str(scope["path"]), correlation), rate_headers, None
         query = parse_qs(scope.get("query_string", b"").decode(), keep_blank_values=True)
         try:
             request = json.loads(body) if body else {}
@@ -293,15 +305,20 @@ class HubSpotApp:
         return status, payload, rate_headers, "partial" if partial else None
 
     def _rate_headers(self, burst_remaining: int | None, daily_used: int) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if self.limits.daily is not None:
-            headers["X-HubSpot-RateLimit-Daily"] = str(self.limits.daily)
-            headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(max(self.limits.daily - daily_used, 0))
-        if self.limits.burst is not None:
-            headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = str(int(self.limits.burst_window_seconds * 1000))
-            headers["X-HubSpot-RateLimit-Max"] = str(self.limits.burst)
-            headers["X-HubSpot-RateLimit-Remaining"] = str(burst_remaining if burst_remaining is not None else 0)
-        return headers
+        # unpaced (a limit off), the headers still come, with the default limits: clients read them on every call
+        defaults = Limits()
+        daily = self.limits.daily if self.limits.daily is not None else defaults.daily
+        assert daily is not None and defaults.burst is not None
+        burst = self.limits.burst if self.limits.burst is not None else defaults.burst
+        if self.limits.burst is None:
+            burst_remaining = burst - 1
+        return {
+            "X-HubSpot-RateLimit-Daily": str(daily),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(daily - daily_used, 0)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(self.limits.burst_window_seconds * 1000)),
+            "X-HubSpot-RateLimit-Max": str(burst),
+            "X-HubSpot-RateLimit-Remaining": str(burst_remaining if burst_remaining is not None else 0),
+        }
 
     # -- objects: reading ---------------------------------------------------------
     def _view(self, name: str) -> ObjectView:
@@ -344,6 +361,10 @@ class HubSpotApp:
                 f"There was a problem with the request: paging past {cap} results is not supported",
             )
         groups = body.get("filterGroups") or []
+        if body.get("filters"):
+            # top-level filters are ANDed, with each filter group's when there are groups too
+            top = list(body["filters"])
+            groups = [{"filters": [*g.get("filters", []), *top]} for g in groups] or [{"filters": top}]
         if len(groups) > 5 or any(len(g.get("filters", [])) > 6 for g in groups):
             raise HttpError(400, "VALIDATION_ERROR", "Too many filter groups or filters")
         sorts = body.get("sorts") or []
@@ -417,6 +438,38 @@ class HubSpotApp:
             payload["errors"] = [_not_found(missing)]
             return 207, payload
         return 200, payload
+
+    def get_object(
+        self, name: str, raw: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        """``GET /crm/v3/objects/contacts/{id}`` (``idProperty=email`` reads by e-mail), 404 as HubSpot words it."""
+        view = ContactView(self.store)
+        by_email = query.get("idProperty", [""])[0] == "email"
+        index = self.store.by_email.get(raw.lower()) if by_email else view.index_of(int(raw)) if raw.isdigit() else None
+        if index is None:
+            raise HttpError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.")
+        return 200, view.record(index, _names(query.get("properties", [])), [])
+
+    def list_schemas(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        """The portal's custom object schemas: none (the sandbox models HubSpot's standard objects only)."""
+        return 200, {"results": []}
+
+    # -- engagement signals outside CRM objects (engagement.py) ---------------------------
+    def email_events(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        store = self.store
+        return 200, store.signals.email_events(query, lambda i: store.get(i, "email"))
+
+    def marketing_events(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        return 200, self.store.signals.marketing_events()
+
+    def participations(
+        self, account: str, event: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, Json]:
+        store = self.store
+        page = store.signals.participations(account, event, query, lambda i: store.get(i, "email"), store.contact_id)
+        if page is None:
+            raise HttpError(404, "OBJECT_NOT_FOUND", f"Marketing event {event} not found")
+        return 200, page
 
     def associations(
         self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None

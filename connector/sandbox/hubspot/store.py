@@ -7,12 +7,10 @@ returns is rendered from the columns on demand, the way HubSpot renders
 properties: every value a string, instants as ISO-8601 with milliseconds.
 
 Generated activities are translated into HubSpot's own records here (see
-``KIND_RECORDS``). HubSpot's CRM objects cannot express ``page_view``,
-``email_open``, ``email_click`` or ``webinar_attended`` (those live in web
-analytics and marketing-email events, which the connector does not read):
-the sandbox keeps their volume as ordinary CRM records that no mapping rule
-matches (sent e-mails and unconnected calls), which is what a real portal
-is full of, so the client's unmapped count is exercised too.
+``KIND_RECORDS``). ``page_view``, ``email_open``, ``email_click`` and
+``webinar_attended`` live outside CRM objects in a real portal (contact
+counters, marketing e-mail events, marketing-event participations): the
+``Signals`` of ``engagement.py`` hold and serve them.
 """
 
 from __future__ import annotations
@@ -25,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson
+from connector.sandbox.hubspot.conformance import realistic_properties
+from connector.sandbox.hubspot.engagement import Signals
 
 CONNECTED = "f240bbac-87c9-4f6e-bf70-924b57d47db7"
 NO_ANSWER = "73a0d17f-1163-4015-bdd5-ec830791da20"
@@ -94,7 +94,7 @@ KIND_RECORDS: dict[str, tuple[str, int]] = {
     "webinar_registered": ("form_submissions", 3),
     "info_request": ("form_submissions", 4),
     "demo_request": ("form_submissions", 5),
-    # not expressible in HubSpot's CRM objects: kept as records no rule maps
+    # outside CRM objects (engagement.py's Signals take them first); kept for callers of KIND_RECORDS
     "email_open": ("emails", 0),
     "email_click": ("emails", 2),
     "webinar_attended": ("emails", 0),
@@ -338,6 +338,8 @@ class Store:
         self.details = Details()
         self.engagements = {name: Engagements(name) for name in ("meetings", "emails", "calls")}
         self.forms = {form.guid: FormSubmissions(form) for form in FORMS}
+        self.signals = Signals()
+        """E-mail events, webinar participations, page-view and e-mail counters (``engagement.py``)."""
         self._submission_seq = 0
         self.properties: dict[str, PropertyDef] = {}
         for name in (*CONTACT_TEXT, *CONTACT_INSTANTS, "hs_object_id"):
@@ -362,6 +364,10 @@ class Store:
         self.company_properties["numberofemployees"] = PropertyDef(
             "numberofemployees", "Number of Employees", "number", "number", [], group="companyinformation"
         )
+        for name, kind, group in realistic_properties():  # a real portal's few hundred, mostly empty
+            if name not in self.properties:
+                self.properties[name] = PropertyDef(name, name, kind, "text", [], group=group)
+                self.extra[name] = {}
         if with_stage_property:
             self.create_property(
                 PropertyDef(STAGE_PROPERTY, "Lifecycle stage (crmsync)", "enumeration", "select", list(STAGE_OPTIONS))
@@ -510,8 +516,13 @@ class Store:
 
     # -- activities ------------------------------------------------------------
     def add_activity(self, activity: FakeActivity, contact: int, *, bulk: bool = False) -> None:
-        target, code = KIND_RECORDS.get(activity.kind, ("emails", 0))
         at = to_ms(activity.occurred_at)
+        with self.lock:
+            if self.signals.add(activity.kind, contact, at, activity.index):  # engagement.py
+                if not bulk:
+                    self.settle_signals()
+                return
+        target, code = KIND_RECORDS.get(activity.kind, ("emails", 0))
         if target == "form_submissions":
             form = FORMS[code]
             if activity.kind == "content_download" and activity.index % 3 == 0:
@@ -541,10 +552,19 @@ class Store:
                     self.add_activity(activity, index, bulk=True)
             for form in self.forms.values():
                 form.settle()
+            self.settle_signals()
             self.version += 1
 
+    def settle_signals(self) -> None:
+        """Fold the signals' counters into the contact properties (caller holds the lock)."""
+        for name, values in self.signals.counters().items():
+            self.extra[name] = values
+        self.version += 1
+
     def activity_total(self) -> int:
-        return sum(len(e) for e in self.engagements.values()) + sum(len(f.items) for f in self.forms.values())
+        signals = self.signals
+        counted = sum(len(e) for e in self.engagements.values()) + sum(len(f.items) for f in self.forms.values())
+        return counted + signals.event_count + len(signals.part_at) + sum(v[0] for v in signals.views.values())
 
     def iter_contacts(self) -> Iterator[int]:
         return iter(range(self.contact_count))

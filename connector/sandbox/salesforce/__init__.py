@@ -5,7 +5,9 @@
         os.environ.update(sandbox.secrets_env())      # the client reads secrets from the environment
 
 It serves TLS with a throwaway CA made at start-up (``ca_file``), an OAuth
-token endpoint (username-password and client-credentials flows), SOQL
+token endpoint (JWT bearer, refresh-token, client-credentials and
+username-password grants; ``private_key_pem`` and ``refresh_token`` are what an
+admin would hand out), SOQL
 queries with query locators, describe, limits and sObject collections. Faults
 are injected with ``sandbox.faults``; ``sandbox.request_log`` counts requests
 per endpoint; ``sandbox.org`` gives direct access to the records for
@@ -15,6 +17,7 @@ assertions. For a separate process (benchmarks) see
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import ssl
@@ -55,6 +58,8 @@ SECRET_ENV = {
     "username": "SALESFORCE_USERNAME",
     "password": "SALESFORCE_PASSWORD",
     "security_token": "SALESFORCE_SECURITY_TOKEN",
+    "refresh_token": "SALESFORCE_REFRESH_TOKEN",
+    "private_key": "SALESFORCE_PRIVATE_KEY",
 }
 
 
@@ -95,6 +100,10 @@ class SalesforceSandbox(LoopbackSandbox):
         self.seeded_at = self.now
         self.org = Org(now=clock)
         self.credentials = Credentials(client_id, client_secret, username, password, security_token)
+        self.refresh_token = "5Aep861" + secrets.token_urlsafe(60)
+        """A refresh token the org honours until ``revoke_refresh_tokens()``."""
+        self.credentials.refresh_tokens.add(self.refresh_token)
+        self._private_key_pem = ""
         self.allocation = Allocation(self.limits)
         self.service = OrgService(
             self.org, self.credentials, self.limits, self.faults, self.request_log, self.allocation
@@ -126,6 +135,21 @@ class SalesforceSandbox(LoopbackSandbox):
         doomed = [s.crm_id for s in seeded if s.case.deleted]
         self.faults.reject(doomed, times=DELETED_TIMES, category="OBJECT_NOT_FOUND")
         return seeded
+
+    @property
+    def private_key_pem(self) -> str:
+        """The connected app's private key (PEM): its certificate is registered with the org on first use
+        (an RSA key costs a few tens of milliseconds, so sandboxes that never see a JWT do not pay it)."""
+        if not self._private_key_pem:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.credentials.certificate_key = key.public_key()
+            self._private_key_pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode("ascii")
+        return self._private_key_pem
 
     # -- the web stack -----------------------------------------------------------
     def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
@@ -176,6 +200,12 @@ class SalesforceSandbox(LoopbackSandbox):
             values[SECRET_ENV["username"]] = creds.username
             values[SECRET_ENV["password"]] = creds.password
             values[SECRET_ENV["security_token"]] = creds.security_token
+        if auth == "refresh_token":
+            values[SECRET_ENV["refresh_token"]] = self.refresh_token
+        if auth == "jwt":
+            del values[SECRET_ENV["client_secret"]]  # the JWT grant proves itself with the key, not the secret
+            values[SECRET_ENV["username"]] = creds.username
+            values[SECRET_ENV["private_key"]] = self.private_key_pem
         return values
 
     def connection_settings(self, **overrides: Any) -> dict[str, Any]:
@@ -199,12 +229,20 @@ class SalesforceSandbox(LoopbackSandbox):
                 "password_env": SECRET_ENV["password"],
                 "security_token_env": SECRET_ENV["security_token"],
             }
+        if auth == "refresh_token":
+            values["refresh_token_env"] = SECRET_ENV["refresh_token"]
+        if auth == "jwt":
+            values |= {"username_env": SECRET_ENV["username"], "private_key_env": SECRET_ENV["private_key"]}
         return values | overrides
 
     # -- control ---------------------------------------------------------------
     def expire_sessions(self) -> None:
         """Every access token becomes invalid: the next REST call gets 401 INVALID_SESSION_ID."""
         self.service.expire_sessions()
+
+    def revoke_refresh_tokens(self) -> None:
+        """An admin revokes the app's refresh tokens: the next refresh-token login gets ``invalid_grant``."""
+        self.service.revoke_refresh_tokens()
 
     def use_allocation(self, used: int) -> None:
         """Set how much of the rolling allocation is already used."""

@@ -38,6 +38,7 @@ from connector.sandbox.salesforce.soql import SoqlError, parse
 log = logging.getLogger(__name__)
 
 _DAY = 86_400.0
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 @dataclass
@@ -90,6 +91,10 @@ class Credentials:
     username: str
     password: str
     security_token: str
+    refresh_tokens: set[str] = field(default_factory=set)
+    """Refresh tokens the org honours (``revoke_refresh_tokens`` empties it, as an admin's revoke does)."""
+    certificate_key: Any = None
+    """The connected app's certificate as a public key (verifies JWT assertions); ``None``: no JWT grant."""
 
 
 class _Reply(Exception):
@@ -142,9 +147,20 @@ class OrgService:
                     400, {"error": "invalid_client", "error_description": "invalid client credentials"}
                 ) from None
             client_id, _, client_secret = decoded.partition(":")
+        creds = self.credentials
+        if grant == JWT_GRANT:
+            self._check_assertion(form.get("assertion") or "")
+            return self._issue()
+        if grant == "refresh_token":
+            if client_id != creds.client_id:
+                raise _Reply(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
+            if client_secret is not None and not secrets.compare_digest(client_secret, creds.client_secret):
+                raise _Reply(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
+            if form.get("refresh_token") not in creds.refresh_tokens:
+                raise _Reply(400, {"error": "invalid_grant", "error_description": "expired access/refresh token"})
+            return self._issue()
         if grant not in ("password", "client_credentials"):
             raise _Reply(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
-        creds = self.credentials
         if client_id != creds.client_id:
             raise _Reply(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
         if not client_secret or not secrets.compare_digest(client_secret, creds.client_secret):
@@ -154,6 +170,31 @@ class OrgService:
             accepted = (creds.password, creds.password + creds.security_token)
             if form.get("username") != creds.username or password not in accepted:
                 raise _Reply(400, {"error": "invalid_grant", "error_description": "authentication failure"})
+        return self._issue()
+
+    def _check_assertion(self, assertion: str) -> None:
+        """Verify a JWT bearer assertion as Salesforce does: RS256 by the app's certificate, iss, aud, sub, exp."""
+
+        def refuse(description: str) -> _Reply:
+            return _Reply(400, {"error": "invalid_grant", "error_description": description})
+
+        creds = self.credentials
+        if creds.certificate_key is None:
+            raise _Reply(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
+        claims = verify_rs256(assertion, creds.certificate_key)
+        if claims is None:
+            raise refuse("invalid assertion")
+        if claims.get("iss") != creds.client_id:
+            raise _Reply(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
+        if str(claims.get("aud", "")).rstrip("/") not in (self.instance_url, "https://login.salesforce.com"):
+            raise refuse("audience is invalid")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp <= time.time():
+            raise refuse("expired authorization code")  # Salesforce's words for an expired assertion
+        if claims.get("sub") != creds.username:
+            raise refuse("user hasn't approved this consumer")
+
+    def _issue(self) -> dict[str, Any]:
         access_token = "00D5g0000000001!" + secrets.token_urlsafe(48)
         self.sessions.add(access_token)
         return {
@@ -168,8 +209,12 @@ class OrgService:
     def expire_sessions(self) -> None:
         self.sessions.clear()
 
+    def revoke_refresh_tokens(self) -> None:
+        self.credentials.refresh_tokens.clear()
+
     # -- REST ----------------------------------------------------------------
-    def query(self, version: str, soql: str, batch: int | None) -> dict[str, Any]:
+    def query(self, version: str, soql: str, batch: int | None, kind: str = "query") -> dict[str, Any]:
+        """``kind`` ``queryAll`` also returns deleted and archived rows: the sandbox deletes none, so the same rows."""
         try:
             plan = parse(soql)
             with self.org.lock:
@@ -178,16 +223,18 @@ class OrgService:
             raise _error(400, error.code, str(error)) from None
         if batch:
             result.extra["batch"] = batch
-        return self._page(version, result, None)
+        return self._page(version, result, None, kind)
 
-    def query_more(self, version: str, locator: str) -> dict[str, Any]:
+    def query_more(self, version: str, locator: str, kind: str = "query") -> dict[str, Any]:
+        """The page at ``locator``: the same locator read twice (a retry of a lost page) answers the same page."""
         cursor_id, _, position = locator.partition("-")
         result = self.cursors.get(cursor_id)
-        if result is None or not position.isdigit() or int(position) != result.position:
+        if result is None or not position.isdigit() or int(position) > len(result.rows):
             raise _error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        return self._page(version, result, cursor_id)
+        result.position = int(position)
+        return self._page(version, result, cursor_id, kind)
 
-    def _page(self, version: str, result: QueryResult, cursor_id: str | None) -> dict[str, Any]:
+    def _page(self, version: str, result: QueryResult, cursor_id: str | None, kind: str) -> dict[str, Any]:
         size = min(self.limits.page_size, int(result.extra.get("batch") or self.limits.page_size))
         start = result.position
         chunk = result.rows[start : start + size]
@@ -196,8 +243,8 @@ class OrgService:
         result.position = start + len(chunk)
         page: dict[str, Any] = {"totalSize": len(result.rows), "done": result.position >= len(result.rows)}
         if page["done"]:
-            if cursor_id is not None:
-                self.cursors.pop(cursor_id, None)
+            if cursor_id is not None:  # kept for a re-read of its last page, first in line to be dropped
+                self.cursors.move_to_end(cursor_id, last=False)
         else:
             if cursor_id is None:
                 self.cursor_number += 1
@@ -205,7 +252,7 @@ class OrgService:
                 self.cursors[cursor_id] = result
                 while len(self.cursors) > self.limits.max_cursors:
                     self.cursors.popitem(last=False)
-            page["nextRecordsUrl"] = f"/services/data/v{version}/query/{cursor_id}-{result.position}"
+            page["nextRecordsUrl"] = f"/services/data/v{version}/{kind}/{cursor_id}-{result.position}"
         page["records"] = records
         return page
 
@@ -231,9 +278,12 @@ class OrgService:
         }
 
     def limits_body(self) -> dict[str, Any]:
+        """The keys an org's ``/limits`` answers with (clients read the few they need); only API requests move."""
         used = self.allocation.used
         total = self.allocation.total
-        return {"DailyApiRequests": {"Max": total, "Remaining": max(0, total - used)}}
+        body = {name: {"Max": most, "Remaining": most} for name, most in _OTHER_LIMITS.items()}
+        body["DailyApiRequests"] = {"Max": total, "Remaining": max(0, total - used)}
+        return dict(sorted(body.items()))
 
     def record(self, version: str, sobject: str, record_id: str) -> dict[str, Any]:
         with self.org.lock:
@@ -402,6 +452,18 @@ class _Handler(BaseHTTPRequestHandler):
                 status, answer = 200, service.token(form, self.headers.get("Authorization"))
                 self._send(status, answer, limit_info=False)
                 return
+            if endpoint == "versions":
+                if method != "GET":
+                    raise _error(405, "METHOD_NOT_ALLOWED", "HTTP Method not allowed")
+                status, answer = 200, API_VERSIONS
+                self._send(status, answer, limit_info=False)
+                return
+            if endpoint == "bulk1":
+                # Bulk API 1.0 logs in with X-SFDC-Session and answers in its own shape
+                if (self.headers.get("X-SFDC-Session") or "") not in service.sessions:
+                    raise _Reply(401, {"exceptionCode": "InvalidSessionId", "exceptionMessage": "Invalid session id"})
+                message = "Bulk API is not enabled for this Organization"
+                raise _Reply(400, {"exceptionCode": "FeatureNotEnabled", "exceptionMessage": message})
             self._authorise()
             if not service.allocation.take():
                 raise _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
@@ -432,19 +494,24 @@ class _Handler(BaseHTTPRequestHandler):
         # /services/data/vNN.N/...
         if len(parts) < 4 or parts[1:3] != ["services", "data"]:
             raise _error(404, "NOT_FOUND", "The requested resource does not exist")
-        if len(parts) == 3:
-            return [{"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"}]
         version = parts[3].removeprefix("v")
         rest = parts[4:]
         match (method, rest):
-            case ("GET", ["query"]):
+            case ("GET", []):
+                base = f"/services/data/v{version}"
+                names = ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
+                return {name: f"{base}/{name}" for name in names}
+            case ("GET", [("query" | "queryAll") as kind]):
                 params = parse_qs(query)
                 soql = params.get("q", [""])[0]
                 if not soql:
                     raise _error(400, "MALFORMED_QUERY", "missing query")
-                return service.query(version, soql, _batch_size(self.headers.get("Sforce-Query-Options")))
-            case ("GET", ["query", locator]):
-                return service.query_more(version, unquote(locator))
+                return service.query(version, soql, _batch_size(self.headers.get("Sforce-Query-Options")), kind)
+            case ("GET", [("query" | "queryAll") as kind, locator]):
+                return service.query_more(version, unquote(locator), kind)
+            case (_, ["jobs", ("ingest" | "query"), *_]):
+                # an org without Bulk API 2.0 (the sandbox models none): what such an org answers
+                raise _error(400, "FeatureNotEnabled", "Bulk API 2.0 isn't enabled for this organization.")
             case ("GET", ["sobjects"]):
                 return service.global_describe()
             case ("GET", ["sobjects", sobject, "describe"]):
@@ -474,6 +541,57 @@ class _Handler(BaseHTTPRequestHandler):
         raise _Reply(404, {"error": "unknown sandbox endpoint"})
 
 
+_OTHER_LIMITS: dict[str, int] = {
+    "ActiveScratchOrgs": 3,
+    "ConcurrentAsyncGetReportInstances": 200,
+    "ConcurrentSyncReportRuns": 20,
+    "DailyAnalyticsDataflowJobExecutions": 60,
+    "DailyAsyncApexExecutions": 250_000,
+    "DailyAsyncApexTests": 500,
+    "DailyBulkApiBatches": 15_000,
+    "DailyBulkV2QueryFileStorageMB": 976_562,
+    "DailyBulkV2QueryJobs": 10_000,
+    "DailyDurableGenericStreamingApiEvents": 10_000,
+    "DailyDurableStreamingApiEvents": 10_000,
+    "DailyFunctionsApiCallLimit": 235_000,
+    "DailyGenericStreamingApiEvents": 10_000,
+    "DailyStandardVolumePlatformEvents": 10_000,
+    "DailyStreamingApiEvents": 10_000,
+    "DailyWorkflowEmails": 1_000,
+    "DataStorageMB": 5_120,
+    "FileStorageMB": 20_480,
+    "HourlyAsyncReportRuns": 1_200,
+    "HourlyDashboardRefreshes": 200,
+    "HourlyDashboardResults": 5_000,
+    "HourlyDashboardStatuses": 999_999_999,
+    "HourlyODataCallout": 10_000,
+    "HourlyPublishedPlatformEvents": 50_000,
+    "HourlyPublishedStandardVolumePlatformEvents": 50_000,
+    "HourlySyncReportRuns": 500,
+    "HourlyTimeBasedWorkflow": 50,
+    "MassEmail": 5_000,
+    "MonthlyPlatformEventsUsageEntitlement": 3_000_000,
+    "Package2VersionCreates": 6,
+    "PermissionSets": 1_500,
+    "PrivateConnectOutboundCalloutHourlyLimitMB": 0,
+    "SingleEmail": 5_000,
+    "StreamingApiConcurrentClients": 2_000,
+}
+"""The other ``/limits`` keys with an Enterprise org's usual maxima (nothing in the sandbox uses them up)."""
+
+API_VERSIONS: list[dict[str, str]] = [
+    {"label": label, "url": f"/services/data/v{version}", "version": version}
+    for label, version in (
+        ("Winter '24", "59.0"),
+        ("Spring '24", "60.0"),
+        ("Summer '24", "61.0"),
+        ("Winter '25", "62.0"),
+        ("Spring '25", "63.0"),
+        ("Summer '25", "64.0"),
+    )
+]
+"""``GET /services/data/``: the versions the org serves, oldest first (no session needed)."""
+
 _RECORD_ERRORS: dict[str, tuple[str, str]] = {
     "UNABLE_TO_LOCK_ROW": (
         "UNABLE_TO_LOCK_ROW",
@@ -483,6 +601,30 @@ _RECORD_ERRORS: dict[str, tuple[str, str]] = {
     "VALIDATION_ERROR": ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "the record failed a validation rule"),
 }
 """The kit's record-fault categories in Salesforce's error codes."""
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def verify_rs256(token: str, public_key: Any) -> dict[str, Any] | None:
+    """The claims of a compact JWS signed RS256 by ``public_key``'s private half; ``None`` if it is not one."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(_b64url(parts[0]))
+        if not isinstance(header, dict) or header.get("alg") != "RS256":
+            return None
+        public_key.verify(_b64url(parts[2]), f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        claims = json.loads(_b64url(parts[1]))
+    except (ValueError, InvalidSignature):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _fault_reply(fault: Fault, endpoint: str) -> _Reply:
@@ -503,11 +645,15 @@ def _endpoint(method: str, path: str) -> str:
     """A short name for the request log: ``query``, ``query_more``, ``composite/sobjects``..."""
     if path == "/services/oauth2/token":
         return "oauth/token"
+    if path.startswith("/services/async/"):
+        return "bulk1"
+    if path == "/services/data":
+        return "versions"
     parts = path.split("/")[4:]
     if not parts:
-        return "versions"
-    if parts[0] == "query":
-        return "query" if len(parts) == 1 else "query_more"
+        return "version"
+    if parts[0] in ("query", "queryAll"):
+        return parts[0] if len(parts) == 1 else f"{parts[0]}_more"
     if parts[0] == "sobjects":
         if len(parts) == 3 and parts[2] == "describe":
             return "describe"

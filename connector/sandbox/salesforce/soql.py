@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import LarkError
+from lark.exceptions import LarkError, UnexpectedCharacters
 
 _GRAMMAR = r"""
 ?start: query
@@ -293,6 +293,29 @@ class _ToPlan(Transformer[Token, Query]):
 _PARSER = Lark(_GRAMMAR, parser="lalr", maybe_placeholders=False)
 
 
+def _malformed(text: str, error: LarkError) -> str:
+    """A parse error in Salesforce's words: the query's line, a caret, ``ERROR at Row:R:Column:C``, the token.
+
+    (What the org answers for SOQL the sandbox does not model too: GROUP BY,
+    aggregates, sub-queries, TYPEOF... so a client sees the vendor's shape, not the parser's.)
+    """
+    row = getattr(error, "line", None)
+    column = getattr(error, "column", None)
+    lines = text.splitlines() or [""]
+    if not isinstance(row, int) or not isinstance(column, int) or row < 1:
+        row, column = len(lines), len(lines[-1]) + 1  # at the end: an unfinished query
+    token = getattr(error, "token", None)
+    found = "<EOF>" if token is None or getattr(token, "type", "") == "$END" else str(token)
+    if isinstance(error, UnexpectedCharacters):
+        found = error.char
+    if found == "<EOF>":
+        row, column = len(lines), len(lines[-1]) + 1
+    line = lines[min(row, len(lines)) - 1]
+    return (
+        f"\n{line[:200]}\n{' ' * (column - 1)}^\nERROR at Row:{row}:Column:{column}\nunexpected token: '{found[:40]}'"
+    )
+
+
 @lru_cache(maxsize=256)
 def parse(text: str) -> Query:
     """The plan of one SOQL query; ``SoqlError("MALFORMED_QUERY", ...)`` when it is not valid."""
@@ -305,8 +328,7 @@ def parse(text: str) -> Query:
         cause = getattr(error, "orig_exc", None)
         if isinstance(cause, SoqlError):
             raise cause from None
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "syntax error"
-        raise SoqlError("MALFORMED_QUERY", first_line[:200]) from None
+        raise SoqlError("MALFORMED_QUERY", _malformed(text, error)) from None
     except ValueError as error:
         raise SoqlError("MALFORMED_QUERY", str(error)[:200]) from None
     if not isinstance(plan, Query):  # pragma: no cover - the grammar's start is a query
