@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from connector.cli import check, inspect, jobs, sandbox, setup, web
+from connector.cli import check, inspect, jobs, sandbox, setup, web, worker
 from connector.cli.exits import report_failure
 from connector.cli.services import Services
 
@@ -85,6 +85,7 @@ def _register() -> None:
         ("sandbox", sandbox.sandbox),
         ("demo", sandbox.demo),
         ("web", web.web),
+        ("worker", worker.worker),
     ]
     for name, function in commands:
         app.command(name, cls=Command)(function)

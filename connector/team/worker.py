@@ -46,7 +46,8 @@ def ensure_queue_schema(app: procrastinate.App, store: Store) -> bool:
         try:
             if db.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None:
                 return False
-            app.schema_manager.apply_schema()
+            with app.open():
+                app.schema_manager.apply_schema()
             log.info("procrastinate schema applied")
             return True
         finally:
@@ -78,11 +79,19 @@ class JobRunner:
         )
 
 
-def team_app(config: Config, store: Store, jobs: Mapping[str, Job], clients: ClientFactory, clock: Clock = utc_now) -> tuple[procrastinate.App, JobRunner]:  # fmt: skip
+def team_app(
+    config: Config,
+    store: Store,
+    jobs: Mapping[str, Job],
+    clients: ClientFactory,
+    clock: Clock = utc_now,
+    *,
+    schedule: bool = True,
+) -> tuple[procrastinate.App, JobRunner]:
     """The app a worker runs: ``jobs`` on their crons, each connection's calls drawn from its shared budget."""
     require_postgres(config)
     runner = JobRunner(config, store, shared_clients(clients, store.engine), clock)
-    return build_app(queue_connector(config.store_url), jobs, runner), runner
+    return build_app(queue_connector(config.store_url), jobs, runner, schedule=schedule), runner
 
 
 def run_worker(app: procrastinate.App, *, name: str, concurrency: int = 1, **options: Any) -> None:
