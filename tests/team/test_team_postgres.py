@@ -105,6 +105,13 @@ def test_run_queues_once_and_a_worker_runs_it(team: Team, worker_app: Any, pg_st
     (run,) = recent_runs(pg_store, "acme")
     assert run.status == "completed"
     assert team.crms["acme"].writes and not team.crms["globex"].writes
+    # a tenant's changes and funnel, by its job's name
+    code, output = team.cli("history", "--job", "acme", "--json")
+    assert code == 0 and output.strip() and all(json.loads(row)["job"] == "acme" for row in output.splitlines())
+    code, output = team.cli("history", "--job", "globex", "--json")
+    assert code == 0 and not output.strip()
+    code, _ = team.cli("report", "--job", "acme")
+    assert code == 0
 
 
 def test_run_inline_runs_here_in_team_mode(team: Team, pg_store: Store) -> None:
