@@ -145,16 +145,18 @@ def test_runs_of_one_job_never_overlap(queued: tuple[Any, Calls]) -> None:
     assert other is not None and other.lock == "globex"
 
 
-def test_a_run_that_finds_the_lease_held_is_tried_again_later(connector: testing.InMemoryConnector) -> None:
+def test_a_run_that_finds_the_lease_held_is_queued_again_later(connector: testing.InMemoryConnector) -> None:
+    # given a job whose lease a dead worker on another host still holds
     calls = Calls(LeaseHeld("acme", "other-host:1:x", datetime(2026, 12, 2, tzinfo=UTC)), failures=1)
     app = build_app(connector, JOBS, calls, schedule=False)
     with app.open():
         defer_run(app, "acme")
         drain(app)
-        (job,) = jobs_of(connector)
-        assert job["status"] == "todo" and job["attempts"] == 1
-        assert job["scheduled_at"] > datetime.now(UTC) + timedelta(seconds=5)
-        assert calls.ran == []
+        # then the run ends and a new one waits, due after the retry delay
+        first, again = sorted(jobs_of(connector), key=lambda job: job["id"])
+        assert first["status"] == "succeeded" and calls.ran == []
+        assert again["status"] == "todo" and again["lock"] == again["queueing_lock"] == "acme"
+        assert again["scheduled_at"] > datetime.now(UTC) + timedelta(seconds=5)
 
 
 def test_a_run_of_a_job_that_no_longer_exists_is_dropped(
@@ -174,15 +176,15 @@ def test_runs_of_a_silent_worker_go_back_to_the_queue(
     app, calls = queued
     defer_run(app, "acme")
 
-    async def take_and_fall_silent() -> list[int]:
+    async def take_and_fall_silent() -> list[Any]:
         worker = await app.job_manager.register_worker()
         await app.job_manager.fetch_job(queues=[QUEUE], worker_id=worker)
         connector.workers[worker] = datetime.now(UTC) - timedelta(minutes=5)
         return await requeue_stalled(app)
 
     requeued = asyncio.run(take_and_fall_silent())
-    # then the recovery puts it back, and the next worker runs it
-    assert len(requeued) == 1
+    # then the recovery closes it and queues the job again, and the next worker runs it
+    assert len(requeued) == 1 and requeued[0].queue_id is not None
     drain(app)
     assert calls.ran == [("acme", False)]
     assert {job["task_name"] for job in connector.jobs.values()} <= {RUN_TASK, RECOVER_TASK}

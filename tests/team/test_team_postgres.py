@@ -21,7 +21,7 @@ from connector.config import Config, load_config
 from connector.mapping import load_mapping
 from connector.store import Store, acquire
 from connector.store.queries import recent_runs
-from connector.team.queue import QUEUE, defer_run, requeue_stalled
+from connector.team.queue import QUEUE, RUN_TASK, defer_run, requeue_stalled
 from connector.team.tenants import team_jobs
 from connector.team.worker import ensure_queue_schema, run_worker, team_app
 from tests.fakes import FakeCrm
@@ -128,20 +128,41 @@ def test_a_silent_workers_run_is_taken_over(team: Team, worker_app: Any, pg_stor
         defer_run(worker_app, "acme")
     acquire(pg_store, "acme", f"{socket.gethostname()}:999999999:dead", ttl=timedelta(minutes=5), clock=lambda: NOW)
 
-    async def taken_then_silent() -> list[int]:
+    async def taken_then_silent() -> list[Any]:
         async with worker_app.open_async():
             manager = worker_app.job_manager
             worker = await manager.register_worker()
             assert await manager.fetch_job(queues=[QUEUE], worker_id=worker) is not None
-            # nothing else can take acme now: its lock is held by the taken run
+            # the next tick queues a run behind it, which waits: the job's lock is held by the taken run
+            await worker_app.tasks[RUN_TASK].configure(lock="acme", queueing_lock="acme", task_kwargs={"job": "acme"}).defer_async()  # fmt: skip
+            assert await manager.fetch_job(queues=[QUEUE], worker_id=worker) is None
             assert await requeue_stalled(worker_app) == []
             with pg_store.begin() as db:
                 db.execute(text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '5 minutes'"))
             return await requeue_stalled(worker_app)
 
-    # when the recovery runs, then the run goes back to the queue and the next worker completes it
-    assert len(asyncio.run(taken_then_silent())) == 1
+    # when the recovery runs, then the dead run is closed (the waiting run covers it: nothing more is queued)
+    assert [deferred.queue_id for deferred in asyncio.run(taken_then_silent())] == [None]
+    # and the next worker completes the job, taking over the dead process's lease at once
     drain(worker_app)
     (run,) = recent_runs(pg_store, "acme")
     assert run.status == "completed"
     assert team.crms["acme"].writes
+    with pg_store.begin() as db:
+        statuses = db.execute(text("SELECT status, count(*) FROM procrastinate_jobs GROUP BY status")).all()
+    assert dict(statuses) == {"failed": 1, "succeeded": 1}
+
+
+def test_a_lease_held_elsewhere_sends_the_run_back_to_the_queue(team: Team, worker_app: Any, pg_store: Store) -> None:
+    # given a job whose lease a live process on another host holds (its lease has not expired)
+    acquire(pg_store, "acme", "other-host:1:alive", ttl=timedelta(hours=1), clock=lambda: NOW)
+    with worker_app.open():
+        defer_run(worker_app, "acme")
+    drain(worker_app)
+    # then nothing ran, and one run of the job waits, due later
+    assert recent_runs(pg_store, "acme") == []
+    with pg_store.begin() as db:
+        rows = db.execute(
+            text("SELECT status, coalesce(scheduled_at > now(), false) FROM procrastinate_jobs ORDER BY id")
+        ).all()
+    assert [tuple(row) for row in rows] == [("succeeded", False), ("todo", True)]
