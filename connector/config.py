@@ -64,6 +64,7 @@ __all__ = [
     "RetrySettings",
     "SalesforceConnection",
     "StoreSettings",
+    "TeamSettings",
     "config_problems",
     "load_config",
 ]
@@ -85,6 +86,15 @@ class PathSettings(BaseModel):
     rules: Path = Path("mappings/lifecycle.toml")
 
 
+class TeamSettings(BaseModel):
+    model_config = _STRICT
+
+    enabled: bool = False
+    """Team mode (PostgreSQL store): jobs run on ``crmsync worker`` processes; ``crmsync run`` queues the run."""
+    tenants: Path | None = None
+    """Tenants file (a connection template, a job template, one entry per tenant); default ``tenants.toml`` if present."""
+
+
 class Config(BaseSettings):
     """Everything crmsync needs to run, from ``config.toml`` and ``CRMSYNC_*`` variables.
 
@@ -96,6 +106,7 @@ class Config(BaseSettings):
 
     store: StoreSettings = StoreSettings()
     paths: PathSettings = PathSettings()
+    team: TeamSettings = TeamSettings()
     connections: dict[str, Connection] = Field(default_factory=dict)
     alerts: AlertSettings = AlertSettings()
     """Where alerts go (webhooks, e-mail) and when they are sent; no target, no alert."""

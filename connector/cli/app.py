@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from connector.cli import alerts, check, inspect, jobs, sandbox, setup, web
+from connector.cli import alerts, check, inspect, jobs, sandbox, setup, web, worker
 from connector.cli.exits import report_failure
 from connector.cli.logs import LogFormat
 from connector.cli.services import Services
@@ -218,6 +218,7 @@ def _register() -> None:
         ("sandbox", sandbox.sandbox),
         ("demo", sandbox.demo),
         ("web", web.web),
+        ("worker", worker.worker),
     ]
     for name, function in commands:
         app.command(name, cls=Command)(function)

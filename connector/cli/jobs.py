@@ -203,11 +203,24 @@ def run(
             help="Check the mapped fields against each CRM's schema first (cached an hour after a pass).",
         ),
     ] = True,
+    inline: Annotated[
+        bool, typer.Option("--inline", help="Team mode: run here now instead of queueing the run for the workers.")
+    ] = False,
 ) -> None:
-    """Run one job now: pull, decide, write back, record. Exit 0 when the run completed."""
+    """Run one job now: pull, decide, write back, record. Exit 0 when the run completed.
+
+    In team mode (``[team] enabled``) the run is queued for the workers, unless ``--inline`` or ``--dry-run``."""
     context = services(ctx)
     config = context.config()
-    job = find_job(config, job_name)
+    if config.team.enabled:
+        from connector.cli import worker
+
+        config, job = worker.team_job(config, job_name)
+        if not inline and not dry_run:
+            worker.queue_run(context, config, job, full=full, as_json=as_json)
+            return
+    else:
+        job = find_job(config, job_name)
     context.logging(logging.WARNING if as_json else logging.INFO)
     started = context.clock()
     try:
@@ -216,6 +229,8 @@ def run(
 
             check_job_schema(context, config, job)
         with context.store(config) as store, stop_on_sigterm() as stop:
+            if config.team.enabled:  # a manual run shares each connection's budget with the workers
+                context = worker.shared_budgets(context, store)
             try:
                 result = execute(
                     context, job, config, store, full=full, dry_run=dry_run,

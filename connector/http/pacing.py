@@ -6,6 +6,13 @@ A pacer holds one or more rolling windows: "at most ``calls`` calls in any
 waits until one more call fits every window that applies. The clock and
 the sleep are injected, so a test drives it on a fake clock. Thread-safe:
 Salesforce reads the next page in a second thread.
+
+Team mode (several worker processes, several machines) shares one budget per
+connection: a :class:`SharedBudget` that every process's pacer also draws on
+after its own windows admit a call. The vendors never see where the budget
+lives (the team layer keeps it in the state store): the client factory opens
+the client inside :func:`sharing`, and every pacer built there takes that
+budget.
 """
 
 from __future__ import annotations
@@ -13,8 +20,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +38,27 @@ class Window:
         return self.kinds is None or (kind is not None and kind in self.kinds)
 
 
+class SharedBudget(Protocol):
+    """A rate budget shared with other processes: one connection's calls, whoever makes them."""
+
+    def acquire(self, windows: Sequence[Window], kind: str | None) -> float:
+        """Wait until one more call of ``kind`` fits ``windows`` for every process; return the seconds waited."""
+        ...
+
+
+_SHARED: ContextVar[SharedBudget | None] = ContextVar("crmsync_shared_budget", default=None)
+
+
+@contextmanager
+def sharing(budget: SharedBudget | None) -> Iterator[None]:
+    """Pacers built inside this block draw on ``budget`` too (the team layer opens clients here)."""
+    token = _SHARED.set(budget)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
 class Pacer:
     def __init__(
         self,
@@ -35,8 +66,11 @@ class Pacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.windows = tuple(windows)
+        self.shared = shared if shared is not None else _SHARED.get()
+        """The budget other processes draw on too (team mode); ``None``: this process alone."""
         self._calls: tuple[deque[float], ...] = tuple(deque() for _ in self.windows)
         self._clock = clock
         self._sleep = sleep
@@ -73,7 +107,11 @@ class Pacer:
                     for window, calls in zip(self.windows, self._calls, strict=True):
                         if window.applies(kind):
                             calls.append(now)
-                    self.waited += waited
-                    return waited
+                    break
             self._sleep(wait)
             waited += wait
+        if self.shared is not None:
+            waited += self.shared.acquire(self.windows, kind)
+        with self._lock:
+            self.waited += waited
+        return waited
