@@ -315,13 +315,22 @@ def check_stage(stage: str) -> str:
     return stage
 
 
+def configured_jobs(config: Any) -> dict[str, Any]:
+    """The job files, plus the tenants' jobs in team mode; problems are reported by ``validate``, not here."""
+    if config.team.enabled:
+        from connector.team.tenants import team_jobs
+
+        return team_jobs(config)[1]
+    from connector.jobs import load_jobs
+
+    return load_jobs(config.jobs_dir)[0]
+
+
 def check_job(config: Any, store: Any, job: str) -> str:
     """``job`` when a job file or a recorded run has that name; else a ``CommandFailed`` listing the known ones."""
-    from connector.jobs import load_jobs
     from connector.store import queries
 
-    jobs, _problems = load_jobs(config.jobs_dir)
-    known = set(jobs) | queries.known_jobs(store)
+    known = set(configured_jobs(config)) | queries.known_jobs(store)
     if job not in known:
         raise CommandFailed(f"no job {job!r}: known jobs are {', '.join(sorted(known)) or 'none'}")
     return job
