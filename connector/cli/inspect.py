@@ -93,7 +93,13 @@ def status(
 
     context = services(ctx)
     config = context.config()
-    jobs, problems = load_jobs(config.jobs_dir)
+    if config.team.enabled:  # the tenants' jobs too
+        from connector.team.tenants import team_jobs
+
+        config, jobs = team_jobs(config)
+        problems: list[Any] = []
+    else:
+        jobs, problems = load_jobs(config.jobs_dir)
     for problem in problems:
         err.print(line(("warning:", "yellow"), " ", safe(problem)))
     now = context.clock()

@@ -112,6 +112,8 @@ def test_run_queues_once_and_a_worker_runs_it(team: Team, worker_app: Any, pg_st
     assert code == 0 and not output.strip()
     code, _ = team.cli("report", "--job", "acme")
     assert code == 0
+    code, output = team.cli("status", "--json")  # the tenants' jobs are listed beside the job files'
+    assert code == 0 and {"acme", "globex"} <= {job["job"] for job in json.loads(output)}
 
 
 def test_run_inline_runs_here_in_team_mode(team: Team, pg_store: Store) -> None:
