@@ -13,42 +13,15 @@ printed as markup.
 
 from __future__ import annotations
 
-import unicodedata
-
 from rich.console import Console
 from rich.text import Text
+
+from connector.text import visible
 
 out = Console(highlight=False, soft_wrap=True, emoji=False)
 """Standard output: results."""
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 """Standard error: progress, notes, warnings and errors."""
-
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-# invisible characters that reorder or hide text (trojan-source style spoofing)
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_HIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
-
-
-def _escape(char: str) -> str:
-    if char in _NAMED:
-        return _NAMED[char]
-    code = ord(char)
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
-
-
-def visible(value: object) -> str:
-    """``value`` as a one-line string with every control, separator, surrogate and bidi character escaped."""
-    text = value if isinstance(value, str) else str(value)
-    if text.isprintable():  # the common case: nothing to escape (isprintable is False for every char we escape)
-        return text
-    return "".join(
-        _escape(char) if char in _BIDI or unicodedata.category(char) in _HIDDEN_CATEGORIES else char for char in text
-    )
-
 
 def safe(value: object, style: str = "") -> Text:
     """CRM or store text, ready to print: never markup, controls visible."""

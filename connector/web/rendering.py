@@ -9,24 +9,19 @@ reaches the page and a reader sees what the CRM sent.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+from connector.text import visible as visible_text
 
 
 def visible(value: str) -> str:
-    """``value`` with control, zero-width and bidi characters written out (``\\x1b``, ``\\u202e``)."""
-    return _INVISIBLE.sub(_escape_char, value)
+    """``value`` with control, zero-width and bidi characters written out (``\\x1b``, ``\\u202e``); line breaks
+    and tabs are harmless in a page and kept."""
+    return visible_text(value, keep="\t\n")
 
 
 def code_spans(text: str) -> Markup:

@@ -70,7 +70,7 @@ def test_job_health_without_a_job_file_has_no_next_run_and_is_never_late() -> No
         ("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"),
         ("nul\x00byte", "nul\\x00byte"),
         ("tab\tand\nnewline", "tab\tand\nnewline"),
-        ("carriage\rreturn", "carriage\\x0dreturn"),
+        ("carriage\rreturn", "carriage\\rreturn"),
         ("c1\x9bcontrol", "c1\\x9bcontrol"),
         ("\u202eevil\u2066", "\\u202eevil\\u2066"),
         ("zero\u200bwidth\ufeff", "zero\\u200bwidth\\ufeff"),
