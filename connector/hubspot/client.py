@@ -33,6 +33,7 @@ from connector.crm import (
     ApiUsage,
     ContactPage,
     ContactRecord,
+    RemovedRecord,
     SkippedRecord,
     SkipReason,
     StageUpdate,
@@ -71,6 +72,7 @@ from connector.hubspot.normalise import (
     engagement_activity,
     engagement_record,
     form_ids,
+    merged_away,
     skipped,
     submission_activity,
     submission_email,
@@ -93,7 +95,7 @@ from connector.hubspot.payloads import (
 from connector.hubspot.schema import schema_problems, setup_definitions
 from connector.hubspot.settings import HubSpotConnection
 from connector.hubspot.transport import Operation, Transport, path
-from connector.mapping import CrmMapping
+from connector.mapping import CrmMapping, parse_instant
 from connector.model import Activity
 
 log = logging.getLogger(__name__)
@@ -180,6 +182,10 @@ class HubSpotClient:
         state = load_cursor(ContactCursor, cursor) or ContactCursor()
         company_object = self.mapping.company_object("contacts")
         changed_companies = company_object is not None and state.companies is not None
+        archived_since = state.archived_since
+        if archived_since is None:
+            # nothing is stored yet: the contacts archived from now on (less the lookback) are read next time
+            state = state.model_copy(update={"archived_since": self._now_ms() - self.lookback_ms})
         if company_object and state.companies is None:
             # the first pull reads each contact's company as it is; the companies changed from now on (less the
             # lookback) are searched on the next pull, and their contacts read again
@@ -205,6 +211,10 @@ class HubSpotClient:
         for page, after, primary in held:
             state = state.model_copy(update={"contacts": after})
             yield self._contact_page(page, primary, state)
+        if archived_since is not None:
+            # after the scan: a merged contact's survivor (read above) takes its activities before it is dropped
+            state = state.model_copy(update={"archived_since": self._now_ms() - self.lookback_ms})
+            yield ContactPage(records=(), cursor=dump_cursor(state), removed=tuple(self._archived(archived_since)))
         if changed_companies:
             yield from self._changed_companies(state)
 
@@ -240,6 +250,27 @@ class HubSpotClient:
             state = state.model_copy(update={"companies": after})
             yield ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
 
+    def _archived(self, since: int) -> list[RemovedRecord]:
+        """The contacts archived at or after ``since`` (epoch ms). HubSpot's archived list has no filter: it is
+        read whole, 100 a page, and only the recent ones are kept."""
+        found: list[RemovedRecord] = []
+        after: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("limit", LIST_PAGE), ("archived", True), ("properties", ["hs_object_id"])]
+            if after:
+                query.append(("after", after))
+            page = parse_page(
+                ObjectPage,
+                self._send(Operation("contacts.list_archived", "GET", "/crm/v3/objects/contacts", query=tuple(query))),
+            )
+            for item in page.results:
+                at = item.archived_at
+                if at is None or parse_instant(at).timestamp() * 1000 >= since:
+                    found.append(RemovedRecord(crm_id=item.id))
+            after = page.next_after
+            if not after:
+                return found
+
     def _primary_contacts(self, company_ids: list[str]) -> dict[str, str]:
         """Contact id -> company id, for the contacts whose *primary* company is one of ``company_ids``."""
         found: dict[str, str] = {}
@@ -272,7 +303,10 @@ class HubSpotClient:
             records.append(record)
             if record.contact.email:
                 self._email_ids[record.contact.email] = item.id
-        return ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
+        removed = [gone for item in page.results for gone in merged_away(item)]
+        return ContactPage(
+            records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips), removed=tuple(removed)
+        )
 
     def _primary_ids(self, page: ObjectPage, inline: bool) -> dict[str, str | None]:
         """Contact id -> the id of its primary company, for the contacts of ``page``.

@@ -32,7 +32,12 @@ def remove_contacts(db: Connection, connection: str, removed: Sequence[RemovedRe
     to its survivor). Returns how many were stored (and are now gone)."""
     gone = 0
     survivors: set[str] = set()
-    for record in {item.crm_id: item for item in removed}.values():
+    once: dict[str, RemovedRecord] = {}
+    for item in removed:
+        # read twice (a survivor's merged ids, then the archived list): the merge is what counts
+        if item.merged_into is not None or item.crm_id not in once:
+            once[item.crm_id] = item
+    for record in once.values():
         crm_id = storable(record.crm_id)
         survivor = None if record.merged_into is None else storable(record.merged_into)
         if survivor is not None and survivor != crm_id:

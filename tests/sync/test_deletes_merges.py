@@ -24,7 +24,7 @@ from connector.store import open_store
 from connector.store.tables import activities, contacts, dead_letters, job_contacts, pending_writes, stage_changes
 from connector.sync import run_job
 from tests.sync.conftest import StoreUrls
-from tests.sync.test_real_portal_stages import EXAMPLES, NOW, TOKEN, make_config
+from tests.sync.test_real_portal_stages import EXAMPLES, NOW, TOKEN, TOKEN_ENV, make_config
 
 
 @pytest.fixture
@@ -40,6 +40,7 @@ def salesforce() -> Iterator[SalesforceSandbox]:
 @pytest.fixture
 def hubspot() -> Iterator[HubSpotSandbox]:
     sandbox = HubSpotSandbox(token=TOKEN, now=NOW, limits=Limits.unlimited())
+    sandbox.store.seed([people for people, _ in EXAMPLES])
     sandbox.start()
     yield sandbox
     sandbox.stop()
@@ -110,3 +111,68 @@ def test_given_a_salesforce_contact_deleted_and_one_merged_when_the_job_runs_the
     assert salesforce.org.get("Contact", survivor)["Lifecycle_Stage__c"] == "MQL"  # type: ignore[index]
     assert again.counts["salesforce"].written == 1  # the survivor only: nothing for the deleted
     assert funnel.total == len(EXAMPLES) - 2
+
+
+def test_given_a_hubspot_contact_archived_and_one_merged_when_the_job_runs_then_they_follow_the_vendor(
+    tmp_path: Path,
+    store_urls: StoreUrls,
+    hubspot: HubSpotSandbox,
+    salesforce: SalesforceSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    url = store_urls.new()
+    config = make_config(tmp_path, url, hubspot, salesforce)
+    job = Job(name="hubspot-lifecycle", connections=["hubspot"])
+    portal = hubspot.store
+    # e-mail local part -> contact index (the examples are seeded in order)
+    index = {person.email.split("@")[0]: n for n, ((person, _), _) in enumerate(EXAMPLES)}
+    gone, victim, survivor = (str(portal.contact_id(index[name])) for name in ("prospect", "mql", "suspect"))
+    store = open_store(url)
+    try:
+        first = run_job(job, config, store=store, clients=open_client, clock=lambda: NOW, heartbeat=False)
+        assert first.status == "completed"
+        assert first.counts["hubspot"].written == len(EXAMPLES)
+        with store.begin() as db:
+            victim_history = count(db, stage_changes, stage_changes.c.crm_id == victim)
+            victim_activities = count(db, activities, activities.c.contact_crm_id == victim)
+            survivor_activities = count(db, activities, activities.c.contact_crm_id == survivor)
+        assert victim_history == 1 and victim_activities > 0
+        with portal.lock:
+            portal.set(index["prospect"], "crmsync_lifecycle_stage", "")  # a change that would be written...
+            portal.touch(index["prospect"])
+            portal.archive(index["prospect"])  # ...then the contact is deleted
+            portal.merge(index["suspect"], index["mql"])
+        before = hubspot.log.calls("contacts.list")
+
+        again = run_job(job, config, store=store, clients=open_client, clock=lambda: NOW, heartbeat=False)
+
+        assert again.status == "completed"
+        with store.begin() as db:
+            for crm_id in (gone, victim):
+                for table, column in (
+                    (contacts, contacts.c.crm_id),
+                    (job_contacts, job_contacts.c.crm_id),
+                    (pending_writes, pending_writes.c.crm_id),
+                    (activities, activities.c.contact_crm_id),
+                ):
+                    assert count(db, table, column == crm_id) == 0, (table.name, crm_id)
+            assert count(db, dead_letters) == 0
+            assert count(db, stage_changes, stage_changes.c.crm_id == victim) == 0
+            assert count(db, activities, activities.c.contact_crm_id == survivor) >= (
+                survivor_activities + victim_activities
+            )
+            assert count(db, stage_changes, stage_changes.c.crm_id == survivor) == 1 + victim_history + 1
+            decided = db.execute(
+                select(job_contacts.c.decided_stage).where(job_contacts.c.crm_id == survivor)
+            ).scalar_one()
+        funnel = build_funnel(store, job=job.name, now=NOW)
+    finally:
+        store.close()
+    assert decided == "mql"
+    assert portal.get(index["suspect"], "crmsync_lifecycle_stage") == "mql"
+    assert portal.get(index["suspect"], "hs_merged_object_ids") == victim
+    assert again.counts["hubspot"].written == 1
+    assert funnel.total == len(EXAMPLES) - 2
+    # the archived contacts: one list read (one page), the vendor's only way to learn of a deletion
+    assert hubspot.log.calls("contacts.list") - before == 1
