@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson
+from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson, Removal
 from connector.sandbox.hubspot.conformance import realistic_properties
 from connector.sandbox.hubspot.engagement import Signals
 
@@ -546,6 +546,22 @@ class Store:
                 self.by_email[email.lower()] = primary  # the merged address is the primary's now
             self.archived[merged] = now
             self.touch(primary)
+
+    def apply_removals(self, removals: Iterable[Removal]) -> tuple[int, int]:
+        """Archive and merge seeded people as a user would (``generator.removals``; person index = contact
+        index, as seeded); returns (archived, merged)."""
+        archived = merged = 0
+        with self.lock:
+            for removal in removals:
+                if removal.index in self.archived or removal.index >= self.contact_count:
+                    continue
+                if removal.into is None:
+                    self.archive(removal.index)
+                    archived += 1
+                elif removal.into not in self.archived and removal.into < self.contact_count:
+                    self.merge(removal.into, removal.index)
+                    merged += 1
+        return archived, merged
 
     def touch(self, index: int) -> None:
         self.instants["lastmodifieddate"][index] = max(self.now_ms(), self.instants["lastmodifieddate"][index])

@@ -140,6 +140,8 @@ class Org:
         self.lock = threading.RLock()
         self._now = now or (lambda: datetime.now(UTC))
         self._last_stamp = ""
+        self.person_ids: dict[int, str] = {}
+        """Generated person index -> the id of the Lead or Contact that holds the person (``seed_org``)."""
 
     def now(self) -> datetime:
         """The org clock."""
