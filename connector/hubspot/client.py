@@ -179,19 +179,37 @@ class HubSpotClient:
         return _read_ahead(self._contact_pages(cursor))
 
     def _contact_pages(self, cursor: str | None) -> Iterator[ContactPage]:
+        """The contact scan's pages; the last one also carries the contacts archived since the last pull (read
+        after the scan, so a merged contact's survivor, read in the scan, takes its activities first) and the
+        cursor that moves ``archived_since``."""
         state = load_cursor(ContactCursor, cursor) or ContactCursor()
+        # a first (or --full) pull keeps every archived contact: the store may still hold some of them
+        archived_since = state.archived_since or 0
         company_object = self.mapping.company_object("contacts")
         changed_companies = company_object is not None and state.companies is not None
-        archived_since = state.archived_since
-        if archived_since is None:
-            # nothing is stored yet: the contacts archived from now on (less the lookback) are read next time
-            state = state.model_copy(update={"archived_since": self._now_ms() - self.lookback_ms})
         if company_object and state.companies is None:
             # the first pull reads each contact's company as it is; the companies changed from now on (less the
             # lookback) are searched on the next pull, and their contacts read again
             state = state.model_copy(
                 update={"companies": ObjectCursor(phase="search", since=self._now_ms() - self.lookback_ms)}
             )
+        last: ContactPage | None = None
+        for page, after in self._scanned(state, company_object):
+            if last is not None:
+                yield last
+            last, state = page, after
+        archived_at = self._now_ms() - self.lookback_ms
+        removed = tuple(self._archived(archived_since))
+        state = state.model_copy(update={"archived_since": archived_at})
+        if last is None:
+            yield ContactPage(records=(), cursor=dump_cursor(state), removed=removed)
+        else:
+            yield last.model_copy(update={"cursor": dump_cursor(state), "removed": (*last.removed, *removed)})
+        if changed_companies:
+            yield from self._changed_companies(state)
+
+    def _scanned(self, state: ContactCursor, company_object: str | None) -> Iterator[tuple[ContactPage, ContactCursor]]:
+        """The contacts changed since ``state``, page by page, each with the cursor after it."""
         # pages wait (a few at most) until a full batch of unseen companies can be read: one call per 100
         # companies, not one per page
         held: list[tuple[ObjectPage, ObjectCursor, dict[str, str | None]]] = []
@@ -206,17 +224,11 @@ class HubSpotClient:
             while held and not self._unseen(held[:1]):
                 page, after, primary = held.pop(0)
                 state = state.model_copy(update={"contacts": after})
-                yield self._contact_page(page, primary, state)
+                yield self._contact_page(page, primary, state), state
         self._read_companies(self._unseen(held), held, whole_batches=False)
         for page, after, primary in held:
             state = state.model_copy(update={"contacts": after})
-            yield self._contact_page(page, primary, state)
-        if archived_since is not None:
-            # after the scan: a merged contact's survivor (read above) takes its activities before it is dropped
-            state = state.model_copy(update={"archived_since": self._now_ms() - self.lookback_ms})
-            yield ContactPage(records=(), cursor=dump_cursor(state), removed=tuple(self._archived(archived_since)))
-        if changed_companies:
-            yield from self._changed_companies(state)
+            yield self._contact_page(page, primary, state), state
 
     def _changed_companies(self, state: ContactCursor) -> Iterator[ContactPage]:
         """The contacts whose primary company changed since the last pull, read again with the company's new

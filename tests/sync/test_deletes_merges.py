@@ -143,7 +143,7 @@ def test_given_a_hubspot_contact_archived_and_one_merged_when_the_job_runs_then_
             portal.touch(index["prospect"])
             portal.archive(index["prospect"])  # ...then the contact is deleted
             portal.merge(index["suspect"], index["mql"])
-        before = hubspot.log.calls("contacts.list")
+        before = hubspot.log.calls("contacts.list_archived")
 
         again = run_job(job, config, store=store, clients=open_client, clock=lambda: NOW, heartbeat=False)
 
@@ -175,4 +175,4 @@ def test_given_a_hubspot_contact_archived_and_one_merged_when_the_job_runs_then_
     assert again.counts["hubspot"].written == 1
     assert funnel.total == len(EXAMPLES) - 2
     # the archived contacts: one list read (one page), the vendor's only way to learn of a deletion
-    assert hubspot.log.calls("contacts.list") - before == 1
+    assert hubspot.log.calls("contacts.list_archived") - before == 1

@@ -169,6 +169,9 @@ class HubSpotApp:
             return
         route, groups = self._match(method, path)
         endpoint = route.endpoint.format(*groups) if route else f"unknown {method} {path}"
+        archived = b"archived=true" in scope.get("query_string", b"").lower()
+        if route is not None and route.handler == "list_objects" and archived:
+            endpoint += "_archived"  # the archived list: logged apart (``contacts.list_archived``)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, payload, extra_headers, fault_name = await self._respond(route, groups, scope, headers, body, endpoint)
         if fault_name == "reset":
