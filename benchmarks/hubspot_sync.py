@@ -159,6 +159,8 @@ def minimum(store_counts: dict[str, int], planned: int, incremental_changed: int
             "forms.submissions": len(store_counts["forms"]),  # type: ignore[arg-type]
             **signals_minimum(store_counts, full=False),
         }
+    # every pull reads the archived contacts whole (HubSpot's list has no date filter), 100 a page
+    wanted["contacts.list_archived"] = max(1, math.ceil(int(store_counts.get("archived") or 0) / 100))  # type: ignore[call-overload]
     if planned:
         wanted["contacts.batch_update"] = math.ceil(planned / 100)
     return wanted
@@ -258,6 +260,7 @@ def store_sizes(client: HubSpotClient) -> dict[str, object]:
                 break
         forms[guid] = count
     sizes["forms"] = forms
+    sizes["archived"] = len(client._archived(0))
     sizes |= signal_sizes(client)
     transport.usage.calls.clear()
     transport.usage.calls.update(saved)

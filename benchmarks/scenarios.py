@@ -306,6 +306,9 @@ class HubSpotTarget(Target):
                 wanted[f"associations.{name}"] = _ceil(mapped, HS_ASSOCIATIONS)
         wanted["forms.submissions"] = len(self.admin._form_ids())
         wanted |= hubspot_sync.signals_minimum(hubspot_sync.signal_sizes(self.admin), full=False)
+        # every pull reads the archived contacts whole (no date filter), 100 a page
+        archived = self.admin._archived(0)
+        wanted["contacts.list_archived"] = max(1, _ceil(len(archived), HS_BATCH))  # the list page is 100 too
         return wanted
 
     def _company_minimum(self, cursor: Any, people: int) -> dict[str, int]:

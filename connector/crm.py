@@ -91,6 +91,15 @@ class SkippedRecord(BaseModel):
         return cls(crm_id=crm_id, reason=reason[:300], code=code)
 
 
+class RemovedRecord(BaseModel):
+    """A contact the CRM deleted (``merged_into`` is ``None``) or merged into another (the survivor's id)."""
+
+    model_config = _FROZEN
+
+    crm_id: str
+    merged_into: str | None = None
+
+
 class ContactPage(BaseModel):
     model_config = _FROZEN
 
@@ -98,6 +107,8 @@ class ContactPage(BaseModel):
     cursor: str | None
     """Resume point after this page; store it only after the page is committed."""
     skipped: tuple[SkippedRecord, ...] = ()
+    removed: tuple[RemovedRecord, ...] = ()
+    """Contacts deleted or merged away in the CRM: they leave the store and every job's queue."""
 
 
 class ActivityPage(BaseModel):

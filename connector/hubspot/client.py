@@ -33,6 +33,7 @@ from connector.crm import (
     ApiUsage,
     ContactPage,
     ContactRecord,
+    RemovedRecord,
     SkippedRecord,
     SkipReason,
     StageUpdate,
@@ -71,6 +72,7 @@ from connector.hubspot.normalise import (
     engagement_activity,
     engagement_record,
     form_ids,
+    merged_away,
     skipped,
     submission_activity,
     submission_email,
@@ -93,7 +95,7 @@ from connector.hubspot.payloads import (
 from connector.hubspot.schema import schema_problems, setup_definitions
 from connector.hubspot.settings import HubSpotConnection
 from connector.hubspot.transport import Operation, Transport, path
-from connector.mapping import CrmMapping
+from connector.mapping import CrmMapping, parse_instant
 from connector.model import Activity
 
 log = logging.getLogger(__name__)
@@ -177,7 +179,12 @@ class HubSpotClient:
         return _read_ahead(self._contact_pages(cursor))
 
     def _contact_pages(self, cursor: str | None) -> Iterator[ContactPage]:
+        """The contact scan's pages; the last one also carries the contacts archived since the last pull (read
+        after the scan, so a merged contact's survivor, read in the scan, takes its activities first) and the
+        cursor that moves ``archived_since``."""
         state = load_cursor(ContactCursor, cursor) or ContactCursor()
+        # a first (or --full) pull keeps every archived contact: the store may still hold some of them
+        archived_since = state.archived_since or 0
         company_object = self.mapping.company_object("contacts")
         changed_companies = company_object is not None and state.companies is not None
         if company_object and state.companies is None:
@@ -186,6 +193,23 @@ class HubSpotClient:
             state = state.model_copy(
                 update={"companies": ObjectCursor(phase="search", since=self._now_ms() - self.lookback_ms)}
             )
+        last: ContactPage | None = None
+        for page, after in self._scanned(state, company_object):
+            if last is not None:
+                yield last
+            last, state = page, after
+        archived_at = self._now_ms() - self.lookback_ms
+        removed = tuple(self._archived(archived_since))
+        state = state.model_copy(update={"archived_since": archived_at})
+        if last is None:
+            yield ContactPage(records=(), cursor=dump_cursor(state), removed=removed)
+        else:
+            yield last.model_copy(update={"cursor": dump_cursor(state), "removed": (*last.removed, *removed)})
+        if changed_companies:
+            yield from self._changed_companies(state)
+
+    def _scanned(self, state: ContactCursor, company_object: str | None) -> Iterator[tuple[ContactPage, ContactCursor]]:
+        """The contacts changed since ``state``, page by page, each with the cursor after it."""
         # pages wait (a few at most) until a full batch of unseen companies can be read: one call per 100
         # companies, not one per page
         held: list[tuple[ObjectPage, ObjectCursor, dict[str, str | None]]] = []
@@ -200,13 +224,11 @@ class HubSpotClient:
             while held and not self._unseen(held[:1]):
                 page, after, primary = held.pop(0)
                 state = state.model_copy(update={"contacts": after})
-                yield self._contact_page(page, primary, state)
+                yield self._contact_page(page, primary, state), state
         self._read_companies(self._unseen(held), held, whole_batches=False)
         for page, after, primary in held:
             state = state.model_copy(update={"contacts": after})
-            yield self._contact_page(page, primary, state)
-        if changed_companies:
-            yield from self._changed_companies(state)
+            yield self._contact_page(page, primary, state), state
 
     def _changed_companies(self, state: ContactCursor) -> Iterator[ContactPage]:
         """The contacts whose primary company changed since the last pull, read again with the company's new
@@ -240,6 +262,27 @@ class HubSpotClient:
             state = state.model_copy(update={"companies": after})
             yield ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
 
+    def _archived(self, since: int) -> list[RemovedRecord]:
+        """The contacts archived at or after ``since`` (epoch ms). HubSpot's archived list has no filter: it is
+        read whole, 100 a page, and only the recent ones are kept."""
+        found: list[RemovedRecord] = []
+        after: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("limit", LIST_PAGE), ("archived", True), ("properties", ["hs_object_id"])]
+            if after:
+                query.append(("after", after))
+            page = parse_page(
+                ObjectPage,
+                self._send(Operation("contacts.list_archived", "GET", "/crm/v3/objects/contacts", query=tuple(query))),
+            )
+            for item in page.results:
+                at = item.archived_at
+                if at is None or parse_instant(at).timestamp() * 1000 >= since:
+                    found.append(RemovedRecord(crm_id=item.id))
+            after = page.next_after
+            if not after:
+                return found
+
     def _primary_contacts(self, company_ids: list[str]) -> dict[str, str]:
         """Contact id -> company id, for the contacts whose *primary* company is one of ``company_ids``."""
         found: dict[str, str] = {}
@@ -272,7 +315,10 @@ class HubSpotClient:
             records.append(record)
             if record.contact.email:
                 self._email_ids[record.contact.email] = item.id
-        return ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
+        removed = [gone for item in page.results for gone in merged_away(item)]
+        return ContactPage(
+            records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips), removed=tuple(removed)
+        )
 
     def _primary_ids(self, page: ObjectPage, inline: bool) -> dict[str, str | None]:
         """Contact id -> the id of its primary company, for the contacts of ``page``.

@@ -73,6 +73,9 @@ class ContactCursor(BaseModel):
     companies: ObjectCursor | None = None
     """When the mapping reads companies: the search for companies changed since the last pull, whose
     contacts are read again (``None`` until the first contact pull has started; then it searches from there)."""
+    archived_since: int | None = None
+    """Epoch ms: contacts archived (deleted, or merged into another) at or after it are kept from the archived
+    list on the next pull and leave the store (``None``: a first or full pull keeps every archived contact)."""
 
 
 class ActivityCursor(BaseModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from connector.crm import ActivityRecord, ContactRecord, SkippedRecord, SkipReason
+from connector.crm import ActivityRecord, ContactRecord, RemovedRecord, SkippedRecord, SkipReason
 from connector.hubspot.payloads import CrmObject, FormSubmission, Unreadable
 from connector.mapping import CrmMapping, parse_instant
 from connector.model import Activity, Contact
@@ -23,9 +23,22 @@ OBJECT_MODIFIED = "hs_lastmodifieddate"
 FORM_OBJECT = "form_submissions"
 
 
+MERGED_IDS = "hs_merged_object_ids"
+"""On a contact that others were merged into: their ids, ``;``-separated (HubSpot-defined, read-only)."""
+
+
 def contact_properties(mapping: CrmMapping) -> list[str]:
-    """Contact properties to read: mapped fields, stage fields and the modified instant."""
-    return list(dict.fromkeys([*mapping.person_fields("contacts"), *mapping.stage_fields(), CONTACT_MODIFIED]))
+    """Contact properties to read: mapped fields, stage fields, the modified instant and the merged ids."""
+    return list(
+        dict.fromkeys([*mapping.person_fields("contacts"), *mapping.stage_fields(), CONTACT_MODIFIED, MERGED_IDS])
+    )
+
+
+def merged_away(item: CrmObject) -> list[RemovedRecord]:
+    """The contacts merged into ``item`` (its ``hs_merged_object_ids``): gone, their history is ``item``'s."""
+    listed = (item.properties.get(MERGED_IDS) or "").split(";")
+    ids = dict.fromkeys(part.strip() for part in listed if part.strip() and part.strip() != item.id)
+    return [RemovedRecord(crm_id=crm_id, merged_into=item.id) for crm_id in ids]
 
 
 COMPANY_OBJECT = "companies"

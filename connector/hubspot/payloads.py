@@ -56,6 +56,8 @@ class CrmObject(BaseModel):
     properties: dict[str, str | None] = Field(default_factory=dict)
     associations: dict[str, AssociationList] | None = None
     updated_at: str | None = Field(default=None, alias="updatedAt")
+    archived_at: str | None = Field(default=None, alias="archivedAt")
+    """Only on an archived (deleted) record, listed with ``archived=true``."""
 
     def associated(self, object_type: str) -> tuple[str, ...]:
         found = (self.associations or {}).get(object_type)

@@ -32,6 +32,7 @@ from connector.crm import (
     ApiUsage,
     ContactPage,
     ContactRecord,
+    RemovedRecord,
     SkippedRecord,
     SkipReason,
     StageUpdate,
@@ -52,6 +53,7 @@ from connector.salesforce.normalise import (
     converted_to,
     person_fields,
     person_record,
+    removed_record,
 )
 from connector.salesforce.payloads import QueryPage, SaveResult, SObjectDescribe, flatten
 from connector.salesforce.schema import schema_problems
@@ -145,7 +147,7 @@ class SalesforceClient:
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     def _pages(
-        self, sobject: str, fields: list[str], since: Position | None
+        self, sobject: str, fields: list[str], since: Position | None, *, deleted: bool = False
     ) -> Iterator[tuple[datetime | None, list[dict[str, Any]]]]:
         """Pages of flattened records after ``since``, in ``(SystemModstamp, Id)`` order, each with the
         org's clock when the scan began (the first ``query`` answer's ``Date``; ``None`` if none came).
@@ -153,13 +155,14 @@ class SalesforceClient:
         The next page is fetched while the caller works on the current one
         (one read-ahead, same calls). If a query locator expires mid-way, the
         query is re-issued from the last record handed out with the exact
-        tie-breaker: nothing is missed or repeated.
+        tie-breaker: nothing is missed or repeated. ``deleted``: read with
+        ``queryAll`` (same calls), so deleted and merged-away rows come too.
         """
         last: Position | None = None
         parents = tuple(dict.fromkeys(name.split(".")[0] for name in fields if "." in name))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesforce-read-ahead") as reader:
             self._dates.last = None
-            page = self._query(incremental_soql(sobject, fields, since))
+            page = self._query(incremental_soql(sobject, fields, since), deleted)
             # a re-query after an expired locator keeps this (earlier) start: resuming from it is safe
             started = self._org_clock()
             while True:
@@ -179,10 +182,12 @@ class SalesforceClient:
                     page = ahead.result()
                 except QueryLocatorExpired:
                     log.warning("query locator expired; re-querying", extra={"event": "requery", "sobject": sobject})
-                    page = self._query(incremental_soql(sobject, fields, last or since))
+                    page = self._query(incremental_soql(sobject, fields, last or since), deleted)
 
-    def _query(self, soql: str) -> QueryPage:
-        return QueryPage.model_validate(self.api.send(Operation("query", "query/", params={"q": soql})))
+    def _query(self, soql: str, deleted: bool = False) -> QueryPage:
+        # counted as "query" either way: one SOQL query call, whichever resource answers it
+        path = "queryAll/" if deleted else "query/"
+        return QueryPage.model_validate(self.api.send(Operation("query", path, params={"q": soql})))
 
     def _query_more(self, url: str) -> QueryPage:
         return QueryPage.model_validate(self.api.send(Operation("query_more", url, next_url=True)))
@@ -200,11 +205,16 @@ class SalesforceClient:
             if sobject not in self.mapping.people:
                 continue
             fields = person_fields(self.mapping, sobject)
-            for started, records in self._pages(sobject, fields, self._start(state, sobject)):
+            for started, records in self._pages(sobject, fields, self._start(state, sobject), deleted=True):
                 people: list[ContactRecord] = []
                 skipped: list[SkippedRecord] = []
+                removed: list[RemovedRecord] = []
                 for values in records:
                     record_id = str(values["Id"])
+                    gone = removed_record(values)
+                    if gone is not None:
+                        removed.append(gone)
+                        continue
                     contact_id = converted_to(values) if sobject == "Lead" else None
                     if contact_id is not None:
                         self._converted[record_id] = contact_id
@@ -223,7 +233,9 @@ class SalesforceClient:
                 tail = records[-1]
                 position = Position(self._instant(tail["SystemModstamp"]), str(tail["Id"]))
                 state = state.advanced(sobject, position, started)
-                yield ContactPage(records=tuple(people), cursor=state.encode(), skipped=tuple(skipped))
+                yield ContactPage(
+                    records=tuple(people), cursor=state.encode(), skipped=tuple(skipped), removed=tuple(removed)
+                )
 
     def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
         state = Cursor.decode(cursor)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from connector.crm import ActivityRecord, ContactRecord
+from connector.crm import ActivityRecord, ContactRecord, RemovedRecord
 from connector.mapping import CrmMapping, parse_instant, text_value
 from connector.model import Contact
 
@@ -29,6 +29,9 @@ WHO_FIELDS: dict[str, tuple[str, ...]] = {
 """Fields that say which person an activity record is about."""
 
 CONVERSION_FIELDS: tuple[str, ...] = ("IsConverted", "ConvertedContactId")
+REMOVAL_FIELDS: tuple[str, ...] = ("IsDeleted", "MasterRecordId")
+"""Read with ``queryAll``: a deleted person comes back with ``IsDeleted = true``; one merged away also names
+its survivor in ``MasterRecordId``."""
 
 
 def person_fields(mapping: CrmMapping, sobject: str) -> list[str]:
@@ -36,6 +39,7 @@ def person_fields(mapping: CrmMapping, sobject: str) -> list[str]:
     names = ["Id", "SystemModstamp", *mapping.person_fields(sobject), *mapping.stage_fields()]
     if sobject == "Lead":
         names.extend(CONVERSION_FIELDS)
+    names.extend(REMOVAL_FIELDS)
     return list(dict.fromkeys(names))
 
 
@@ -67,6 +71,14 @@ def converted_to(values: Mapping[str, Any]) -> str | None:
     if values.get("IsConverted") is True:
         return str(values.get("ConvertedContactId") or "")
     return None
+
+
+def removed_record(values: Mapping[str, Any]) -> RemovedRecord | None:
+    """A person ``queryAll`` returned deleted (merged away: with its survivor), or ``None`` if it is not."""
+    if values.get("IsDeleted") is not True:
+        return None
+    master = values.get("MasterRecordId")
+    return RemovedRecord(crm_id=str(values["Id"]), merged_into=str(master) if master else None)
 
 
 def person_record(

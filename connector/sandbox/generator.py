@@ -34,7 +34,9 @@ __all__ = [
     "FakeActivity",
     "FakeCompany",
     "FakePerson",
+    "Removal",
     "generate",
+    "removals",
 ]
 
 ICP_INDUSTRIES: tuple[str, ...] = ("logistics", "manufacturing", "retail", "wholesale", "transportation")
@@ -211,6 +213,43 @@ def _detail(kind: str, rng: Random) -> str:
             return "Newsletter sign-up"
         case _:
             return "Information request"
+
+
+@dataclass(slots=True, frozen=True)
+class Removal:
+    """A person a CRM user deletes (``into`` is ``None``) or merges into the person ``into`` (both indexes)."""
+
+    index: int
+    into: int | None = None
+
+
+DELETES_PER_THOUSAND = 2
+MERGES_PER_THOUSAND = 2
+
+
+def removals(
+    contacts: int,
+    *,
+    seed: int = 7,
+    deletes_per_thousand: int = DELETES_PER_THOUSAND,
+    merges_per_thousand: int = MERGES_PER_THOUSAND,
+) -> list[Removal]:
+    """The deletes and merges of ``contacts`` generated people: a few per thousand, deterministic in ``seed``.
+
+    Kept apart from :func:`generate` (its own random stream, nothing else moves): a sandbox seeds the people,
+    a first sync runs, then the sandbox applies these the way its vendor does. No person is removed twice,
+    and no survivor is itself removed.
+    """
+    rng = Random(seed * 7919 + 104_729)
+    deletes = contacts * deletes_per_thousand // 1000
+    merges = contacts * merges_per_thousand // 1000
+    if contacts < 2 or deletes + 2 * merges == 0:
+        return []
+    picked = rng.sample(range(contacts), min(contacts, deletes + 2 * merges))
+    found = [Removal(index) for index in picked[:deletes]]
+    pairs = picked[deletes:]
+    found += [Removal(pairs[n], pairs[n + 1]) for n in range(0, len(pairs) - 1, 2)]
+    return found
 
 
 def _meeting_start(index: int, booked_at: datetime) -> datetime:

@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
-from connector.crm import ActivityRecord, ContactRecord
+from connector.crm import ActivityRecord, ContactRecord, RemovedRecord
 from connector.model import Contact
 from connector.store.bulk import db_json, db_time, has_rows, insert_rows
 from connector.store.queue import Queue
+from connector.store.removals import remove_contacts
 from connector.store.sql import in_chunks
 from connector.store.tables import EMAIL, activities, contacts, storable
 from connector.store.values import PageCounts, Written
@@ -146,6 +147,13 @@ class Records:
         )
         new = sum(1 for crm_id in changed if crm_id not in known)
         return PageCounts(len(latest), new, len(changed) - new, len(dirtied))
+
+    def remove_contacts(
+        self, db: Connection, connection: str, removed: Sequence[RemovedRecord], *, now: datetime
+    ) -> int:
+        """Contacts deleted or merged away in the CRM leave the store and every queue (see
+        :mod:`connector.store.removals`). Returns how many were stored."""
+        return remove_contacts(db, connection, removed, now) if removed else 0
 
     def store_activities(
         self,

@@ -441,6 +441,10 @@ class _Run:
             stored += self.store.records.store_contacts(db, self.job, name, people, force_dirty=full, now=now).records
         if acts:
             stored += self.store.records.store_activities(db, self.job, name, acts, force_dirty=full, now=now).records
+        removed = [record for page in group if isinstance(page, ContactPage) for record in page.removed]
+        if removed:
+            # deleted or merged away in the CRM: out of the store and every queue, no write, no dead letter
+            self.store.records.remove_contacts(db, name, removed, now=now)
         return stored
 
     # -- decide, plan, write -------------------------------------------------------

@@ -115,8 +115,11 @@ def test_a_search_page_re_anchors_past_an_unreadable_last_record(make: Make) -> 
     pages = list(client.pull_contacts(cursor))
     assert json.loads(pages[0].cursor or "")["contacts"]["anchor"] == 12
     assert [s.crm_id for s in pages[0].skipped] == ["12"]
-    # the search page's primary companies are read with the v4 associations API, then the next search page
-    assert [op.endpoint for op in transport.sent] == ["contacts.search", "associations.contacts_to_companies", "contacts.search"]
+    # the search page's primary companies are read with the v4 associations API, then the next search page,
+    # then the contacts archived since the last pull
+    assert [op.endpoint for op in transport.sent] == [
+        "contacts.search", "associations.contacts_to_companies", "contacts.search", "contacts.list_archived"
+    ]
 
 
 def test_engagements_skip_only_the_bad_record(make: Make) -> None:

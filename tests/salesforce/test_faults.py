@@ -20,7 +20,7 @@ def pull_ids(client: object) -> list[str]:
     [("500", {}), ("503", {}), ("reset", {}), ("429", {}), ("429", {"retry_after": 0.01}), ("slow", {"delay": 1.0})],
     ids=["500", "503", "reset", "429", "429-retry-after", "slow-timeout"],
 )
-@pytest.mark.parametrize("endpoint", ["query", "query_more"])
+@pytest.mark.parametrize("endpoint", ["queryAll", "queryAll_more"])  # people are read with queryAll
 def test_transient_faults_are_retried(
     sandbox: SalesforceSandbox, make_client: ClientFactory, kind: str, extra: dict, endpoint: str
 ) -> None:
@@ -142,7 +142,7 @@ def test_401_after_a_refresh_is_an_auth_error(make_client: ClientFactory, sandbo
     base = sandbox.url
     token = responses.post(f"{base}/services/oauth2/token", json={"access_token": "t", "instance_url": base})
     expired = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
-    query = responses.get(f"{base}/services/data/v62.0/query/", json=expired, status=401)
+    query = responses.get(f"{base}/services/data/v62.0/queryAll/", json=expired, status=401)
     with pytest.raises(AuthError):
         pull_ids(client)
     assert token.call_count == 2

@@ -116,6 +116,7 @@ ROUTES: tuple[Route, ...] = (
         "participations",
     ),
     _route("POST", r"/crm/v3/objects/(contacts)/batch/update", "{0}.batch_update", "batch_update"),
+    _route("POST", r"/crm/v3/objects/(contacts)/merge", "{0}.merge", "merge"),
     _route(
         "POST",
         r"/crm/v4/associations/(meetings|emails|calls)/contacts/batch/read",
@@ -168,6 +169,9 @@ class HubSpotApp:
             return
         route, groups = self._match(method, path)
         endpoint = route.endpoint.format(*groups) if route else f"unknown {method} {path}"
+        archived = b"archived=true" in scope.get("query_string", b"").lower()
+        if route is not None and route.handler == "list_objects" and archived:
+            endpoint += "_archived"  # the archived list: logged apart (``contacts.list_archived``)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, payload, extra_headers, fault_name = await self._respond(route, groups, scope, headers, body, endpoint)
         if fault_name == "reset":
@@ -339,13 +343,40 @@ class HubSpotApp:
         start = view.index_of(after) if after else 0
         if start is None:
             start = view.first_index_after(after)
-        stop = min(start + max(limit, 1), view.count)
-        results = [view.record(i, properties, associations) for i in range(start, stop)]
+        archived = query.get("archived", ["false"])[0].lower() == "true"
+        gone = self.store.archived if name == "contacts" else {}
+        if not gone and not archived:
+            stop = min(start + max(limit, 1), view.count)
+            results = [view.record(i, properties, associations) for i in range(start, stop)]
+        else:
+            # archived contacts are listed only with archived=true (and then only they, with archivedAt)
+            results, stop = [], start
+            while stop < view.count and len(results) < max(limit, 1):
+                if (stop in gone) == archived:
+                    record = view.record(stop, properties, associations)
+                    if archived:
+                        record.update(archived=True, archivedAt=iso(gone[stop]))
+                    results.append(record)
+                stop += 1
+            while stop < view.count and (stop in gone) != archived:
+                stop += 1
         page: Json = {"results": results}
         if stop < view.count:
             nxt = str(view.id_of(stop))
             page["paging"] = {"next": {"after": nxt, "link": f"?after={nxt}"}}
         return 200, page
+
+    def merge(self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        """``POST /crm/v3/objects/contacts/merge``: the primary keeps its id; the other is archived."""
+        view = ContactView(self.store)
+        ids = [str(body.get(key) or "") for key in ("primaryObjectId", "objectIdToMerge")]
+        found = [view.index_of(int(raw)) if raw.isdigit() else None for raw in ids]
+        if found[0] is None or found[1] is None:
+            raise HttpError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.")
+        if found[0] == found[1]:
+            raise HttpError(400, "VALIDATION_ERROR", "Cannot merge an object with itself")
+        self.store.merge(found[0], found[1])
+        return 200, view.record(found[0], [], [])
 
     def search(self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
         view = self._view(name)
@@ -383,10 +414,14 @@ class HubSpotApp:
         if cached is not None:
             return cached
         compiled = [[_compile_filter(f, view) for f in g.get("filters", [])] for g in groups]
+        gone = self.store.archived if name == "contacts" else {}
         if compiled:
-            found = array("l", (i for i in range(view.count) if any(all(t(i) for t in g) for g in compiled)))
+            found = array(
+                "l",
+                (i for i in range(view.count) if i not in gone and any(all(t(i) for t in g) for g in compiled)),
+            )
         else:
-            found = array("l", range(view.count))
+            found = array("l", (i for i in range(view.count) if i not in gone))
         if sorts:
             sort = sorts[0]
             prop, direction = (
@@ -781,6 +816,10 @@ class ContactView(ObjectView):
 
     def index_of(self, object_id: int) -> int | None:
         return self.store.contact_index(object_id)
+
+    def first_index_after(self, object_id: int) -> int:
+        """Where a list resumes after ``object_id``, archived or not."""
+        return max(0, min(object_id - 1, self.count))
 
     def record(self, index: int, properties: list[str], associations: list[str]) -> Json:
         store = self.store

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson
+from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson, Removal
 from connector.sandbox.hubspot.conformance import realistic_properties
 from connector.sandbox.hubspot.engagement import Signals
 
@@ -341,6 +341,9 @@ class Store:
         self.signals = Signals()
         """E-mail events, webinar participations, page-view and e-mail counters (``engagement.py``)."""
         self._submission_seq = 0
+        self.archived: dict[int, int] = {}
+        """Archived (deleted) contacts: index -> ``archivedAt`` ms. Lists, searches and reads no longer show them;
+        ``GET /crm/v3/objects/contacts?archived=true`` does."""
         self.properties: dict[str, PropertyDef] = {}
         for name in (*CONTACT_TEXT, *CONTACT_INSTANTS, "hs_object_id"):
             kind = "datetime" if name in CONTACT_INSTANTS else "number" if name == "hs_object_id" else "string"
@@ -401,8 +404,9 @@ class Store:
         return index + 1
 
     def contact_index(self, contact_id: int) -> int | None:
+        """The index of a live contact (``None`` for an unknown or archived id)."""
         index = contact_id - 1
-        return index if 0 <= index < self.contact_count else None
+        return index if 0 <= index < self.contact_count and index not in self.archived else None
 
     def add_contact(
         self, values: dict[str, str | None], *, created_ms: int, modified_ms: int, company: int = -1
@@ -509,6 +513,55 @@ class Store:
                 self.extra[name][index] = stored
         else:  # pragma: no cover - the HTTP layer validates names first
             raise KeyError(name)
+
+    def archive(self, index: int) -> None:
+        """Delete a contact as HubSpot does: archived (restorable for 90 days), gone from lists, searches, reads."""
+        with self.lock:
+            self.archived[index] = max(self.now_ms(), self.instants["lastmodifieddate"][index])
+            self.version += 1
+
+    def merge(self, primary: int, merged: int) -> None:
+        """``POST /crm/v3/objects/contacts/merge``: the primary keeps its id and its values; the merged contact's
+        engagements and form submissions become the primary's, its id joins the primary's
+        ``hs_merged_object_ids`` (with the ids merged into it before), and it is archived."""
+        with self.lock:
+            if primary == merged or primary in self.archived or merged in self.archived:
+                raise ValueError("merge needs two distinct contacts that are not archived")
+            now = self.now_ms()
+            for engagements in self.engagements.values():
+                for n, owner in enumerate(engagements.contact):
+                    if owner == merged:
+                        engagements.contact[n] = primary
+                        engagements.modified[n] = max(now, engagements.modified[n])
+            for form in self.forms.values():
+                for n, item in enumerate(form.items):
+                    if item.contact == merged:
+                        form.items[n] = Submission(item.submitted_at, item.seq, primary, item.page)
+            ids = self.extra.setdefault("hs_merged_object_ids", {})
+            earlier = [part for part in (ids.get(merged) or "").split(";") if part]
+            mine = [part for part in (ids.get(primary) or "").split(";") if part]
+            ids[primary] = ";".join(dict.fromkeys([*mine, *earlier, str(self.contact_id(merged))]))
+            email = self.text["email"][merged]
+            if email and self.by_email.get(email.lower()) == merged:
+                self.by_email[email.lower()] = primary  # the merged address is the primary's now
+            self.archived[merged] = now
+            self.touch(primary)
+
+    def apply_removals(self, removals: Iterable[Removal]) -> tuple[int, int]:
+        """Archive and merge seeded people as a user would (``generator.removals``; person index = contact
+        index, as seeded); returns (archived, merged)."""
+        archived = merged = 0
+        with self.lock:
+            for removal in removals:
+                if removal.index in self.archived or removal.index >= self.contact_count:
+                    continue
+                if removal.into is None:
+                    self.archive(removal.index)
+                    archived += 1
+                elif removal.into not in self.archived and removal.into < self.contact_count:
+                    self.merge(removal.into, removal.index)
+                    merged += 1
+        return archived, merged
 
     def touch(self, index: int) -> None:
         self.instants["lastmodifieddate"][index] = max(self.now_ms(), self.instants["lastmodifieddate"][index])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -85,6 +85,8 @@ class Table:
         self._stamp_order: list[Row] | None = None
         self.next_number = 1
         self.stamp = self.column["SystemModstamp"]
+        self.deleted = 0
+        """How many rows are deleted (``query`` skips them; none: the fast path stays a plain scan)."""
 
     def insert(self, values: dict[str, Any]) -> str:
         record_id = make_id(self.name, self.next_number)
@@ -138,6 +140,8 @@ class Org:
         self.lock = threading.RLock()
         self._now = now or (lambda: datetime.now(UTC))
         self._last_stamp = ""
+        self.person_ids: dict[int, str] = {}
+        """Generated person index -> the id of the Lead or Contact that holds the person (``seed_org``)."""
 
     def now(self) -> datetime:
         """The org clock."""
@@ -180,7 +184,33 @@ class Org:
         for name in ("CreatedDate", "LastModifiedDate", "SystemModstamp"):
             if values.get(name) is None:
                 values[name] = self.now_stamp()
+        values.setdefault("IsDeleted", False)
         return table.insert(values)
+
+    def delete(self, sobject: str, record_id: str, master: str | None = None) -> None:
+        """Delete a record as the vendor does: it stays for ``queryAll`` with ``IsDeleted = true`` (and, merged
+        away, ``MasterRecordId`` = the survivor); ``query`` no longer returns it; its stamp moves."""
+        values: dict[str, Any] = {"IsDeleted": True}
+        if master is not None:
+            values["MasterRecordId"] = master
+        self.touch(sobject, record_id, values)
+        self.tables[sobject].deleted += 1
+
+    def merge(self, sobject: str, master: str, victims: Sequence[str]) -> None:
+        """Merge ``victims`` into ``master`` (Leads or Contacts, up to two at a time as the vendor allows): the
+        victims' activities are re-parented to the master (their stamps move), the victims are deleted with
+        ``MasterRecordId``, and the master is touched."""
+        if not 1 <= len(victims) <= 2 or master in victims:
+            raise ValueError("a merge takes a master and one or two other records")
+        for name, table in self.tables.items():
+            for column in ("WhoId", "LeadId", "ContactId"):
+                if column in table.column:
+                    for row in table.rows:
+                        if row[table.column[column]] in victims:
+                            self.touch(name, row[0], {column: master})
+        for victim in victims:
+            self.delete(sobject, victim, master)
+        self.touch(sobject, master, {})
 
     def touch(self, sobject: str, record_id: str, values: dict[str, Any], stamp: str | None = None) -> None:
         """Change a record as a person or a flow would (no validation); stamps move."""
@@ -196,7 +226,13 @@ class Org:
         table.touched()
 
     # -- SOQL ----------------------------------------------------------------
-    def run(self, query: Query, version: str) -> QueryResult:
+    def is_deleted(self, sobject: str, record_id: str) -> bool:
+        table = self.tables[sobject]
+        row = table.get(record_id)
+        return row is not None and bool(row[table.column["IsDeleted"]])
+
+    def run(self, query: Query, version: str, *, include_deleted: bool = False) -> QueryResult:
+        """Evaluate ``query``; deleted rows only with ``include_deleted`` (``queryAll``)."""
         table = self.table(query.sobject)
         getters = {path: self._getter(table, path) for path in query.fields}
         render = self._renderer(table, query.fields, getters, version)
@@ -206,6 +242,9 @@ class Org:
             ("id", False),
         ]
         source: Iterable[Row] = table.stamp_order() if fast else table.rows
+        if table.deleted and not include_deleted:
+            gone = table.column["IsDeleted"]
+            source = [row for row in source if not row[gone]]
         rows = [row for row in source if predicate(row)] if predicate is not None else list(source)
         if query.order and not fast:
             for item in reversed(query.order):
@@ -403,7 +442,7 @@ class Org:
                 "MALFORMED_ID", f"{table.fields[0].label}: id value of incorrect type: {record_id}", ("Id",)
             )
         row = table.get(record_id)
-        if row is None:
+        if row is None or row[table.column["IsDeleted"]]:
             return RecordError("ENTITY_IS_DELETED", "entity is deleted")
         if sobject == "Lead" and row[table.column["IsConverted"]]:
             return RecordError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")

@@ -68,6 +68,8 @@ def _system() -> list[FieldDef]:
         FieldDef("CreatedDate", "datetime", "Created Date"),
         FieldDef("LastModifiedDate", "datetime", "Last Modified Date"),
         FieldDef("SystemModstamp", "datetime", "System Modstamp"),
+        # read-only; ``query`` hides deleted rows, ``queryAll`` returns them with ``IsDeleted = true``
+        FieldDef("IsDeleted", "boolean", "Deleted"),
     ]
 
 
@@ -141,6 +143,14 @@ OBJECTS: dict[str, tuple[FieldDef, ...]] = {
             length=18,
         ),
         FieldDef("ConvertedDate", "date", "Converted Date"),
+        FieldDef(
+            "MasterRecordId",
+            "reference",
+            "Master Record ID",
+            reference_to=("Lead",),
+            relationship="MasterRecord",
+            length=18,
+        ),
         *_stage_fields(),
         *_system(),
     ),
@@ -160,6 +170,14 @@ OBJECTS: dict[str, tuple[FieldDef, ...]] = {
         _text("Email", "Email", 80, "email"),
         _text("Title", "Title", 128),
         _text("MailingCountry", "Mailing Country", 80),
+        FieldDef(
+            "MasterRecordId",
+            "reference",
+            "Master Record ID",
+            reference_to=("Contact",),
+            relationship="MasterRecord",
+            length=18,
+        ),
         *_stage_fields(),
         *_system(),
     ),

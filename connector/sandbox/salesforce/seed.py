@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
 
-from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson
+from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson, Removal
 from connector.sandbox.hostile import HostileCase
-from connector.sandbox.salesforce.org import Org, format_datetime
+from connector.sandbox.salesforce.org import Org, format_datetime, object_of
 from connector.sandbox.salesforce.schema import STAGE_VALUES
 
 INDUSTRY: dict[str, str] = {
@@ -270,8 +270,32 @@ def seed_org(
     """Translate generated people and activities into the org's records."""
     seeder = _Seeder(org, Random(seed + 1), shape or SeedShape(), now)
     for person, activities in people:
-        seeder.person(person, activities)
+        org.person_ids[person.index] = seeder.person(person, activities)
     return seeder.summary
+
+
+def apply_removals(org: Org, removals: Iterable[Removal]) -> tuple[int, int]:
+    """Delete and merge seeded people as a user would (``generator.removals``); returns (deleted, merged).
+
+    Salesforce merges records of one object only: a merge of a Lead with a Contact cannot happen and is
+    left out (the Lead would be converted instead)."""
+    deleted = merged = 0
+    with org.lock:
+        for removal in removals:
+            victim = org.person_ids.get(removal.index)
+            if victim is None or org.is_deleted(object_of(victim) or "", victim):
+                continue
+            sobject = object_of(victim) or ""
+            if removal.into is None:
+                org.delete(sobject, victim)
+                deleted += 1
+                continue
+            survivor = org.person_ids.get(removal.into)
+            if survivor is None or object_of(survivor) != sobject or org.is_deleted(sobject, survivor):
+                continue
+            org.merge(sobject, survivor, [victim])
+            merged += 1
+    return deleted, merged
 
 
 def seed_people(org: Org, cases: Iterable[HostileCase], sobject: str, *, now: datetime) -> list[str]:

@@ -214,11 +214,11 @@ class OrgService:
 
     # -- REST ----------------------------------------------------------------
     def query(self, version: str, soql: str, batch: int | None, kind: str = "query") -> dict[str, Any]:
-        """``kind`` ``queryAll`` also returns deleted and archived rows: the sandbox deletes none, so the same rows."""
+        """``kind`` ``queryAll`` also returns deleted rows (``IsDeleted = true``, merged ones with ``MasterRecordId``)."""
         try:
             plan = parse(soql)
             with self.org.lock:
-                result = self.org.run(plan, version)
+                result = self.org.run(plan, version, include_deleted=kind == "queryAll")
         except SoqlError as error:
             raise _error(400, error.code, str(error)) from None
         if batch:
@@ -292,6 +292,8 @@ class OrgService:
             values = self.org.get(sobject, record_id)
         if values is None:
             raise _error(404, "NOT_FOUND", "The requested resource does not exist")
+        if values.get("IsDeleted"):
+            raise _error(404, "ENTITY_IS_DELETED", "entity is deleted")
         url = f"/services/data/v{version}/sobjects/{sobject}/{record_id}"
         return {"attributes": {"type": sobject, "url": url}, **values}
 
