@@ -82,6 +82,7 @@ from connector.hubspot.normalise import (
 )
 from connector.hubspot.payloads import (
     AssociationBatch,
+    AssociationResult,
     BatchResponse,
     CrmObject,
     FormList,
@@ -286,20 +287,12 @@ class HubSpotClient:
     def _primary_contacts(self, company_ids: list[str]) -> dict[str, str]:
         """Contact id -> company id, for the contacts whose *primary* company is one of ``company_ids``."""
         found: dict[str, str] = {}
-        for start in range(0, len(company_ids), BATCH):
-            chunk = company_ids[start : start + BATCH]
-            data = self._send(
-                Operation(
-                    "associations.companies_to_contacts",
-                    "POST",
-                    "/crm/v4/associations/companies/contacts/batch/read",
-                    body={"inputs": [{"id": i} for i in chunk]},
-                )
-            )
-            for result in AssociationBatch.model_validate_json(data).results:
-                for target in result.to:
-                    if target.has_type(COMPANY_PRIMARY_CONTACT_TYPE_ID):
-                        found[str(target.to_object_id)] = result.source.id
+        for result in self._association_results(
+            "associations.companies_to_contacts", "companies", "contacts", company_ids
+        ):
+            for target in result.to:
+                if target.has_type(COMPANY_PRIMARY_CONTACT_TYPE_ID):
+                    found[str(target.to_object_id)] = result.source.id
         return found
 
     def _contact_page(self, page: ObjectPage, primary: dict[str, str | None], state: ContactCursor) -> ContactPage:
@@ -373,20 +366,10 @@ class HubSpotClient:
 
     def _company_associations(self, ids: list[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start : start + BATCH]
-            data = self._send(
-                Operation(
-                    "associations.contacts_to_companies",
-                    "POST",
-                    "/crm/v4/associations/contacts/companies/batch/read",
-                    body={"inputs": [{"id": i} for i in chunk]},
-                )
+        for result in self._association_results("associations.contacts_to_companies", "contacts", "companies", ids):
+            found[result.source.id] = next(
+                (str(t.to_object_id) for t in result.to if t.has_type(PRIMARY_COMPANY_TYPE_ID)), None
             )
-            for result in AssociationBatch.model_validate_json(data).results:
-                found[result.source.id] = next(
-                    (str(t.to_object_id) for t in result.to if t.has_type(PRIMARY_COMPANY_TYPE_ID)), None
-                )
         return found
 
     # -- reading: activities ---------------------------------------------------------
@@ -451,21 +434,25 @@ class HubSpotClient:
         return ActivityPage(records=tuple(records), cursor=None, skipped=tuple(skips), unmapped=unmapped)
 
     def _associations(self, name: str, ids: list[str]) -> dict[str, tuple[str, ...]]:
-        found: dict[str, tuple[str, ...]] = {}
+        return {
+            result.source.id: tuple(str(target.to_object_id) for target in result.to)
+            for result in self._association_results("associations.batch_read", name, "contacts", ids)
+        }
+
+    def _association_results(
+        self, operation: str, source: str, target: str, ids: list[str]
+    ) -> Iterator[AssociationResult]:
+        """The v4 associations of ``ids`` (``source`` objects) to ``target`` objects, one batch read per 100 ids."""
         for start in range(0, len(ids), BATCH):
-            chunk = ids[start : start + BATCH]
             data = self._send(
                 Operation(
-                    "associations.batch_read",
+                    operation,
                     "POST",
-                    path("/crm/v4/associations/{source}/contacts/batch/read", source=name),
-                    body={"inputs": [{"id": i} for i in chunk]},
+                    path("/crm/v4/associations/{source}/{target}/batch/read", source=source, target=target),
+                    body={"inputs": [{"id": i} for i in ids[start : start + BATCH]]},
                 )
             )
-            batch = AssociationBatch.model_validate_json(data)
-            for result in batch.results:
-                found[result.source.id] = tuple(str(target.to_object_id) for target in result.to)
-        return found
+            yield from AssociationBatch.model_validate_json(data).results
 
     def _submissions(self, guid: str, state: FormCursor) -> Iterator[tuple[ActivityPage, FormCursor]]:
         """New submissions of one form, newest first, down to the watermark."""
