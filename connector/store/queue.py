@@ -189,19 +189,14 @@ class Queue:
 
     def done(self, db: Connection, job: str, connection: str, crm_ids: Sequence[str]) -> None:
         """These contacts leave the queue (and their backoff is forgotten)."""
-        for part in in_chunks(list(crm_ids)):
-            db.execute(
-                update(job_contacts)
-                .where(
-                    job_contacts.c.job == job,
-                    job_contacts.c.connection == connection,
-                    job_contacts.c.crm_id.in_(part),
-                )
-                .values(dirty=False, attempts=0, not_before=None)
-            )
+        self._reset(db, job, connection, crm_ids, queued=False)
 
     def requeue(self, db: Connection, job: str, connection: str, crm_ids: Sequence[str]) -> None:
         """Queue these contacts again now, with a fresh retry count (a person fixed what failed)."""
+        self._reset(db, job, connection, crm_ids, queued=True)
+
+    @staticmethod
+    def _reset(db: Connection, job: str, connection: str, crm_ids: Sequence[str], *, queued: bool) -> None:
         for part in in_chunks(list(crm_ids)):
             db.execute(
                 update(job_contacts)
@@ -210,7 +205,7 @@ class Queue:
                     job_contacts.c.connection == connection,
                     job_contacts.c.crm_id.in_(part),
                 )
-                .values(dirty=True, attempts=0, not_before=None)
+                .values(dirty=queued, attempts=0, not_before=None)
             )
 
     def defer(self, db: Connection, job: str, connection: str, deferrals: Sequence[Deferral]) -> None:
