@@ -1,4 +1,4 @@
-"""Errors named by what to do about them (STYLE.md item 7).
+"""Errors named by what to do about them.
 
 Each vendor client keeps one table that maps HTTP statuses and vendor error
 codes to these classes; nothing outside the client looks at a status code.

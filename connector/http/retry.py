@@ -1,4 +1,4 @@
-"""The one retry policy (STYLE.md item 8), built from tenacity parts.
+"""The one retry policy, built from tenacity parts.
 
 - retry: only :class:`~connector.errors.TransientError` (``RateLimited``
   included); every other error is raised at once;

@@ -1,4 +1,4 @@
-"""HubSpot's statuses and error bodies mapped to errors named by what to do (STYLE.md item 7).
+"""HubSpot's statuses and error bodies mapped to errors named by what to do.
 
 The table is data, like Salesforce's: ``POLICIES`` (a 429's ``policyName``)
 first, then ``STATUSES``; a status in neither is transient from 500 up and

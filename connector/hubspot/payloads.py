@@ -1,6 +1,6 @@
 """HubSpot's JSON bodies as frozen pydantic models, parsed straight from the response bytes.
 
-The SDK's own response models cost ~125 us a record (CRM_FACTS.md); the
+The SDK's own response models cost ~125 us a record (docs/hubspot.md); the
 client asks the SDK for the raw response (``_preload_content=False``) and
 validates the body here in one pass. Only the keys the connector reads are
 modelled; everything else is ignored.

@@ -1,7 +1,6 @@
 """Salesforce's error table: status and ``errorCode`` to what crmsync does about it.
 
-The only place that looks at Salesforce statuses and error codes (STYLE.md
-item 7); a parametrized test covers every row. Messages name the endpoint,
+The only place that looks at Salesforce statuses and error codes; a parametrized test covers every row. Messages name the endpoint,
 status and code, never a body, a token or a password.
 """
 

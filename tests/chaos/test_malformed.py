@@ -16,8 +16,8 @@ put into both sandboxes next to the seeded people, and one sync runs.
   fields and history).
 
 A contact *without* an e-mail is not malformed: both CRMs allow it and the
-CRM id identifies the person, so it syncs (DESIGN.md's contact model has an
-optional e-mail); a form submission whose e-mail matches no contact is
+CRM id identifies the person, so it syncs (the common model's e-mail is
+optional); a form submission whose e-mail matches no contact is
 skipped, which the seeded data already exercises.
 """
 

@@ -1,4 +1,4 @@
-"""The shared lifecycle rules: every rung, DOMAIN.md's examples, policies, windows, decay, bad files."""
+"""The shared lifecycle rules: every rung, the ladder's six examples (docs/rules.md), policies, windows, decay, bad files."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def stage_of(rules: Rules, person: Contact) -> Stage | None:
     return decide(person, None, rules, now=NOW).stage
 
 
-# DOMAIN.md's six examples, plus the contact on no rung.
+# The six examples of docs/rules.md, plus the contact on no rung.
 DOMAIN_EXAMPLES = [
     pytest.param(
         contact(industry="manufacturing", employees=500), Stage.SUSPECT, id="suspect: ICP fit, no interaction"

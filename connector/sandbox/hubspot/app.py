@@ -1,7 +1,7 @@
 """The HubSpot sandbox's HTTP layer: a plain ASGI app served by uvicorn.
 
 It answers the endpoints the connector uses with HubSpot's shapes,
-statuses, error bodies and headers (``CRM_FACTS.md``): bearer auth with
+statuses, error bodies and headers (docs/hubspot.md): bearer auth with
 HubSpot's 401 body; rate limits with ``X-HubSpot-RateLimit-*`` headers and
 429 bodies; list pages of 100 with inline associations; search with filter
 groups, sorts, ``limit`` up to 200 and the 10,000-result cap (HTTP 400 past

@@ -2,7 +2,7 @@
 
 A threaded ``http.server`` on loopback, serving TLS with a throwaway CA so
 that simple-salesforce (which only builds ``https://`` URLs) talks to it
-unchanged. Behaviour follows CRM_FACTS.md: ``Sforce-Limit-Info`` on every
+unchanged. Behaviour follows the vendor (docs/salesforce.md): ``Sforce-Limit-Info`` on every
 REST response, the rolling 24 h allocation ending in 403
 ``REQUEST_LIMIT_EXCEEDED``, 401 ``INVALID_SESSION_ID``, query locators
 with ``nextRecordsUrl``, sObject collections answering HTTP 200 with
