@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from croniter import CroniterError, croniter
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from connector.errors import ConfigError, Problem
 from connector.loading import load_model
@@ -34,6 +34,9 @@ class Job(BaseModel):
     """Plan writes and report them without making them (wins over ``write_back``)."""
     rules: str | None = None
     """Optional rules file for this job, relative to the config's folder (default: ``paths.rules``)."""
+    unify: StrictBool = False
+    """Match the records of the job's connections into people (one person, one stage across the CRMs);
+    needs at least two connections (docs/people.md)."""
 
     @property
     def run_mode(self) -> RunMode:
@@ -43,6 +46,14 @@ class Job(BaseModel):
     def write_mode(self) -> WriteMode:
         """The job's two keys as one mode: ``dry_run`` wins, else ``write_back`` says write or record only."""
         return WriteMode.from_flags(write_back=self.write_back, dry_run=self.dry_run)
+
+    @field_validator("unify")
+    @classmethod
+    def _unify_needs_two(cls, value: bool, info: ValidationInfo) -> bool:
+        connections = info.data.get("connections")
+        if value and connections is not None and len(set(connections)) < 2:
+            raise ValueError("unify = true needs at least two connections (one person's records in several CRMs)")
+        return value
 
     @field_validator("schedule")
     @classmethod

@@ -106,6 +106,9 @@ class PersonObject(BaseModel):
     """Where the person's company fields come from first (see :class:`CompanySource`)."""
     counters: dict[CounterKind, CounterSpec] = Field(default_factory=dict)
     """Counters read from the person's own fields (HubSpot ``hs_analytics_num_page_views``...)."""
+    extra_emails: list[str] = Field(default_factory=list)
+    """Fields holding more addresses of the person (HubSpot ``hs_additional_emails``, several addresses
+    separated by ``;``): matched to find one person's records across CRMs, never written."""
 
     @field_validator("fields")
     @classmethod
@@ -330,6 +333,7 @@ class CrmMapping:
         names = [spec.field for spec in self.people[crm_object].values()]
         for counter in self.spec.people[crm_object].counters.values():
             names += [counter.total, *([counter.last] if counter.last else [])]
+        names += self.spec.people[crm_object].extra_emails
         return list(dict.fromkeys(names))
 
     def company_object(self, crm_object: str) -> str | None:
@@ -377,7 +381,33 @@ class CrmMapping:
         counters = self.spec.people[crm_object].counters
         if counters:
             person["counters"] = person_counters(counters, values)
+        extra = self.spec.people[crm_object].extra_emails
+        if extra:
+            others = extra_addresses(values, extra, person.get("email"))
+            if others:
+                person["other_emails"] = others
         return person
+
+
+def extra_addresses(values: Mapping[str, Any], fields: list[str], primary: str | None) -> list[str]:
+    """The valid addresses in ``fields`` (each may hold several, separated by ``;`` as HubSpot's
+    ``hs_additional_emails`` does), normalised, without ``primary`` or repeats. An address that is not
+    one is left out (it can only match nothing), never an error: the person is synced all the same."""
+    found: dict[str, None] = {}
+    for name in fields:
+        raw = values.get(name)
+        if not isinstance(raw, str):
+            continue
+        for part in raw.replace(",", ";").split(";"):
+            if not part.strip():
+                continue
+            try:
+                email = normalise_email(part)
+            except ValueError:
+                continue
+            if email != primary:
+                found[email] = None
+    return list(found)
 
 
 def person_counters(specs: Mapping[CounterKind, CounterSpec], values: Mapping[str, Any]) -> list[dict[str, Any]]:

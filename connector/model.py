@@ -120,6 +120,7 @@ class CounterKind(StrEnum):
     EMAIL_OPENS = "email_opens"
     EMAIL_CLICKS = "email_clicks"
 
+
 _FROZEN = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
 
@@ -176,6 +177,9 @@ class Contact(BaseModel):
     activities: tuple[Activity, ...] = ()
     counters: tuple[Counter, ...] = ()
     """Running totals the CRM keeps (page views, visits, e-mail opens and clicks); see :class:`CounterKind`."""
+    other_emails: tuple[str, ...] = ()
+    """More addresses of the same person the mapping allows matching on (HubSpot ``hs_additional_emails``):
+    normalised like ``email``; used only to match one person's records across CRMs (docs/people.md)."""
 
 
 class FactSource(StrEnum):

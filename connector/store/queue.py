@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select, update
 
 from connector.model import Activity, Contact, Stage
 from connector.store.bulk import activity_rows, insert_rows
@@ -80,21 +81,7 @@ class Queue:
         """The next ``limit`` dirty contacts (by CRM id, after ``after``) that are due, with their activities
         and their open outbox intent."""
         rows = db.execute(
-            select(
-                contacts.c.crm_id,
-                contacts.c.object_type,
-                contacts.c.email,
-                contacts.c.stage,
-                contacts.c.stage_values,
-                contacts.c.contact,
-                contacts.c.modified_at,
-                job_contacts.c.attempts,
-                job_contacts.c.written_stage,
-            )
-            .join(
-                contacts,
-                and_(contacts.c.connection == job_contacts.c.connection, contacts.c.crm_id == job_contacts.c.crm_id),
-            )
+            self._select()
             .where(
                 job_contacts.c.job == job,
                 job_contacts.c.connection == connection,
@@ -105,6 +92,48 @@ class Queue:
             .order_by(job_contacts.c.crm_id)
             .limit(limit)
         ).all()
+        return self._queued(db, job, connection, rows)
+
+    def records(
+        self, db: Connection, job: str, connection: str, crm_ids: Sequence[str], *, now: datetime
+    ) -> tuple[list[QueuedContact], set[str]]:
+        """These contacts of ``job``, queued or not (a unifying job decides all of a person's records together),
+        as :meth:`due` gives them; and which of them wait out a retry backoff (``not_before`` after ``now``)."""
+        rows: list[Any] = []
+        for part in in_chunks(sorted(set(crm_ids))):
+            rows.extend(
+                db.execute(
+                    self._select().where(
+                        job_contacts.c.job == job,
+                        job_contacts.c.connection == connection,
+                        job_contacts.c.crm_id.in_(part),
+                    )
+                ).all()
+            )
+        rows.sort(key=lambda row: row.crm_id)
+        waiting = {row.crm_id for row in rows if row.dirty and row.not_before is not None and row.not_before > now}
+        return self._queued(db, job, connection, rows), waiting
+
+    @staticmethod
+    def _select() -> Select[Any]:
+        return select(
+            contacts.c.crm_id,
+            contacts.c.object_type,
+            contacts.c.email,
+            contacts.c.stage,
+            contacts.c.stage_values,
+            contacts.c.contact,
+            contacts.c.modified_at,
+            job_contacts.c.attempts,
+            job_contacts.c.written_stage,
+            job_contacts.c.dirty,
+            job_contacts.c.not_before,
+        ).join(
+            contacts,
+            and_(contacts.c.connection == job_contacts.c.connection, contacts.c.crm_id == job_contacts.c.crm_id),
+        )
+
+    def _queued(self, db: Connection, job: str, connection: str, rows: Sequence[Any]) -> list[QueuedContact]:
         if not rows:
             return []
         ids = [row.crm_id for row in rows]

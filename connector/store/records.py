@@ -48,8 +48,11 @@ _ACTIVITY_COLUMNS = (
 
 
 def contact_json(contact: Contact) -> str:
-    """The stored form of a contact: its facts, without the stage (kept in ``stage_values``) or activities."""
-    return contact.model_dump_json(exclude={"stage", "activities"})
+    """The stored form of a contact: its facts, without the stage (kept in ``stage_values``) or activities.
+    ``other_emails`` only when there are some, so a record's hash is what it was before they existed."""
+    if contact.other_emails:
+        return contact.model_dump_json(exclude={"stage", "activities"})
+    return contact.model_dump_json(exclude={"stage", "activities", "other_emails"})
 
 
 def _framed(parts: Iterable[str | None]) -> str:

@@ -20,6 +20,7 @@ from connector.store.database import create_store_engine, migrate
 from connector.store.dead_letters import DeadLetters
 from connector.store.history import History
 from connector.store.outbox import Outbox
+from connector.store.people import People
 from connector.store.queue import Queue
 from connector.store.records import Records
 from connector.store.runs import Runs
@@ -27,7 +28,7 @@ from connector.store.runs import Runs
 
 class Store:
     """The state store, migrated on open. Repositories: ``records``, ``queue``, ``outbox``, ``history``,
-    ``dead_letters``, ``checkpoints``, ``runs`` (leases: :mod:`connector.store.leases`)."""
+    ``dead_letters``, ``checkpoints``, ``runs``, ``people`` (leases: :mod:`connector.store.leases`)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -38,6 +39,7 @@ class Store:
         self.dead_letters = DeadLetters(self.queue)
         self.checkpoints = Checkpoints()
         self.runs = Runs()
+        self.people = People()
 
     @contextmanager
     def begin(self, *, flush: bool = True) -> Iterator[Connection]:

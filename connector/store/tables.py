@@ -292,3 +292,59 @@ alert_sends = Table(
     Column("last_sent_at", UtcDateTime, nullable=False),
     Column("suppressed", Integer, nullable=False, default=0),
 )
+
+# -- people: one person's records across the CRMs of a unifying job (docs/people.md) ----------------------
+people = Table(
+    "people",
+    metadata,
+    Column("id", String(ID36), primary_key=True),
+    # the address the person was first found by (shown; matching reads person_emails)
+    Column("email", SafeString(EMAIL), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+person_links = Table(
+    "person_links",
+    metadata,
+    # which person a record is; survives the record's e-mail changing (the link, not the address, decides)
+    Column("connection", String(CONNECTION), primary_key=True),
+    Column("crm_id", SafeText, primary_key=True),
+    Column("person_id", String(ID36), nullable=False),
+    Column("how", String(8), nullable=False),
+    Column("linked_at", UtcDateTime, nullable=False),
+    Index(None, "person_id"),
+)
+
+person_emails = Table(
+    "person_emails",
+    metadata,
+    # each linked record's normalised addresses (its own and the aliases its mapping allows)
+    Column("connection", String(CONNECTION), primary_key=True),
+    Column("crm_id", SafeText, primary_key=True),
+    Column("email", SafeString(EMAIL), primary_key=True),
+    Column("is_primary", Boolean, nullable=False),
+    Index(None, "email"),
+)
+
+person_unlinks = Table(
+    "person_unlinks",
+    metadata,
+    # a record a person took out of a person by hand: the matcher never puts it back there
+    Column("connection", String(CONNECTION), primary_key=True),
+    Column("crm_id", SafeText, primary_key=True),
+    Column("person_id", String(ID36), primary_key=True),
+    Column("unlinked_at", UtcDateTime, nullable=False),
+)
+
+person_conflicts = Table(
+    "person_conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", SafeText, nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("person_id", String(ID36), nullable=True),
+    Column("records", SafeJSON, nullable=False),
+    Column("action", SafeText, nullable=False),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Index(None, "person_id"),
+)

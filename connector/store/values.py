@@ -148,3 +148,54 @@ class Settled:
 
     resolution: Resolution
     crm_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RecordKey:
+    """One CRM record: its connection and its id (``connection:crm_id`` on the command line)."""
+
+    connection: str
+    crm_id: str
+
+    def __str__(self) -> str:
+        return f"{self.connection}:{self.crm_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonLink:
+    """Which person a record is, and how it came to be: ``email`` (the matcher) or ``manual`` (a person)."""
+
+    record: RecordKey
+    person_id: str
+    how: str
+    linked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailOwner:
+    """A linked record that holds an address: as its own (``primary``) or as an alias."""
+
+    record: RecordKey
+    person_id: str
+    primary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEmails:
+    """A record's normalised addresses: its own (if any) and the aliases its mapping allows."""
+
+    record: RecordKey
+    primary: str | None
+    others: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PersonConflict:
+    """A conflict found while matching or deciding people; ``key`` makes it reported once."""
+
+    key: str
+    kind: str
+    person_id: str | None
+    records: tuple[str, ...]
+    action: str
+    first_seen: datetime | None = None

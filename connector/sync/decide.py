@@ -18,6 +18,7 @@ from datetime import datetime
 from connector.crm import StageUpdate
 from connector.lifecycle.rules import Rules, decide
 from connector.mapping import CrmMapping
+from connector.model import Contact, StageDecision
 from connector.planner import BEYOND_LADDER, plan_write
 from connector.runs import WriteMode
 from connector.store.values import Decision, Intent, PendingWrite, QueuedContact
@@ -65,7 +66,10 @@ def decide_chunk(
     run_id: str,
     now: datetime,
     new_id: Callable[[], str] = new_intent_id,
+    decider: Callable[[QueuedContact, Contact], StageDecision] | None = None,
 ) -> ChunkPlan:
+    """``decider`` (a unifying job's: the person's evidence, :mod:`connector.sync.unify`) replaces the rules
+    run on the record's own facts; it gets the record and its contact with the rung it is on now."""
     plan = ChunkPlan()
     primary = mapping.stage.field
     for queued in chunk:
@@ -79,7 +83,7 @@ def decide_chunk(
         contact = (
             queued.contact if current == queued.contact.stage else queued.contact.model_copy(update={"stage": current})
         )
-        decision = decide(contact, queued.activities, rules, now=now)
+        decision = decide(contact, queued.activities, rules, now=now) if decider is None else decider(queued, contact)
         planned = plan_write(queued.record(), decision, mapping, regression=rules.regression, now=now)
         update = planned.update
         if update is not None:

@@ -27,6 +27,7 @@ after one clean run. This module talks to CRMs only through the
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from connector.config import Config
 from connector.crm import ActivityPage, ContactPage, CrmClient, SkippedRecord, WriteOutcome, WriteResult
@@ -45,6 +46,7 @@ from connector.errors import TransientError
 from connector.jobs import Job
 from connector.lifecycle.rules import Rules, load_rules
 from connector.mapping import CrmMapping
+from connector.model import Contact, StageDecision
 from connector.progress import ProgressCallback, ProgressEvent
 from connector.runs import Resolution, RunMode, RunStatus, WriteMode
 from connector.store import (
@@ -58,10 +60,15 @@ from connector.store import (
     acquire,
     new_owner,
 )
+from connector.store.sql import in_chunks
+from connector.store.tables import contacts
+from connector.store.values import PersonConflict, RecordEmails, RecordKey
 from connector.sync.decide import ChunkPlan, StageWrite, decide_chunk
+from connector.sync.people import plan_links, record_emails
 from connector.sync.redact import safe_error, safe_message, secret_values
 from connector.sync.result import ConnectionCounts, RunResult
 from connector.sync.settle import MAX_RETRY_ATTEMPTS, Settlement, settle_batch
+from connector.sync.unify import Decider, hand_set_conflicts, person_decider, person_evidence
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +179,27 @@ def run_job(
         run = _Run(
             settings, store=store, lease=lease, result=result, rules=rules, clock=clock, emit=progress, stop=stop
         )
-        for name in job.connections:
-            client = clients(config, name)
+        if job.unify:
+            # every connection is pulled before anyone is decided: one person's records come from all of them
+            opened: dict[str, CrmClient] = {}
             try:
-                run.sync_connection(client, mappings[name])
+                for name in job.connections:
+                    opened[name] = clients(config, name)
+                run.sync_people(opened, mappings)
             finally:
-                result.usage[name] = client.usage()
-                client.close()
-            if stop.is_set():
-                break
+                for name, client in opened.items():
+                    result.usage[name] = client.usage()
+                    client.close()
+        else:
+            for name in job.connections:
+                client = clients(config, name)
+                try:
+                    run.sync_connection(client, mappings[name])
+                finally:
+                    result.usage[name] = client.usage()
+                    client.close()
+                if stop.is_set():
+                    break
         result.status = RunStatus.STOPPED if stop.is_set() else RunStatus.COMPLETED
     except Exception as error:
         result.status = RunStatus.FAILED
@@ -484,7 +503,12 @@ class _Run:
         return not self.stop.is_set()
 
     def _decide_chunk(
-        self, name: str, chunk: list[QueuedContact], mapping: CrmMapping, counts: ConnectionCounts
+        self,
+        name: str,
+        chunk: list[QueuedContact],
+        mapping: CrmMapping,
+        counts: ConnectionCounts,
+        decider: Decider | None = None,
     ) -> list[StageWrite]:
         started = time.monotonic()
         now = self.clock()
@@ -495,6 +519,7 @@ class _Run:
             write_mode=self.settings.write_mode,
             run_id=self.settings.run_id,
             now=now,
+            decider=decider,
         )
         counts.decided += len(chunk)
         counts.changed += plan.changed
@@ -577,3 +602,167 @@ class _Run:
             self.store.dead_letters.resolve(db, self.job, name, group.crm_ids, group.resolution, now)
         self.store.queue.done(db, self.job, name, settled.done)
         self.store.outbox.drop(db, self.job, name, [write.contact.crm_id for write in batch])
+
+    # -- a unifying job: people across the connections ------------------------------------
+    def sync_people(self, clients: dict[str, CrmClient], mappings: dict[str, CrmMapping]) -> None:
+        """Pull every connection, match the records into people, decide each person once and write her
+        stage to each of her records with that record's client; then commit every connection's checkpoint."""
+        with self._dry_run_scratch():
+            self._sync_people(clients, mappings)
+
+    def _sync_people(self, clients: dict[str, CrmClient], mappings: dict[str, CrmMapping]) -> None:
+        names = list(clients)
+        for name in names:
+            counts = self.result.counts.setdefault(name, ConnectionCounts())
+            if self.settings.run_mode is RunMode.FULL:
+                with self._read() as db:
+                    self.store.checkpoints.clear_positions(db, self.job, name, self.clock())
+            queued_before = self._queued(name)
+            pulled = self._pull(clients[name], counts, CONTACTS) and self._pull(clients[name], counts, ACTIVITIES)
+            counts.contacts_changed += max(0, self._queued(name) - queued_before)
+            if not pulled:
+                return
+        for name in names:
+            self._link_people(name)
+            if self.stop.is_set():
+                return
+        if not self._decide_people_and_write(clients, mappings):
+            return
+        if self.settings.write_mode.records:
+            with self._transaction() as db:
+                for name in names:
+                    self.store.checkpoints.commit(db, self.job, name, self.clock())
+
+    def _link_people(self, name: str) -> None:
+        """Match ``name``'s queued and never-linked records into people (:mod:`connector.sync.people`), a chunk
+        per transaction; a record that joins a person is queued so that she is decided again with it."""
+        after = ""
+        people = self.store.people
+        while not self.stop.is_set():
+            now = self.clock()
+            with self._transaction() as db:
+                keys = people.unlinked_queued(db, self.job, name, after=after, limit=self.settings.chunk_size)
+                if not keys:
+                    return
+                after = keys[-1].crm_id
+                emails = _record_emails(db, name, [key.crm_id for key in keys])
+                plan = plan_links(
+                    emails,
+                    known=people.links(db, keys),
+                    owners=people.owners(db, {e for item in emails for e in (item.primary, *item.others) if e}),
+                    unlinked=people.unlinked(db, keys),
+                )
+                people.add_people(db, plan.people, now)
+                people.link(db, plan.links, now)
+                people.set_emails(db, plan.emails)
+                self.store.queue.requeue(db, self.job, name, [key.crm_id for key in plan.joined])
+                new = people.report(db, plan.conflicts, now)
+            _report_conflicts(self.job, new)
+
+    def _decide_people_and_write(self, clients: dict[str, CrmClient], mappings: dict[str, CrmMapping]) -> bool:
+        names = list(clients)
+        with self._transaction() as db:
+            for name in names:
+                self.store.queue.wake(db, self.job, name, self.clock())
+        totals = {name: self._queued(name) for name in names}
+        buffers: dict[str, list[StageWrite]] = {name: [] for name in names}
+        after = ""
+        while not self.stop.is_set():
+            clock = time.monotonic()
+            now = self.clock()
+            loaded: dict[str, list[QueuedContact]] = {}
+            waiting: set[RecordKey] = set()
+            with self._read() as db:
+                person_ids = self.store.people.due(
+                    db, self.job, names, after=after, limit=self.settings.chunk_size, now=now
+                )
+                if not person_ids:
+                    break
+                members = self.store.people.members(db, person_ids, names)
+                for name in names:
+                    ids = [key.crm_id for pid in person_ids for key in members.get(pid, ()) if key.connection == name]
+                    if ids:
+                        loaded[name], held = self.store.queue.records(db, self.job, name, ids, now=now)
+                        waiting.update(RecordKey(name, crm_id) for crm_id in held)
+            after = person_ids[-1]
+            share = (time.monotonic() - clock) / max(1, len(loaded))
+            by_key = {RecordKey(q.connection, q.crm_id): q for found in loaded.values() for q in found}
+            deciders: dict[RecordKey, Decider] = {}
+            conflicts = []
+            for person_id in person_ids:
+                records = [by_key[key] for key in members.get(person_id, ()) if key in by_key]
+                if not records:
+                    continue
+                evidence = person_evidence(person_id, records, names)
+                decide_record = person_decider(evidence, self.rules, now)
+                for queued in records:
+                    deciders[RecordKey(queued.connection, queued.crm_id)] = decide_record
+                conflicts.extend(hand_set_conflicts(evidence, records, self.rules, now))
+            decider = _by_record(deciders)
+            for name, found in loaded.items():
+                counts = self.result.counts[name]
+                counts.add_time("load", share)
+                chunk = [q for q in found if RecordKey(name, q.crm_id) not in waiting]
+                if chunk:
+                    buffers[name].extend(self._decide_chunk(name, chunk, mappings[name], counts, decider))
+                self.emit(ProgressEvent(name, "decide", "decided", counts.decided, totals[name]))
+            if conflicts:
+                with self._transaction() as db:
+                    new = self.store.people.report(db, conflicts, now)
+                _report_conflicts(self.job, new)
+            for name in names:
+                batch_size = max(1, clients[name].write_batch_size)
+                while len(buffers[name]) >= batch_size and not self.stop.is_set():
+                    self._write_batch(
+                        clients[name], mappings[name], buffers[name][:batch_size], self.result.counts[name]
+                    )
+                    buffers[name] = buffers[name][batch_size:]
+        for name in names:
+            counts = self.result.counts[name]
+            if buffers[name] and not self.stop.is_set():
+                self._write_batch(clients[name], mappings[name], buffers[name], counts)
+            self.emit(ProgressEvent(name, "decide", "done", counts.decided, totals[name]))
+            if self.settings.write_mode.writes:
+                self.emit(ProgressEvent(name, "write", "done", counts.written + counts.unchanged + counts.failed))
+        return not self.stop.is_set()
+
+
+def _by_record(deciders: dict[RecordKey, Decider]) -> Decider:
+    """One decider for a chunk: each record decided by its person's."""
+
+    def decide_record(queued: QueuedContact, contact: Contact) -> StageDecision:
+        return deciders[RecordKey(queued.connection, queued.crm_id)](queued, contact)
+
+    return decide_record
+
+
+def _record_emails(db: Connection, connection: str, crm_ids: Sequence[str]) -> list[RecordEmails]:
+    """Each stored record's addresses: its own and, when its mapping reads some, its aliases."""
+    found: dict[str, RecordEmails] = {}
+    for part in in_chunks(list(crm_ids)):
+        for crm_id, email, facts in db.execute(
+            select(contacts.c.crm_id, contacts.c.email, contacts.c.contact).where(
+                contacts.c.connection == connection, contacts.c.crm_id.in_(part)
+            )
+        ):
+            # most records have no aliases: their JSON is only parsed when it holds some
+            others = json.loads(facts).get("other_emails") or () if '"other_emails"' in facts else ()
+            found[crm_id] = record_emails(RecordKey(connection, crm_id), email, others)
+    return [found[crm_id] for crm_id in crm_ids if crm_id in found]
+
+
+def _report_conflicts(job: str, conflicts: Sequence[PersonConflict]) -> None:
+    """One event per conflict, the first time it is seen (the store keeps it for ``crmsync people conflicts``)."""
+    for conflict in conflicts:
+        log.warning(
+            "person conflict: %s",
+            conflict.kind,
+            extra={
+                "event": "person_conflict",
+                "job": job,
+                "kind": conflict.kind,
+                "person_id": conflict.person_id,
+                "records": list(conflict.records),
+                "action": conflict.action,
+            },
+        )
