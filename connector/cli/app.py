@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from connector.cli import alerts, check, inspect, jobs, sandbox, setup, web, worker
+from connector.cli import alerts, check, inspect, jobs, people, sandbox, setup, web, worker
 from connector.cli.exits import report_failure
 from connector.cli.logs import LogFormat
 from connector.cli.services import Services
@@ -226,6 +226,12 @@ def _register() -> None:
                              rich_markup_mode=None)  # fmt: skip
     alerts_app.command("test", cls=Command)(alerts.test)
     app.add_typer(alerts_app)
+    people_app = typer.Typer(name="people", help="People matched across CRMs by unifying jobs.", no_args_is_help=True,
+                             rich_markup_mode=None)  # fmt: skip
+    for name, function in (("list", people.list_people), ("show", people.show), ("link", people.link),
+                           ("unlink", people.unlink), ("conflicts", people.conflicts)):  # fmt: skip
+        people_app.command(name, cls=Command)(function)
+    app.add_typer(people_app)
 
 
 _register()

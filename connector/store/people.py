@@ -10,6 +10,7 @@ what it decided. Conflicts are stored once each (by key), with what was done.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -315,3 +316,42 @@ class People:
             )
         )
         return {RecordKey(row.connection, row.crm_id) for row in rows}
+
+    # -- by hand (``crmsync people link`` / ``unlink``) -------------------------------------
+    def link_by_hand(self, db: Connection, record: RecordKey, to: RecordKey, now: datetime) -> str:
+        """``record`` becomes the person ``to`` is (a new person when ``to`` has none yet), by a manual link that
+        the matcher never changes; an earlier unlink of that pair is forgotten. Everyone concerned is queued
+        for every job. Returns the person's id."""
+        target = self.person_of(db, to)
+        if target is None:
+            target = str(uuid.uuid4())
+            self.add_people(db, [(target, _stored_email(db, to))], now)
+            self.link(db, [PersonLink(to, target, MANUAL)], now)
+        before = self.person_of(db, record)
+        self.forget_unlink(db, record, target)
+        self.link(db, [PersonLink(record, target, MANUAL)], now)
+        touched = [record, to, *self._all_members(db, [target, *([before] if before else [])])]
+        self.requeue(db, touched)
+        return target
+
+    def unlink_by_hand(self, db: Connection, record: RecordKey, now: datetime) -> tuple[str, str] | None:
+        """Take ``record`` out of its person into a person of its own (a manual link), and remember the pair so
+        the matcher never puts it back. Returns (old person, new person), or ``None`` when it had no person."""
+        before = self.person_of(db, record)
+        if before is None:
+            return None
+        self.remember_unlink(db, record, before, now)
+        alone = str(uuid.uuid4())
+        self.add_people(db, [(alone, _stored_email(db, record))], now)
+        self.link(db, [PersonLink(record, alone, MANUAL)], now)
+        self.requeue(db, [record, *self._all_members(db, [before])])
+        return before, alone
+
+    def _all_members(self, db: Connection, person_ids: Sequence[str]) -> list[RecordKey]:
+        return [key for keys in self.members(db, person_ids).values() for key in keys]
+
+
+def _stored_email(db: Connection, record: RecordKey) -> str | None:
+    return db.execute(
+        select(contacts.c.email).where(contacts.c.connection == record.connection, contacts.c.crm_id == record.crm_id)
+    ).scalar_one_or_none()

@@ -81,7 +81,8 @@ def plan_links(
     new_id: Callable[[], str] = new_person_id,
 ) -> LinkPlan:
     """Link ``records`` to people (see the module's rules). ``known``: their current links; ``owners``: the
-    linked records holding each of their addresses; ``unlinked``: (record, person) pairs taken apart by hand.
+    linked records holding each of their addresses; ``unlinked``: (record, person) pairs taken apart by hand,
+    for ``records`` and for the owners.
     Records of the chunk match each other too (in order)."""
     plan = LinkPlan()
     index: dict[str, list[EmailOwner]] = {email: list(found) for email, found in owners.items()}
@@ -94,6 +95,8 @@ def plan_links(
             for owner in index.get(email, ()):
                 if owner.record == record or (record, owner.person_id) in unlinked:
                     continue
+                if current is not None and (owner.record, current.person_id) in unlinked:
+                    continue  # that record was taken out of her person by hand: no clash
                 rank = (_rank(owner, email == item.primary), owner.record)
                 best = candidates.get(owner.person_id)
                 if best is None or rank < best:

@@ -646,11 +646,13 @@ class _Run:
                     return
                 after = keys[-1].crm_id
                 emails = _record_emails(db, name, [key.crm_id for key in keys])
+                owners = people.owners(db, {e for item in emails for e in (item.primary, *item.others) if e})
+                holders = {owner.record for found in owners.values() for owner in found}
                 plan = plan_links(
                     emails,
                     known=people.links(db, keys),
-                    owners=people.owners(db, {e for item in emails for e in (item.primary, *item.others) if e}),
-                    unlinked=people.unlinked(db, keys),
+                    owners=owners,
+                    unlinked=people.unlinked(db, sorted(set(keys) | holders)),
                 )
                 people.add_people(db, plan.people, now)
                 people.link(db, plan.links, now)
