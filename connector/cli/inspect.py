@@ -11,7 +11,7 @@ import errno
 from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,6 +21,13 @@ from connector.cli.check import parse_instant
 from connector.cli.exits import CommandFailed, ExitCode, report_failure
 from connector.cli.services import services
 from connector.cli.terminal import err, line, out, safe, visible, write_json, write_line
+
+if TYPE_CHECKING:
+    from connector.jobs import Job
+    from connector.lifecycle.rules import Rules
+    from connector.model import Stage
+    from connector.store import Store
+    from connector.store.queries import ChangeView, ContactView
 
 
 def _when(value: datetime | None) -> str:
@@ -453,6 +460,7 @@ def explain(
     if not found:
         raise CommandFailed(f"no stored contact {contact!r} (has a job read it yet?)", ExitCode.FAILED)
     jobs, _problems = load_jobs(config.jobs_dir)
+    persons_shown: set[tuple[str, str]] = set()
     for view in found:
         out.print(
             line(
@@ -496,6 +504,12 @@ def explain(
             if rules is None:
                 continue
             current = mapping.stage_for_value(view.stage_values.get(mapping.stage.field)) if mapping else None
+            if job is not None and job.unify:
+                with context.store(config) as store:
+                    shown, person_changes = _explain_person(store, job, view, current, rules, now, persons_shown)
+                changes.extend(c for c in person_changes if c not in changes)
+                if shown:
+                    continue
             live = decide(view.contact.model_copy(update={"stage": current}), view.activities, rules, now=now)
             out.print(
                 line(
@@ -512,6 +526,7 @@ def explain(
                 at = f" {fact.at.date().isoformat()}" if fact.at else ""
                 out.print(line("    fact: ", safe(f"{fact.source} {fact.name} = {fact.value}"), at))
         out.print(f"  activities stored: {len(view.activities)}", markup=False)
+    changes.sort(key=lambda change: change.changed_at, reverse=True)
     out.print(line(("history", "bold"), f" ({len(changes)} change(s))"))
     for change in reversed(changes):
         out.print(
@@ -528,6 +543,99 @@ def explain(
                 safe("; ".join(change.reasons)),
             )
         )
+
+
+def _explain_person(
+    store: Store,
+    job: Job,
+    view: ContactView,
+    current: Stage | None,
+    rules: Rules,
+    now: datetime,
+    shown: set[tuple[str, str]],
+) -> tuple[bool, list[ChangeView]]:
+    """A unifying job's view of ``view``: her person, her records per CRM, the decision on her evidence and
+    which record each fact came from (printed once per person and job). Returns whether it printed the
+    decision, and the history of her other records."""
+    from connector.store import queries
+    from connector.store.values import QueuedContact, RecordKey
+    from connector.sync.unify import person_decider, person_evidence
+
+    record = RecordKey(view.connection, view.crm_id)
+    with store.begin() as db:
+        person_id = store.people.person_of(db, record)
+        if person_id is None:
+            out.print(line("    person: not matched yet (the job's next run matches it)"))
+            return False, []
+        if (job.name, person_id) in shown:
+            out.print(line("    person ", safe(person_id), " (shown above)"))
+            return True, []
+        shown.add((job.name, person_id))
+        members = store.people.members(db, [person_id], job.connections).get(person_id, [])
+        records: list[QueuedContact] = []
+        for name in job.connections:
+            ids = [key.crm_id for key in members if key.connection == name]
+            if ids:
+                records.extend(store.queue.records(db, job.name, name, ids, now=now)[0])
+        conflicts = store.people.conflicts(db, person_id=person_id)
+    others = [f"{key.connection}:{key.crm_id}" for key in members if key != record]
+    history = [change for ref in others for change in queries.changes(store, contact=ref, limit=1000)]
+    out.print(line("    person ", safe(person_id, "bold"), f" ({len(members)} record(s) in this job's CRMs)"))
+    for queued in records:
+        out.print(
+            line(
+                "      ",
+                safe(f"{queued.connection}:{queued.crm_id}"),
+                " ",
+                safe(queued.email or ""),
+                " (",
+                safe(queued.object_type),
+                "), CRM shows ",
+                safe(queued.contact.stage.value if queued.contact.stage else "no rung"),
+                f", {len(queued.activities)} activities",
+            )
+        )
+    if not records:
+        return False, history
+    evidence = person_evidence(person_id, records, job.connections)
+    if evidence.company_from is not None:
+        out.print(line("      company from ", safe(str(evidence.company_from)), " (the most complete)"))
+    for name, source in evidence.fields_from:
+        out.print(line(f"      {name} from ", safe(str(source))))
+    live = person_decider(evidence, rules, now)(records[0], evidence.contact.model_copy(update={"stage": current}))
+    out.print(
+        line(
+            f"  rules now on her evidence ({now.date().isoformat()}): ",
+            safe(live.stage.value if live.stage else "no rung"),
+            " (rule ",
+            safe(live.rule or "–"),
+            f", score {live.score:g})",
+        )
+    )
+    for reason in live.reasons:
+        out.print(line("    why: ", safe(reason)))
+    source_of = {(s.activity.kind, s.activity.occurred_at, s.activity.detail or s.activity.kind): s.record
+                 for s in evidence.sources}  # fmt: skip
+    for fact in live.facts:
+        at = f" {fact.at.date().isoformat()}" if fact.at else ""
+        origin = source_of.get((fact.name, fact.at, fact.value)) if fact.at else None
+        where = line(" from ", safe(str(origin))) if origin else ""
+        out.print(line("    fact: ", safe(f"{fact.source} {fact.name} = {fact.value}"), at, where))
+    for copy in evidence.copies:
+        out.print(
+            line(
+                "    left out, a copy: ",
+                safe(f"{copy.copy.activity.kind} {copy.copy.activity.detail or ''}".strip()),
+                f" {copy.copy.activity.occurred_at.isoformat(timespec='minutes')} in ",
+                safe(str(copy.copy.record)),
+                " (the same as in ",
+                safe(str(copy.kept.record)),
+                ")",
+            )
+        )
+    for conflict in conflicts:
+        out.print(line("    conflict ", safe(conflict.kind), ": ", safe(conflict.action)))
+    return True, history
 
 
 # ---------------------------------------------------------------------------

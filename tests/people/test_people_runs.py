@@ -255,3 +255,38 @@ def _crash_after(k: int) -> Any:
             raise SimulatedCrash(f"after event {k}")
 
     return progress
+
+
+def test_explain_shows_her_person_her_records_and_which_record_each_fact_came_from(
+    runner: Runner, crms: dict[str, FakeCrm], tmp_path: Path
+) -> None:
+    anne(crms)
+    crms["salesforce"].add_activity("00U5g00000MeEtAAAR", "meeting_booked", NOW - 2 * DAY, [SF], "Intro")
+    crms["hubspot"].add_activity("9104", "email_reply", NOW - 3 * DAY, [HS], "Re: pricing")
+    crms["salesforce"].add_activity("00T5g00000CoPyAAAR", "email_reply", NOW - 3 * DAY, [SF], "Email: RE: Pricing")
+    runner(UNIFIED)
+    cli(runner, tmp_path, "list")  # writes the config file
+    (tmp_path / "jobs" / "unified.toml").write_text(
+        'name = "unified"\nconnections = ["hubspot", "salesforce"]\nunify = true\n'
+    )
+    result = CliRunner().invoke(
+        app, ["explain", f"hubspot:{HS}", "--config", str(tmp_path / "config.toml")], obj=Services(clock=lambda: NOW)
+    )
+
+    assert result.exit_code == 0, result.output
+    text_out = " ".join(result.output.split())
+    assert "rules now on her evidence" in text_out and "meeting (rule meeting" in text_out
+    assert f"salesforce:{SF}" in text_out and f"hubspot:{HS}" in text_out
+    assert f"meeting_booked = Intro {(NOW - 2 * DAY).date().isoformat()} from salesforce:{SF}" in text_out
+    assert f"left out, a copy: email_reply Email: RE: Pricing" in text_out and f"(the same as in hubspot:{HS})" in text_out
+    assert "history (2 change(s))" in text_out  # her two records' changes
+
+
+def test_validate_names_the_job_file_and_key_of_a_unify_with_one_connection(
+    runner: Runner, tmp_path: Path
+) -> None:
+    cli(runner, tmp_path, "list")  # writes the config file
+    (tmp_path / "jobs" / "alone.toml").write_text('name = "alone"\nconnections = ["hubspot"]\nunify = true\n')
+    result = CliRunner().invoke(app, ["validate", "--config", str(tmp_path / "config.toml")], obj=Services())
+    assert result.exit_code == 2
+    assert "alone.toml" in result.output and "unify" in result.output and "two connections" in result.output
