@@ -34,7 +34,7 @@ import csv
 import html
 import io
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -46,7 +46,8 @@ from connector.lifecycle.rules import Rules, decide
 from connector.mapping import CrmMapping
 from connector.model import LADDER, Stage
 from connector.store import Store
-from connector.store.queries import FunnelContact, funnel_contacts
+from connector.store.queries import FunnelContact, funnel_contacts, funnel_people
+from connector.sync.unify import person_evidence
 
 if TYPE_CHECKING:
     from connector.config import Config
@@ -113,10 +114,14 @@ class Funnel:
     since: datetime | None = None
     until: datetime | None = None
     as_of: datetime | None = None
+    people: bool = False
+    """Each count is of people (a unifying job: one person's records in several CRMs count once)."""
 
     @property
     def scope(self) -> str:
         parts = [f"job {self.job}" if self.job else "all jobs"]
+        if self.people:
+            parts.append("counting people across CRMs")
         if self.connections:
             parts.append("connection " + ", ".join(self.connections))
         if self.since or self.until:
@@ -133,6 +138,7 @@ class Funnel:
             "until": self.until.isoformat() if self.until else None,
             "as_of": self.as_of.isoformat() if self.as_of else None,
             "contacts": self.total,
+            "counts": "people" if self.people else "contacts",
             "no_rung": self.off_ladder,
             "beyond_the_ladder": self.beyond_ladder,
             "rungs": [rung.as_json() for rung in self.rungs],
@@ -195,12 +201,17 @@ def build_funnel(
     since: datetime | None = None,
     until: datetime | None = None,
     now: datetime | None = None,
+    unify: bool | None = None,
 ) -> Funnel:
     """The funnel of the stored contacts in scope (a job's, some connections'), cohorts entered in [since, until).
 
     ``rules`` default to the job's (or the config's) rules file; without a
     config only the CRM's stages (``on it``) are counted. The mappings (for
-    the "beyond the ladder" row) come from the config's connections.
+    the "beyond the ladder" row) come from the config's connections. A job
+    that unifies people (``unify``, by default the job file's key) counts
+    people: her records' highest rung is where she is, her merged evidence
+    (copies counted once) dates her rungs, and she is beyond the ladder when
+    one of her records is.
     """
     chosen = tuple(sorted(connections)) if connections is not None else ()
     if rules is None and config is not None:
@@ -211,10 +222,13 @@ def build_funnel(
     entered = dict.fromkeys((s.rank for s in LADDER), 0)
     durations: dict[int, list[float]] = {s.rank: [] for s in LADDER}
     total = beyond = no_rung = 0
-    for person in funnel_contacts(store, job=job, connections=list(chosen) if chosen else None):
+    unifying = _unifying(config, job, unify)
+    for group in _scope(store, job, config, chosen, unifying):
         total += 1
-        current = Stage(person.stage) if person.stage in {s.value for s in LADDER} else None
-        if beyond_ladder(person, mappings.get(person.connection)):
+        person = group[0] if len(group) == 1 else merged_person(group, unifying or ())
+        ranks = [Stage(r.stage).rank for r in group if r.stage in {s.value for s in LADDER}]
+        current = LADDER[max(ranks)] if ranks else None
+        if any(beyond_ladder(record, mappings.get(record.connection)) for record in group):
             beyond += 1
         elif current is not None:
             on[current.rank] += 1
@@ -249,8 +263,46 @@ def build_funnel(
     ]
     return Funnel(
         rungs=rungs, total=total, off_ladder=no_rung, job=job, beyond_ladder=beyond, connections=chosen,
-        since=since, until=until, as_of=now,
+        since=since, until=until, as_of=now, people=unifying is not None,
     )  # fmt: skip
+
+
+def merged_person(group: list[FunnelContact], connections: Sequence[str]) -> FunnelContact:
+    """One person's records as one contact for the funnel: her merged facts and activities (see
+    :mod:`connector.sync.unify`), known from the first time one of her records was stored."""
+    evidence = person_evidence(group[0].crm_id, group, connections)
+    return FunnelContact(
+        connection=group[0].connection,
+        crm_id=group[0].crm_id,
+        stage=None,
+        stage_values={},
+        contact=evidence.contact,
+        stored_at=min(record.stored_at for record in group),
+        activities=evidence.activities,
+    )
+
+
+def _unifying(config: Config | None, job: str | None, unify: bool | None) -> tuple[str, ...] | None:
+    """The connections of ``job`` when it unifies people (the job file says so unless ``unify`` is given)."""
+    if job is None or config is None or unify is False:
+        return None
+    from connector.jobs import find_job
+
+    try:
+        found = find_job(config.jobs_dir, job)
+    except Exception:  # a job known only from the store (its file removed): records
+        return None
+    return tuple(found.connections) if (found.unify if unify is None else unify) else None
+
+
+def _scope(
+    store: Store, job: str | None, config: Config | None, chosen: tuple[str, ...], unifying: tuple[str, ...] | None
+) -> Iterator[list[FunnelContact]]:
+    if unifying is not None and job is not None:
+        yield from funnel_people(store, job=job, connections=[c for c in unifying if not chosen or c in chosen])
+        return
+    for record in funnel_contacts(store, job=job, connections=list(chosen) if chosen else None):
+        yield [record]
 
 
 def _rules_of(config: Config, job: str | None) -> Rules:

@@ -411,11 +411,15 @@ def history(
                     "to": row.to_stage,
                     "rule": row.rule,
                     "reasons": row.reasons,
+                    **({"person_id": row.person_id} if row.person_id else {}),
                 }
             )
         return
+    # a unifying job's records are people: each person counts once, however many CRMs she is in
+    people = {row.person_id or f"{row.connection}:{row.crm_id}" for row in rows}
+    matched = any(row.person_id for row in rows)
     print_rows(
-        f"stage changes ({len(rows)})",
+        f"stage changes ({len(rows)}, {len(people)} people)" if matched else f"stage changes ({len(rows)})",
         ["when", "job", "contact", "e-mail", "from", "to", "why"],
         [
             [

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Connection, and_, func, select
 
 from connector.model import Activity, Contact
 from connector.runs import Resolution, RunStatus
+from connector.store.sql import in_chunks
 from connector.store.state import Store
 from connector.store.tables import (
     activities,
@@ -19,6 +20,7 @@ from connector.store.tables import (
     dead_letters,
     job_contacts,
     leases,
+    person_links,
     runs,
     stage_changes,
 )
@@ -60,6 +62,8 @@ class ChangeView:
     changed_at: datetime
     rule: str | None
     reasons: list[str]
+    person_id: str | None = None
+    """The person the record is (a unifying job matched it), else ``None``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +187,9 @@ def changes(
 ) -> list[ChangeView]:
     """Stage changes, newest first, filtered."""
     c = stage_changes.c
-    query = select(stage_changes)
+    query = select(stage_changes, person_links.c.person_id).outerjoin(
+        person_links, and_(person_links.c.connection == c.connection, person_links.c.crm_id == c.crm_id)
+    )
     if contact:
         connection, crm_id, email = parse_contact_key(contact)
         query = query.where(c.email == email) if email else query.where(c.connection == connection, c.crm_id == crm_id)
@@ -213,6 +219,7 @@ def changes(
             changed_at=r.changed_at,
             rule=r.rule,
             reasons=list(r.reasons or []),
+            person_id=r.person_id,
         )
         for r in rows
     ]
@@ -351,6 +358,7 @@ class FunnelContact:
     contact: Contact
     stored_at: datetime
     activities: tuple[Activity, ...]
+    modified_at: datetime | None = None
 
 
 def funnel_contacts(
@@ -380,25 +388,105 @@ def funnel_contacts(
             rows = db.execute(page.limit(chunk)).all()
             if not rows:
                 return
-            by_contact: dict[tuple[str, str], list[Activity]] = {}
-            for connection in {row.connection for row in rows}:
-                ids = [row.crm_id for row in rows if row.connection == connection]
-                for a in db.execute(
-                    select(activities.c.contact_crm_id, activities.c.kind, activities.c.occurred_at, activities.c.crm_id)
-                    .where(activities.c.connection == connection, activities.c.contact_crm_id.in_(ids))
-                    .order_by(activities.c.occurred_at)
-                ).all():
-                    by_contact.setdefault((connection, a.contact_crm_id), []).append(
-                        Activity(kind=a.kind, occurred_at=a.occurred_at, id=a.crm_id)
-                    )
-        for row in rows:
-            yield FunnelContact(
-                connection=row.connection,
-                crm_id=row.crm_id,
-                stage=row.stage,
-                stage_values=dict(row.stage_values),
-                contact=Contact.model_validate_json(row.contact),
-                stored_at=row.stored_at,
-                activities=tuple(by_contact.get((row.connection, row.crm_id), ())),
-            )
+            found = _funnel_rows(db, rows)
+        yield from found
         last = (rows[-1].connection, rows[-1].crm_id)
+
+
+def _funnel_rows(db: Connection, rows: Sequence[Any]) -> list[FunnelContact]:
+    """Stored contact rows with their activities, as the funnel reads them."""
+    by_contact: dict[tuple[str, str], list[Activity]] = {}
+    for connection in {row.connection for row in rows}:
+        ids = [row.crm_id for row in rows if row.connection == connection]
+        for part in in_chunks(ids):
+            for a in db.execute(
+                select(
+                    activities.c.contact_crm_id,
+                    activities.c.kind,
+                    activities.c.occurred_at,
+                    activities.c.crm_id,
+                    activities.c.detail,
+                )
+                .where(activities.c.connection == connection, activities.c.contact_crm_id.in_(part))
+                .order_by(activities.c.occurred_at)
+            ).all():
+                by_contact.setdefault((connection, a.contact_crm_id), []).append(
+                    Activity(kind=a.kind, occurred_at=a.occurred_at, id=a.crm_id, detail=a.detail)
+                )
+    return [
+        FunnelContact(
+            connection=row.connection,
+            crm_id=row.crm_id,
+            stage=row.stage,
+            stage_values=dict(row.stage_values),
+            contact=Contact.model_validate_json(row.contact),
+            stored_at=row.stored_at,
+            activities=tuple(by_contact.get((row.connection, row.crm_id), ())),
+            modified_at=row.modified_at,
+        )
+        for row in rows
+    ]
+
+
+def funnel_people(store: Store, *, job: str, connections: list[str], chunk: int = 500) -> Iterator[list[FunnelContact]]:
+    """A unifying job's people, each as the list of her stored records in ``connections``, in chunks of people;
+    then each record no run has matched yet, alone."""
+    link, jc = person_links.c, job_contacts.c
+    after = ""
+    while True:
+        with store.begin() as db:
+            person_ids = list(
+                db.execute(
+                    select(link.person_id)
+                    .join(job_contacts, and_(jc.connection == link.connection, jc.crm_id == link.crm_id))
+                    .where(jc.job == job, jc.connection.in_(connections), link.person_id > after)
+                    .group_by(link.person_id)
+                    .order_by(link.person_id)
+                    .limit(chunk)
+                ).scalars()
+            )
+            if not person_ids:
+                break
+            members = store.people.members(db, person_ids, connections)
+            keys = [key for person_id in person_ids for key in members.get(person_id, [])]
+            rows: list[Any] = []
+            for connection in connections:
+                ids = [key.crm_id for key in keys if key.connection == connection]
+                for part in in_chunks(ids):
+                    rows.extend(
+                        db.execute(
+                            select(contacts).where(contacts.c.connection == connection, contacts.c.crm_id.in_(part))
+                        ).all()
+                    )
+            records = {(r.connection, r.crm_id): r for r in _funnel_rows(db, rows)}
+        after = person_ids[-1]
+        for person_id in person_ids:
+            group = [
+                records[(k.connection, k.crm_id)]
+                for k in members.get(person_id, [])
+                if (k.connection, k.crm_id) in records
+            ]
+            if group:
+                yield group
+    last: tuple[str, str] | None = None
+    alone = (
+        select(contacts)
+        .join(job_contacts, and_(jc.connection == contacts.c.connection, jc.crm_id == contacts.c.crm_id, jc.job == job))
+        .outerjoin(person_links, and_(link.connection == contacts.c.connection, link.crm_id == contacts.c.crm_id))
+        .where(link.person_id.is_(None), contacts.c.connection.in_(connections))
+        .order_by(contacts.c.connection, contacts.c.crm_id)
+    )
+    while True:
+        page = alone
+        if last is not None:
+            page = page.where(
+                (contacts.c.connection > last[0]) | and_(contacts.c.connection == last[0], contacts.c.crm_id > last[1])
+            )
+        with store.begin() as db:
+            alone_rows = db.execute(page.limit(chunk)).all()
+            if not alone_rows:
+                return
+            found = _funnel_rows(db, alone_rows)
+        for record in found:
+            yield [record]
+        last = (alone_rows[-1].connection, alone_rows[-1].crm_id)

@@ -37,6 +37,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from connector.lifecycle.rules import Rules, decide
 from connector.model import Activity, Company, Contact, Counter, Stage, StageDecision
@@ -58,6 +59,21 @@ def normalised_detail(detail: str | None) -> str:
         return ""
     text = _SPACES.sub(" ", detail.casefold()).strip()
     return _PREFIX.sub("", text)
+
+
+class PersonRecord(Protocol):
+    """What merging reads of one of her records (a queued contact; the funnel's stored contact)."""
+
+    @property
+    def connection(self) -> str: ...
+    @property
+    def crm_id(self) -> str: ...
+    @property
+    def contact(self) -> Contact: ...
+    @property
+    def activities(self) -> tuple[Activity, ...]: ...
+    @property
+    def modified_at(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +109,7 @@ class PersonEvidence:
 
 
 def merge_activities(
-    records: Sequence[QueuedContact], order: Sequence[str]
+    records: Sequence[PersonRecord], order: Sequence[str]
 ) -> tuple[list[SourcedActivity], list[CopiedActivity]]:
     """Her records' activities once each (see the module's rule); kept ones in time order."""
     rank = {name: n for n, name in enumerate(order)}
@@ -132,7 +148,7 @@ def _known_fields(company: Company | None) -> int:
     return sum(1 for name in _COMPANY_FIELDS if getattr(company, name) is not None)
 
 
-def person_evidence(person_id: str, records: Sequence[QueuedContact], order: Sequence[str]) -> PersonEvidence:
+def person_evidence(person_id: str, records: Sequence[PersonRecord], order: Sequence[str]) -> PersonEvidence:
     """Merge one person's records (see the module's rules)."""
     rank = {name: n for n, name in enumerate(order)}
     by_recency = sorted(

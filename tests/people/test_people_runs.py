@@ -278,15 +278,49 @@ def test_explain_shows_her_person_her_records_and_which_record_each_fact_came_fr
     assert "rules now on her evidence" in text_out and "meeting (rule meeting" in text_out
     assert f"salesforce:{SF}" in text_out and f"hubspot:{HS}" in text_out
     assert f"meeting_booked = Intro {(NOW - 2 * DAY).date().isoformat()} from salesforce:{SF}" in text_out
-    assert f"left out, a copy: email_reply Email: RE: Pricing" in text_out and f"(the same as in hubspot:{HS})" in text_out
+    assert (
+        "left out, a copy: email_reply Email: RE: Pricing" in text_out and f"(the same as in hubspot:{HS})" in text_out
+    )
     assert "history (2 change(s))" in text_out  # her two records' changes
 
 
-def test_validate_names_the_job_file_and_key_of_a_unify_with_one_connection(
-    runner: Runner, tmp_path: Path
-) -> None:
+def test_validate_names_the_job_file_and_key_of_a_unify_with_one_connection(runner: Runner, tmp_path: Path) -> None:
     cli(runner, tmp_path, "list")  # writes the config file
     (tmp_path / "jobs" / "alone.toml").write_text('name = "alone"\nconnections = ["hubspot"]\nunify = true\n')
     result = CliRunner().invoke(app, ["validate", "--config", str(tmp_path / "config.toml")], obj=Services())
     assert result.exit_code == 2
     assert "alone.toml" in result.output and "unify" in result.output and "two connections" in result.output
+
+
+def test_the_funnel_and_the_history_of_a_unifying_job_count_people_not_records(
+    runner: Runner, crms: dict[str, FakeCrm], store: Store, tmp_path: Path
+) -> None:
+    from connector.report import build_funnel
+
+    anne(crms)
+    crms["salesforce"].add_activity("00U5g00000MeEtAAAR", "meeting_booked", NOW - 2 * DAY, [SF], "Intro")
+    crms["hubspot"].add_contact("70114827399", "bruno@transports-martin.fr", company=ICP)  # only in HubSpot
+    runner(UNIFIED)
+    cli(runner, tmp_path, "list")  # writes the config file
+    (tmp_path / "jobs" / "unified.toml").write_text(
+        'name = "unified"\nconnections = ["hubspot", "salesforce"]\nunify = true\n'
+    )
+    from connector.config import load_config
+
+    config = load_config(tmp_path / "config.toml")
+
+    people = build_funnel(store, job="unified", config=config, now=NOW)
+    records = build_funnel(store, job="unified", config=config, now=NOW, unify=False)
+
+    assert (people.total, records.total) == (2, 3)
+    assert people.people and not records.people
+    on = {rung.stage.value: rung.on for rung in people.rungs}
+    assert on["meeting"] == 1 and on["suspect"] == 1  # Anne once, though both CRMs show meeting
+    assert {rung.stage.value: rung.on for rung in records.rungs}["meeting"] == 2
+    assert {rung.stage.value: rung.reached for rung in people.rungs}["meeting"] == 1
+
+    shown = CliRunner().invoke(
+        app, ["history", "--job", "unified", "--config", str(tmp_path / "config.toml")], obj=Services()
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "stage changes (3, 2 people)" in shown.output
