@@ -324,3 +324,20 @@ def test_the_funnel_and_the_history_of_a_unifying_job_count_people_not_records(
     )
     assert shown.exit_code == 0, shown.output
     assert "stage changes (3, 2 people)" in shown.output
+
+
+def test_a_dry_run_of_a_unifying_job_plans_her_writes_in_both_crms_and_keeps_nothing(
+    runner: Runner, crms: dict[str, FakeCrm], store: Store
+) -> None:
+    anne(crms)
+    crms["salesforce"].add_activity("00U5g00000MeEtAAAR", "meeting_booked", NOW - 2 * DAY, [SF], "Intro")
+
+    result = runner(UNIFIED, dry_run=True)
+
+    assert sorted((w.connection, w.after) for w in result.planned) == [
+        ("hubspot", "meeting"),
+        ("salesforce", "Meeting"),
+    ]
+    assert crms["hubspot"].writes == crms["salesforce"].writes == []
+    with store.begin() as db:
+        assert db.execute(select(person_links.c.person_id)).all() == []
