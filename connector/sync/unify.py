@@ -228,12 +228,15 @@ def hand_set_conflicts(
     """Records whose CRM shows a rung above what her evidence gives, that crmsync did not write."""
     if rules.regression:
         return []
+    # most records show no rung, or the one crmsync wrote: no need to decide for them
+    by_hand = [q for q in records if q.contact.stage is not None and q.contact.stage != q.written_stage]
+    if not by_hand:
+        return []
     decided = decide(evidence.contact, evidence.activities, rules, now=now, explain=False).stage
     conflicts = []
-    for queued in records:
+    for queued in by_hand:
         shown = queued.contact.stage
-        if shown is None or shown == queued.written_stage:
-            continue
+        assert shown is not None
         if decided is not None and shown.rank <= decided.rank:
             continue
         record = RecordKey(queued.connection, queued.crm_id)
