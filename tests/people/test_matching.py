@@ -192,3 +192,16 @@ def test_the_most_complete_company_is_hers_and_each_fact_names_its_record() -> N
     assert dict(evidence.fields_from)["job_title"] == HS
     assert evidence.contact.stage is None  # each record's own rung is applied per record
     assert normalised_detail(None) == normalised_detail("") == ""
+
+
+def test_the_mapping_reads_secondary_addresses_separated_by_semicolons_and_skips_what_is_not_one() -> None:
+    from connector.mapping import load_mapping
+    from tests.sync.conftest import REPO
+
+    mapping = load_mapping(REPO / "mappings" / "hubspot.toml")
+    assert "hs_additional_emails" in mapping.person_fields("contacts")
+    person = mapping.normalise_person(
+        "contacts", {"email": "Anne@Example.fr", "hs_additional_emails": " a.martin@Example.fr;;nope; anne@example.fr"}
+    )
+    assert person["other_emails"] == ["a.martin@example.fr"]  # her own address is not an alias of herself
+    assert "other_emails" not in mapping.normalise_person("contacts", {"email": "anne@example.fr"})

@@ -341,3 +341,22 @@ def test_a_dry_run_of_a_unifying_job_plans_her_writes_in_both_crms_and_keeps_not
     assert crms["hubspot"].writes == crms["salesforce"].writes == []
     with store.begin() as db:
         assert db.execute(select(person_links.c.person_id)).all() == []
+
+
+def test_people_commands_print_crm_text_visible_never_as_terminal_escapes(
+    runner: Runner, crms: dict[str, FakeCrm], tmp_path: Path
+) -> None:
+    hostile = "eve\x1b]8;;https://evil.example\x07\u202e@transports-martin.fr"
+    crms["hubspot"].add_contact("70114827355", hostile, company=ICP)
+    crms["salesforce"].add_contact("0035g00000EvEeEAAZ", hostile, company=ICP, object_type="Contact")
+    crms["salesforce"].add_contact("00Q5g00000EvEeEAAZ", hostile, company=ICP, object_type="Lead")
+    runner(UNIFIED)
+
+    outputs = [
+        cli(runner, tmp_path, *args).output for args in (["list"], ["show", "hubspot:70114827355"], ["conflicts"])
+    ]
+
+    for output in outputs:
+        assert "\x1b" not in output and "\u202e" not in output and "\x07" not in output
+    assert "\\x1b" in outputs[0] and "1 record" not in outputs[0] and "3 record(s)" in outputs[0]
+    assert "duplicate_email" in outputs[2]

@@ -192,6 +192,35 @@ def test_given_split_signals_when_the_job_unifies_then_both_crms_show_one_stage_
     )
 
 
+def test_a_hubspot_secondary_address_finds_her_salesforce_record(
+    world: tuple[Config, Store], sandboxes: tuple[HubSpotSandbox, SalesforceSandbox]
+) -> None:
+    hubspot, salesforce = sandboxes
+    dana = person(3, "dana@perso.example", "Dana", "Leroy")
+    index = hubspot.store.add_person(dana)
+    with hubspot.store.lock:
+        # HubSpot keeps secondary addresses in hs_additional_emails, several separated by ";"
+        hubspot.store.extra["hs_additional_emails"][index] = "not an address; Dana.Leroy@Transports-Martin.fr"
+        hubspot.store.touch(index)
+    for activity in [act(41, 3, "webinar_attended", 20, "Webinar"), act(42, 3, "content_download", 18, "Guide"),
+                     act(43, 3, "content_download", 15, "Case study")]:  # fmt: skip
+        hubspot.store.add_activity(activity, index)
+    shape = SeedShape(lead_share=0.0, converted_share=0.0, staged_share=0.0, import_share=0.0)
+    seed_org(salesforce.org, [(person(3, "dana.leroy@transports-martin.fr", "Dana", "Leroy"),
+                               [act(44, 3, "meeting_booked", 2, "Intro")])], seed=3, now=SANDBOX_NOW, shape=shape)  # fmt: skip
+    for table in salesforce.org.tables.values():
+        table.stamp_order()
+
+    run(world, UNIFIED)
+
+    assert hubspot_stages(hubspot)["dana@perso.example"] == "meeting"
+    assert salesforce_stages(salesforce)["dana.leroy@transports-martin.fr"] == "Meeting"
+    _, store = world
+    with store.begin() as db:
+        hers = store.people.people_by_email(db, "dana.leroy@transports-martin.fr")
+        assert len(hers) == 1 and len(store.people.all_links(db, hers[0])) == 2
+
+
 def test_given_split_signals_when_the_job_does_not_unify_then_each_crm_decides_its_own_half(
     world: tuple[Config, Store], sandboxes: tuple[HubSpotSandbox, SalesforceSandbox]
 ) -> None:
