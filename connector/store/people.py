@@ -10,6 +10,7 @@ what it decided. Conflicts are stored once each (by key), with what was done.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -144,6 +145,22 @@ class People:
             .limit(limit)
         )
         return [RecordKey(connection, row.crm_id) for row in rows]
+
+    def addresses(
+        self, db: Connection, connection: str, crm_ids: Sequence[str]
+    ) -> list[tuple[str, str | None, tuple[str, ...]]]:
+        """Each stored record's own address and its aliases (``other_emails``), in the order of ``crm_ids``."""
+        found: dict[str, tuple[str, str | None, tuple[str, ...]]] = {}
+        for part in in_chunks(list(crm_ids)):
+            for crm_id, email, facts in db.execute(
+                select(contacts.c.crm_id, contacts.c.email, contacts.c.contact).where(
+                    contacts.c.connection == connection, contacts.c.crm_id.in_(part)
+                )
+            ):
+                # most records have no aliases: their JSON is only parsed when it holds some
+                others = tuple(json.loads(facts).get("other_emails") or ()) if '"other_emails"' in facts else ()
+                found[crm_id] = (crm_id, email, others)
+        return [found[crm_id] for crm_id in crm_ids if crm_id in found]
 
     def person_of(self, db: Connection, record: RecordKey) -> str | None:
         c = person_links.c

@@ -18,6 +18,13 @@ anywhere. Per connection of the job:
 5. when everything read is decided and written, the checkpoint moves to the
    read position.
 
+A job that unifies people (``unify = true``, docs/people.md) pulls every
+connection first (steps 1-2), then matches the queued records into people
+(:mod:`connector.sync.people`, pure), decides each person with a record queued
+once on her merged evidence (:mod:`connector.sync.unify`, pure) and writes each
+of her records with its own connection's client (steps 3-4, per record as
+above); every connection's checkpoint moves at the end.
+
 A crash between any two steps leaves either work still queued (dirty
 contacts, outbox rows) or work done and recorded; a re-run finishes the
 first kind and recognises the second, so the CRM and the history end as
@@ -27,7 +34,6 @@ after one clean run. This module talks to CRMs only through the
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -38,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from connector.config import Config
 from connector.crm import ActivityPage, ContactPage, CrmClient, SkippedRecord, WriteOutcome, WriteResult
@@ -60,8 +66,6 @@ from connector.store import (
     acquire,
     new_owner,
 )
-from connector.store.sql import in_chunks
-from connector.store.tables import contacts
 from connector.store.values import PersonConflict, RecordEmails, RecordKey
 from connector.sync.decide import ChunkPlan, StageWrite, decide_chunk
 from connector.sync.people import plan_links, record_emails
@@ -645,7 +649,7 @@ class _Run:
                 if not keys:
                     return
                 after = keys[-1].crm_id
-                emails = _record_emails(db, name, [key.crm_id for key in keys])
+                emails = _record_emails(db, self.store, name, [key.crm_id for key in keys])
                 owners = people.owners(db, {e for item in emails for e in (item.primary, *item.others) if e})
                 holders = {owner.record for found in owners.values() for owner in found}
                 plan = plan_links(
@@ -738,19 +742,12 @@ def _by_record(deciders: dict[RecordKey, Decider]) -> Decider:
     return decide_record
 
 
-def _record_emails(db: Connection, connection: str, crm_ids: Sequence[str]) -> list[RecordEmails]:
-    """Each stored record's addresses: its own and, when its mapping reads some, its aliases."""
-    found: dict[str, RecordEmails] = {}
-    for part in in_chunks(list(crm_ids)):
-        for crm_id, email, facts in db.execute(
-            select(contacts.c.crm_id, contacts.c.email, contacts.c.contact).where(
-                contacts.c.connection == connection, contacts.c.crm_id.in_(part)
-            )
-        ):
-            # most records have no aliases: their JSON is only parsed when it holds some
-            others = json.loads(facts).get("other_emails") or () if '"other_emails"' in facts else ()
-            found[crm_id] = record_emails(RecordKey(connection, crm_id), email, others)
-    return [found[crm_id] for crm_id in crm_ids if crm_id in found]
+def _record_emails(db: Connection, store: Store, connection: str, crm_ids: Sequence[str]) -> list[RecordEmails]:
+    """Each stored record's addresses, in matching form: its own and the aliases its mapping read."""
+    return [
+        record_emails(RecordKey(connection, crm_id), email, others)
+        for crm_id, email, others in store.people.addresses(db, connection, crm_ids)
+    ]
 
 
 def _report_conflicts(job: str, conflicts: Sequence[PersonConflict]) -> None:
