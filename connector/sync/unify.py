@@ -150,6 +150,20 @@ def _known_fields(company: Company | None) -> int:
 
 def person_evidence(person_id: str, records: Sequence[PersonRecord], order: Sequence[str]) -> PersonEvidence:
     """Merge one person's records (see the module's rules)."""
+    if len(records) == 1:
+        # most people are in one CRM only: her record is her evidence (its activities have distinct ids)
+        (only,) = records
+        key = RecordKey(only.connection, only.crm_id)
+        fields = tuple((name, key) for name in _PERSON_FIELDS if getattr(only.contact, name))
+        return PersonEvidence(
+            person_id=person_id,
+            contact=only.contact if only.contact.stage is None else only.contact.model_copy(update={"stage": None}),
+            activities=tuple(only.activities),
+            sources=tuple(SourcedActivity(key, activity) for activity in only.activities),
+            copies=(),
+            company_from=key if only.contact.company is not None else None,
+            fields_from=fields,
+        )
     rank = {name: n for n, name in enumerate(order)}
     by_recency = sorted(
         records,
