@@ -148,3 +148,14 @@ class Settled:
 
     resolution: Resolution
     crm_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LadderNote:
+    """A contact decided beyond the ladder: why nothing is written (recorded once each time it gets there)."""
+
+    crm_id: str
+    email: str | None
+    reason: str
+    run_id: str
+    at: datetime
