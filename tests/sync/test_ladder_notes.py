@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from connector.report import build_funnel
@@ -82,3 +83,22 @@ def test_history_and_explain_show_why_nothing_was_written_apart_from_the_stage_c
     assert code == 0, output
     assert "0 change(s), 1 time(s) beyond the ladder" in output
     assert WHY in output
+
+
+def test_the_dashboard_contact_page_shows_why_nothing_was_written_escaped(
+    runner: Runner, crm: FakeCrm, store: Store
+) -> None:
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+
+    from connector.web.app import create_app
+
+    crm.set_value("c0004", "lifecyclestage", "<script>alert(1)</script>")
+    runner()
+    app = create_app(store, config=runner.config, token=None, clock=lambda: runner.now)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        page = client.get("/contacts", params={"key": "hubspot:c0004"}).text
+
+    assert "Beyond the ladder: why nothing was written" in page
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
