@@ -162,6 +162,20 @@ class SecondaryStageField(BaseModel):
     values: dict[Stage, str]
 
 
+class StageGuard(BaseModel):
+    """A CRM field crmsync reads but never writes that can put a person beyond or outside the ladder, e.g. a
+    Salesforce Lead's ``Status``: a value it does not list in ``on_ladder`` (``Closed - Converted``, a custom
+    ``Recycled - Nurture``) means the CRM's stage wins and nothing is written to any stage field."""
+
+    model_config = _STRICT
+
+    field: str = Field(min_length=1)
+    objects: list[str] = Field(default_factory=list)
+    """The person objects that have the field (``["Lead"]``); empty: every person object of the mapping."""
+    on_ladder: list[str] = Field(min_length=1)
+    """The values that sit on the ladder; every other non-empty value is beyond or outside it."""
+
+
 class StageSection(BaseModel):
     model_config = _STRICT
 
@@ -178,6 +192,8 @@ class StageSection(BaseModel):
     """Optional text field that gets a short reason sales people read, e.g. "MQL: guide 2026-10-02"."""
     reason_max_length: int = Field(default=255, ge=20)
     also: list[SecondaryStageField] = Field(default_factory=list)
+    guards: list[StageGuard] = Field(default_factory=list)
+    """Fields read, never written, whose values outside ``on_ladder`` put a person beyond the ladder."""
 
     @model_validator(mode="after")
     def _consistent(self) -> StageSection:
@@ -194,6 +210,9 @@ class StageSection(BaseModel):
         duplicates = sorted({t for t in named if named.count(t) > 1})
         if duplicates:
             raise ValueError(f"field(s) {duplicates} written twice")
+        guarded = sorted({g.field for g in self.guards} & set(named))
+        if guarded:
+            raise ValueError(f"guards: field(s) {guarded} are written by crmsync; a guard is only read")
         return self
 
 
@@ -245,6 +264,14 @@ class MappingFile(BaseModel):
             seen.add(key)
         return self
 
+    @model_validator(mode="after")
+    def _guards_on_people(self) -> MappingFile:
+        for index, guard in enumerate(self.stage.guards):
+            unknown = sorted(set(guard.objects) - set(self.people))
+            if unknown:
+                raise ValueError(f"stage.guards[{index}].objects: {unknown} are not person objects of this mapping")
+        return self
+
 
 class CrmMapping:
     """A loaded mapping, with the look-ups the clients and the planner need."""
@@ -276,13 +303,32 @@ class CrmMapping:
     def value_for_stage(self, stage: Stage) -> str:
         return self.stage.values[stage]
 
-    def stage_fields(self) -> list[str]:
-        """Every CRM field that carries a stage: the primary field first."""
-        return [self.stage.field, *(also.field for also in self.stage.also)]
+    def stage_fields(self, crm_object: str | None = None) -> list[str]:
+        """Every CRM field that carries a stage: the primary field first, then the secondary ones, then the
+        guards (read, never written) that ``crm_object`` has (every guard when it is ``None``)."""
+        guards = [g.field for g in self.stage.guards if crm_object is None or not g.objects or crm_object in g.objects]
+        return list(dict.fromkeys([self.stage.field, *(also.field for also in self.stage.also), *guards]))
+
+    def beyond_ladder(self, stage_values: Mapping[str, str | None]) -> str | None:
+        """Why a person whose stage fields hold ``stage_values`` is beyond or outside the ladder (the first field
+        holding a value the ladder does not know), or ``None``. Empty values are not beyond anything."""
+        primary = stage_values.get(self.stage.field)
+        if primary and self.stage_for_value(primary) is None:
+            return f"CRM {self.stage.field} is {primary!r}, outside the ladder: the CRM's stage wins, nothing written"
+        for also in self.stage.also:
+            value = stage_values.get(also.field)
+            if value and value not in also.values.values():
+                return f"CRM {also.field} is {value!r}, outside the ladder: the CRM's stage wins, nothing written"
+        for guard in self.stage.guards:
+            value = stage_values.get(guard.field)
+            if value and value not in guard.on_ladder:
+                return f"CRM {guard.field} is {value!r}, beyond the ladder: the CRM's stage wins, nothing written"
+        return None
 
     def written_fields(self) -> list[str]:
+        """Every CRM field crmsync may write (the guards are only read)."""
         extra = [f for f in (self.stage.reached_at_field, self.stage.reason_field) if f]
-        return [*self.stage_fields(), *extra]
+        return [self.stage.field, *(also.field for also in self.stage.also), *extra]
 
     # -- activities ----------------------------------------------------------
     def activity_objects(self) -> list[str]:

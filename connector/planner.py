@@ -4,7 +4,8 @@ Given a contact as read from a CRM, the rules' decision and the mapping,
 say what to write, or why nothing. Policies (docs/rules.md):
 
 - a value outside (or beyond) the ladder in *any* stage field of the mapping
-  wins: nothing is written to any of them (a HubSpot ``customer`` in
+  (including the guards it only reads, e.g. a Salesforce Lead ``Status`` of
+  ``Closed - Converted`` or a custom ``Recycled - Nurture``) wins: nothing is written to any of them (a HubSpot ``customer`` in
   ``lifecyclestage`` keeps ``crmsync_lifecycle_stage`` untouched too), and the
   plan says so with ``beyond_ladder`` so the store can count the contact in
   the funnel's "beyond the ladder" row;
@@ -43,16 +44,9 @@ BEYOND_LADDER = "beyond-ladder"
 
 
 def beyond_ladder(record: ContactRecord, mapping: CrmMapping) -> str | None:
-    """Why ``record`` is beyond the ladder (the first stage field holding a value the ladder does not know),
-    or ``None``. Empty values are not beyond anything."""
-    primary = record.stage_values.get(mapping.stage.field)
-    if primary and mapping.stage_for_value(primary) is None:
-        return f"CRM {mapping.stage.field} is {primary!r}, outside the ladder: the CRM's stage wins, nothing written"
-    for also in mapping.stage.also:
-        value = record.stage_values.get(also.field)
-        if value and value not in also.values.values():
-            return f"CRM {also.field} is {value!r}, outside the ladder: the CRM's stage wins, nothing written"
-    return None
+    """Why ``record`` is beyond the ladder (the first stage field, secondary field or guard holding a value the
+    ladder does not know), or ``None``. Empty values are not beyond anything."""
+    return mapping.beyond_ladder(record.stage_values)
 
 
 def plan_write(

@@ -179,16 +179,7 @@ def rung_dates(person: FunnelContact, rules: Rules) -> RungDates:
 
 def beyond_ladder(person: FunnelContact, mapping: CrmMapping | None) -> bool:
     """True when a stage field of the contact holds a CRM value the ladder does not know (outside or above it)."""
-    if mapping is None:
-        return False
-    value = person.stage_values.get(mapping.stage.field)
-    if value and mapping.stage_for_value(value) is None:
-        return True
-    for also in mapping.stage.also:
-        other = person.stage_values.get(also.field)
-        if other and other not in also.values.values():
-            return True
-    return False
+    return mapping is not None and mapping.beyond_ladder(person.stage_values) is not None
 
 
 def build_funnel(

@@ -396,9 +396,30 @@ def history(
                 limit=limit,
                 connection=connection,
             )
+            # contacts found beyond the ladder: history entries, not stage changes (none has a rung to filter on)
+            notes = (
+                []
+                if stage is not None
+                else queries.ladder_notes_of(
+                    store, contact=contact, job=job, since=since_at, until=until_at, limit=limit, connection=connection
+                )
+            )
         except ValueError as error:
             raise CommandFailed(str(error)) from None
     if as_json:
+        for note in notes:
+            write_json(
+                {
+                    "kind": "beyond_ladder",
+                    "noted_at": note.noted_at.isoformat(),
+                    "job": note.job,
+                    "run_id": note.run_id,
+                    "contact": f"{note.connection}:{note.crm_id}",
+                    "email": note.email,
+                    "reason": note.reason,
+                    "back_on_ladder_at": note.back_at.isoformat() if note.back_at else None,
+                }
+            )
         for row in rows:
             write_json(
                 {
@@ -434,6 +455,22 @@ def history(
             for row in rows
         ],
     )
+    if notes:
+        print_rows(
+            f"beyond the ladder, nothing written ({len(notes)}; not stage changes)",
+            ["when", "job", "contact", "e-mail", "why", "back on the ladder"],
+            [
+                [
+                    _when(note.noted_at),
+                    note.job,
+                    f"{note.connection}:{note.crm_id}",
+                    note.email or "",
+                    note.reason,
+                    _when(note.back_at) if note.back_at else "–",
+                ]
+                for note in notes
+            ],
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -459,6 +496,7 @@ def explain(
         try:
             found = queries.find_contacts(store, contact)
             changes = queries.changes(store, contact=contact, limit=1000)
+            notes = queries.ladder_notes_of(store, contact=contact, limit=1000)
         except ValueError as error:
             raise CommandFailed(str(error)) from None
     if not found:
@@ -531,7 +569,8 @@ def explain(
                 out.print(line("    fact: ", safe(f"{fact.source} {fact.name} = {fact.value}"), at))
         out.print(f"  activities stored: {len(view.activities)}", markup=False)
     changes.sort(key=lambda change: change.changed_at, reverse=True)
-    out.print(line(("history", "bold"), f" ({len(changes)} change(s))"))
+    beyond = f", {len(notes)} time(s) beyond the ladder" if notes else ""
+    out.print(line(("history", "bold"), f" ({len(changes)} change(s){beyond})"))
     for change in reversed(changes):
         out.print(
             line(
@@ -545,6 +584,19 @@ def explain(
                 safe(change.job),
                 "): ",
                 safe("; ".join(change.reasons)),
+            )
+        )
+    for note in reversed(notes):
+        back = f" (back on the ladder {_when(note.back_at)})" if note.back_at else ""
+        out.print(
+            line(
+                f"  {_when(note.noted_at)} ",
+                safe(f"{note.connection}:{note.crm_id}"),
+                " beyond the ladder (",
+                safe(note.job),
+                "): ",
+                safe(note.reason),
+                back,
             )
         )
 

@@ -63,6 +63,7 @@ from connector.hubspot.normalise import (
     COMPANY_PRIMARY_CONTACT_TYPE_ID,
     CONTACT_MODIFIED,
     FORM_OBJECT,
+    MERGED_IDS,
     OBJECT_MODIFIED,
     PRIMARY_COMPANY_TYPE,
     PRIMARY_COMPANY_TYPE_ID,
@@ -160,6 +161,8 @@ class HubSpotClient:
         self._company_properties = mapping.company_fields("contacts")
         self._companies: dict[str, dict[str, str | None]] = {}
         """Company id -> properties read (see ``_primary_companies``)."""
+        self._merges_seen: set[str] = set()
+        """Merged-away ids the current contact scan's survivors listed (``hs_merged_object_ids``)."""
 
     @classmethod
     def from_settings(
@@ -186,6 +189,9 @@ class HubSpotClient:
         state = load_cursor(ContactCursor, cursor) or ContactCursor()
         # a first (or --full) pull keeps every archived contact: the store may still hold some of them
         archived_since = state.archived_since or 0
+        # a contact archived from here on may be a merge the scan did not see (see _merged_since_scan)
+        scan_started = self._now_ms() - self.lookback_ms
+        self._merges_seen = set()
         company_object = self.mapping.company_object("contacts")
         changed_companies = company_object is not None and state.companies is not None
         if company_object and state.companies is None:
@@ -200,7 +206,7 @@ class HubSpotClient:
                 yield last
             last, state = page, after
         archived_at = self._now_ms() - self.lookback_ms
-        removed = tuple(self._archived(archived_since))
+        removed = tuple(self._merged_since_scan(self._archived(archived_since), scan_started))
         state = state.model_copy(update={"archived_since": archived_at})
         if last is None:
             yield ContactPage(records=(), cursor=dump_cursor(state), removed=removed)
@@ -263,10 +269,45 @@ class HubSpotClient:
             state = state.model_copy(update={"companies": after})
             yield ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
 
-    def _archived(self, since: int) -> list[RemovedRecord]:
+    def _merged_since_scan(self, archived: list[tuple[RemovedRecord, int]], scan_started: int) -> list[RemovedRecord]:
+        """The archived contacts, the ones merged while the scan ran told apart from the deleted ones.
+
+        A merge archives the merged-away contact and lists its id in the survivor's ``hs_merged_object_ids``;
+        a survivor the scan read before the merge does not list it yet, so its archived id would read as a
+        delete (its activities dropped, its history left behind). HubSpot reads a merged-away id as the
+        record it was merged into; so the archived ids this pull's survivors do not explain and that were
+        archived since the scan started (less the lookback) are read back in batches of 100, asking for
+        ``hs_merged_object_ids``: an id a returned record lists was merged into it, any other was deleted.
+        No call when nothing was archived since the scan started (the usual run)."""
+        unexplained = [
+            gone.crm_id for gone, at in archived if gone.crm_id not in self._merges_seen and at >= scan_started
+        ]
+        into: dict[str, str] = {}
+        wanted = set(unexplained)
+        for start in range(0, len(unexplained), BATCH):
+            chunk = unexplained[start : start + BATCH]
+            data = self._send(
+                Operation(
+                    "contacts.batch_read",
+                    "POST",
+                    "/crm/v3/objects/contacts/batch/read",
+                    body={"inputs": [{"id": c} for c in chunk], "properties": [MERGED_IDS]},
+                )
+            )
+            for item in BatchResponse.model_validate_json(data).results:
+                survivor = CrmObject(id=item.id, properties=item.properties)
+                for merged in merged_away(survivor):
+                    if merged.crm_id in wanted:
+                        into[merged.crm_id] = survivor.id
+        return [
+            gone if gone.crm_id not in into else RemovedRecord(crm_id=gone.crm_id, merged_into=into[gone.crm_id])
+            for gone, _ in archived
+        ]
+
+    def _archived(self, since: int) -> list[tuple[RemovedRecord, int]]:
         """The contacts archived at or after ``since`` (epoch ms). HubSpot's archived list has no filter: it is
         read whole, 100 a page, and only the recent ones are kept."""
-        found: list[RemovedRecord] = []
+        found: list[tuple[RemovedRecord, int]] = []
         after: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("limit", LIST_PAGE), ("archived", True), ("properties", ["hs_object_id"])]
@@ -278,8 +319,10 @@ class HubSpotClient:
             )
             for item in page.results:
                 at = item.archived_at
-                if at is None or parse_instant(at).timestamp() * 1000 >= since:
-                    found.append(RemovedRecord(crm_id=item.id))
+                # when it was archived, epoch ms (without archivedAt: as if now, so it is kept and re-checked)
+                moment = self._now_ms() if at is None else int(parse_instant(at).timestamp() * 1000)
+                if moment >= since:
+                    found.append((RemovedRecord(crm_id=item.id), moment))
             after = page.next_after
             if not after:
                 return found
@@ -309,6 +352,7 @@ class HubSpotClient:
             if record.contact.email:
                 self._email_ids[record.contact.email] = item.id
         removed = [gone for item in page.results for gone in merged_away(item)]
+        self._merges_seen.update(gone.crm_id for gone in removed)
         return ContactPage(
             records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips), removed=tuple(removed)
         )

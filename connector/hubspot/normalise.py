@@ -30,7 +30,9 @@ MERGED_IDS = "hs_merged_object_ids"
 def contact_properties(mapping: CrmMapping) -> list[str]:
     """Contact properties to read: mapped fields, stage fields, the modified instant and the merged ids."""
     return list(
-        dict.fromkeys([*mapping.person_fields("contacts"), *mapping.stage_fields(), CONTACT_MODIFIED, MERGED_IDS])
+        dict.fromkeys(
+            [*mapping.person_fields("contacts"), *mapping.stage_fields("contacts"), CONTACT_MODIFIED, MERGED_IDS]
+        )
     )
 
 
@@ -60,7 +62,7 @@ def contact_record(
     """The contact, with ``company`` (its primary company's properties) first for the firmographics."""
     values = item.properties
     person = mapping.normalise_person("contacts", values, company)
-    stage_values = {name: values.get(name) or None for name in mapping.stage_fields()}
+    stage_values = {name: values.get(name) or None for name in mapping.stage_fields("contacts")}
     stage = mapping.stage_for_value(stage_values.get(mapping.stage.field))
     modified = values.get(CONTACT_MODIFIED) or item.updated_at
     return ContactRecord(

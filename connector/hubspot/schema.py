@@ -77,6 +77,15 @@ def schema_problems(
             problems.append(Problem(file, f"{key}.field", f"HubSpot has no contact property {also.field!r}"))
         else:
             problems.extend(_options(file, f"{key}.values", found, {s.value: v for s, v in also.values.items()}))
+    for index, guard in enumerate(stage.guards):
+        found = properties.get(guard.field)
+        key = f"stage.guards.{index}"
+        if found is None:
+            problems.append(Problem(file, f"{key}.field", f"HubSpot has no contact property {guard.field!r}"))
+        elif found.type == "enumeration":
+            problems.extend(
+                _options(file, f"{key}.on_ladder", found, {str(n): v for n, v in enumerate(guard.on_ladder)})
+            )
     for key, name, kinds in (
         ("stage.reached_at_field", stage.reached_at_field, {"date", "datetime", "string"}),
         ("stage.reason_field", stage.reason_field, {"string"}),

@@ -5,7 +5,10 @@ from the cursor with the ``Id`` tie-breaker (``SystemModstamp`` is not
 unique) and a lookback (it can commit late), following ``nextRecordsUrl``
 page by page (up to 2,000 records each). Leads and Contacts are people;
 converted Leads are followed to their Contact and never written.
-Tasks, Events and CampaignMembers are activities.
+Tasks, Events and CampaignMembers are activities. A Contact's company is
+its Account (``Account.*`` parent fields): an Account edited since the last
+pull re-reads its Contacts with one query (a parent-field filter), so they
+are decided again with the new values.
 
 Writes: sObject collections ``PATCH composite/sobjects``, 200 records a
 call, ``allOrNone`` false, one result per record in request order.
@@ -63,6 +66,8 @@ from connector.salesforce.transport import Operation, SalesforceApi, Secrets
 log = logging.getLogger(__name__)
 
 _FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+ACCOUNT = "Account"
+"""The cursor key of the Account scan: Contacts whose Account changed since it are read again."""
 _LOCK_RETRIES = 3
 """Extra collections calls for records that failed with UNABLE_TO_LOCK_ROW before they are left to a later run."""
 
@@ -91,6 +96,21 @@ def incremental_soql(sobject: str, fields: Sequence[str], since: Position | None
     return select + where + order
 
 
+def account_contacts_soql(fields: Sequence[str], since: Position, after_id: str | None = None) -> str:
+    """The Contacts whose Account changed at or after ``since`` (``Account.SystemModstamp``), in ``Id`` order,
+    after ``after_id`` when a query locator expired: one query whatever the number of Accounts (a parent-field
+    filter, so no Account ids travel in the URL)."""
+    for name in fields:
+        if not _FIELD_PATH.match(name):
+            raise ConfigError(f"{name!r} is not a Salesforce field or object name")
+    soql = format_soql(
+        "SELECT {:literal} FROM Contact WHERE Account.SystemModstamp >= {}", ", ".join(fields), since.stamp
+    )
+    if after_id:
+        soql += format_soql(" AND Id > {}", after_id)
+    return soql + " ORDER BY Id"
+
+
 class SalesforceClient:
     """Pulls Leads, Contacts and their activities; writes stage fields with sObject collections."""
 
@@ -114,6 +134,8 @@ class SalesforceClient:
         self._instant = Instants()
         self._converted: dict[str, str] = {}
         """Converted Lead id -> Contact id, learnt while pulling people."""
+        self._scan_started: dict[str, datetime | None] = {}
+        """Per object: the org's clock when this client's last scan of it began (``None``: no ``Date`` came)."""
         self._dates = threading.local()
         """Per thread: the ``Date`` header of the last answer (the org's clock; reads run ahead in a thread)."""
         session = getattr(api, "session", None)
@@ -164,7 +186,7 @@ class SalesforceClient:
             self._dates.last = None
             page = self._query(incremental_soql(sobject, fields, since), deleted)
             # a re-query after an expired locator keeps this (earlier) start: resuming from it is safe
-            started = self._org_clock()
+            started = self._scan_started[sobject] = self._org_clock()
             while True:
                 ahead = (
                     None
@@ -200,7 +222,84 @@ class SalesforceClient:
         return resume_from(cursor, sobject, self.lookback)
 
     def pull_contacts(self, cursor: str | None) -> Iterator[ContactPage]:
-        state = Cursor.decode(cursor)
+        """Leads and Contacts changed since ``cursor``, then the Contacts whose Account changed since it."""
+        start = Cursor.decode(cursor)
+        since = self._accounts_since(start)
+        first = since is None and bool(self._account_fields())
+        self._scan_started.pop("Contact", None)
+        after = start
+        for page, moved in self._people_pages(start):
+            started = self._scan_started.get("Contact")
+            if first and started is not None:
+                # a first or full pull reads every Contact with its Account as it is: the Account scan starts
+                # at the Contact scan's start (without an org clock, the next pull resumes from the Contact
+                # position), carried from the Contact scan's first page on, so a resumed pull keeps it too
+                moved = moved.advanced(ACCOUNT, Position(started, ""), started)
+                page = page.model_copy(update={"cursor": moved.encode()})
+            yield page
+            after = moved
+        started = self._scan_started.get("Contact")
+        if first and started is not None and after.get(ACCOUNT) is None:
+            # the Contact scan found nothing: the Account scan still starts there
+            yield ContactPage(records=(), cursor=after.advanced(ACCOUNT, Position(started, ""), started).encode())
+        if since is not None:
+            yield from self._account_contacts(after, since)
+
+    def _account_fields(self) -> list[str]:
+        """The ``Account.*`` fields the Contact mapping reads (none: Account edits change nothing we read)."""
+        if "Contact" not in self.mapping.people:
+            return []
+        return [name for name in person_fields(self.mapping, "Contact") if name.startswith(f"{ACCOUNT}.")]
+
+    def _accounts_since(self, state: Cursor) -> Position | None:
+        """Where the Account scan resumes: its own position (the scan-start rule); for a cursor written before
+        the client read Accounts, the Contact scan's resume point (the Contacts read then had their Account as
+        it was then); ``None`` on a first or full pull (every Contact is read with its Account as it is)."""
+        if not self._account_fields():
+            return None
+        if state.get(ACCOUNT) is not None:
+            return self._start(state, ACCOUNT)
+        return self._start(state, "Contact")
+
+    def _account_contacts(self, state: Cursor, since: Position) -> Iterator[ContactPage]:
+        """The Contacts whose Account changed since ``since``, read again with the Account's new values (a
+        Contact whose normalised record is unchanged is not decided again: the store compares). One query
+        (plus its pages) per pull, empty when no Account changed. The Account position moves to the scan's
+        start only with the last page, so a cursor never claims Contacts not yet handed out."""
+        person = person_fields(self.mapping, "Contact")
+        parents = tuple(dict.fromkeys(name.split(".")[0] for name in person if "." in name))
+        self._dates.last = None
+        page = self._query(account_contacts_soql(person, since))
+        started = self._org_clock()
+        # without the org's clock, the next scan resumes from the last Contact read less the lookback
+        moved = Position(started, "") if started is not None else state.get("Contact")
+        last_id: str | None = None
+        while True:
+            people: list[ContactRecord] = []
+            skipped: list[SkippedRecord] = []
+            for raw in page.records:
+                values = flatten(raw, parents)
+                last_id = str(values["Id"])
+                try:
+                    people.append(person_record("Contact", values, self.mapping, self._instant))
+                except ValueError as error:
+                    skipped.append(SkippedRecord.from_error(last_id, error))
+            done = page.done or not page.next_records_url
+            if done and moved is not None:
+                state = state.advanced(ACCOUNT, moved, started)
+            if people or skipped or done:
+                yield ContactPage(records=tuple(people), cursor=state.encode(), skipped=tuple(skipped))
+            if done:
+                return
+            try:
+                assert page.next_records_url is not None
+                page = self._query_more(page.next_records_url)
+            except QueryLocatorExpired:
+                log.warning("query locator expired; re-querying", extra={"event": "requery", "sobject": ACCOUNT})
+                page = self._query(account_contacts_soql(person, since, last_id))
+
+    def _people_pages(self, state: Cursor) -> Iterator[tuple[ContactPage, Cursor]]:
+        """Leads then Contacts changed since ``state`` (``queryAll``), each page with the cursor after it."""
         for sobject in PERSON_OBJECTS:
             if sobject not in self.mapping.people:
                 continue
@@ -233,9 +332,10 @@ class SalesforceClient:
                 tail = records[-1]
                 position = Position(self._instant(tail["SystemModstamp"]), str(tail["Id"]))
                 state = state.advanced(sobject, position, started)
-                yield ContactPage(
+                page = ContactPage(
                     records=tuple(people), cursor=state.encode(), skipped=tuple(skipped), removed=tuple(removed)
                 )
+                yield page, state
 
     def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
         state = Cursor.decode(cursor)

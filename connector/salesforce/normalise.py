@@ -36,7 +36,7 @@ its survivor in ``MasterRecordId``."""
 
 def person_fields(mapping: CrmMapping, sobject: str) -> list[str]:
     """Every field to select for a person object: mapped, stage fields, and conversion for Leads."""
-    names = ["Id", "SystemModstamp", *mapping.person_fields(sobject), *mapping.stage_fields()]
+    names = ["Id", "SystemModstamp", *mapping.person_fields(sobject), *mapping.stage_fields(sobject)]
     if sobject == "Lead":
         names.extend(CONVERSION_FIELDS)
     names.extend(REMOVAL_FIELDS)
@@ -85,7 +85,7 @@ def person_record(
     sobject: str, values: Mapping[str, Any], mapping: CrmMapping, instant: Callable[[Any], datetime] = parse_instant
 ) -> ContactRecord:
     person = mapping.normalise_person(sobject, values)
-    stage_values = {name: text_value(values.get(name)) for name in mapping.stage_fields()}
+    stage_values = {name: text_value(values.get(name)) for name in mapping.stage_fields(sobject)}
     stage = mapping.stage_for_value(stage_values.get(mapping.stage.field))
     return ContactRecord(
         crm_id=str(values["Id"]),

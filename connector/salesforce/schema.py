@@ -3,7 +3,8 @@
 Every mapped field must exist (parent paths such as ``Account.Name``
 through their relationship), the stage field must be a writable picklist on
 Lead and Contact whose active values include every stage value, and the
-companion fields must be writable. docs/salesforce.md tells an admin how to
+companion fields must be writable; a guard (read only, e.g. Lead ``Status``)
+must exist and list only values its picklist holds. docs/salesforce.md tells an admin how to
 create the fields when they are missing.
 """
 
@@ -95,6 +96,31 @@ def schema_problems(mapping: CrmMapping, describe: Describe) -> list[Problem]:
                         source, key, f"{sobject}.{companion.name} is a {companion.type}, expected {' or '.join(types)}"
                     )
                 )
+
+    for index, guard in enumerate(stage.guards):
+        # read, never written: the field must exist; each value said to be on the ladder must be one it can hold
+        for sobject in guard.objects or list(mapping.people):
+            obj = described(sobject)
+            found = obj.field(guard.field) if obj is not None else None
+            if obj is None:
+                continue
+            if found is None:
+                problems.append(
+                    Problem(source, f"stage.guards[{index}].field", f"{sobject} has no field {guard.field}")
+                )
+                continue
+            if found.type != "picklist":
+                continue
+            active = {value.value for value in found.picklist_values if value.active}
+            for value in guard.on_ladder:
+                if value not in active:
+                    problems.append(
+                        Problem(
+                            source,
+                            f"stage.guards[{index}].on_ladder",
+                            f"{value!r} is not an active value of {sobject}.{found.name}",
+                        )
+                    )
 
     for index, rule in enumerate(mapping.spec.activities):
         names = [rule.at, *([rule.detail] if rule.detail else []), *rule.when]

@@ -1,14 +1,17 @@
-"""The history of stage changes crmsync wrote (``stage_changes``), one row per outbox intent."""
+"""The history: stage changes crmsync wrote (``stage_changes``, one row per outbox intent), and the contacts
+found beyond the ladder (``ladder_notes``: why nothing is written, once each time one gets there; not a
+stage change, so no count of changes sees it)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from connector.store.sql import in_chunks
-from connector.store.tables import stage_changes
-from connector.store.values import Change
+from connector.store.tables import ladder_notes, stage_changes, storable
+from connector.store.values import Change, LadderNote
 
 
 class History:
@@ -47,3 +50,56 @@ class History:
         if rows:
             db.execute(insert(stage_changes), rows)
         return len(rows)
+
+    def note_beyond(self, db: Connection, job: str, connection: str, notes: Sequence[LadderNote]) -> int:
+        """A ``ladder_notes`` row per contact found beyond the ladder that has no open one (it was not beyond
+        when last decided, or never decided). Returns rows added."""
+        if not notes:
+            return 0
+        n = ladder_notes.c
+        latest = {storable(note.crm_id): note for note in notes}
+        open_ids: set[str] = set()
+        for part in in_chunks(list(latest)):
+            open_ids.update(
+                db.execute(
+                    select(n.crm_id).where(
+                        n.job == job, n.connection == connection, n.crm_id.in_(part), n.back_at.is_(None)
+                    )
+                ).scalars()
+            )
+        rows = [
+            {
+                "job": job,
+                "run_id": note.run_id,
+                "connection": connection,
+                "crm_id": crm_id,
+                "email": note.email,
+                "reason": note.reason,
+                "noted_at": note.at,
+            }
+            for crm_id, note in latest.items()
+            if crm_id not in open_ids
+        ]
+        if rows:
+            db.execute(insert(ladder_notes), rows)
+        return len(rows)
+
+    def back_on_ladder(self, db: Connection, job: str, connection: str, crm_ids: Sequence[str], at: datetime) -> None:
+        """Close the open ``ladder_notes`` of ``crm_ids`` (decided inside the ladder again): a later return
+        beyond it is noted once more."""
+        if not crm_ids:
+            return
+        n = ladder_notes.c
+        if (
+            db.execute(
+                select(n.id).where(n.job == job, n.connection == connection, n.back_at.is_(None)).limit(1)
+            ).first()
+            is None
+        ):
+            return  # the usual case: nothing open for this job, no look-up per chunk
+        for part in in_chunks([storable(crm_id) for crm_id in crm_ids]):
+            db.execute(
+                update(ladder_notes)
+                .where(n.job == job, n.connection == connection, n.crm_id.in_(part), n.back_at.is_(None))
+                .values(back_at=at)
+            )

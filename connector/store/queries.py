@@ -19,6 +19,7 @@ from connector.store.tables import (
     contacts,
     dead_letters,
     job_contacts,
+    ladder_notes,
     leases,
     person_links,
     runs,
@@ -220,6 +221,62 @@ def changes(
             rule=r.rule,
             reasons=list(r.reasons or []),
             person_id=r.person_id,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class LadderNoteView:
+    """A history entry that is not a stage change: the contact was found beyond the ladder, nothing written."""
+
+    job: str
+    run_id: str
+    connection: str
+    crm_id: str
+    email: str | None
+    reason: str
+    noted_at: datetime
+    back_at: datetime | None
+
+
+def ladder_notes_of(
+    store: Store,
+    *,
+    contact: str | None = None,
+    job: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+    connection: str | None = None,
+) -> list[LadderNoteView]:
+    """The contacts found beyond the ladder (why nothing was written), newest first, filtered as :func:`changes`."""
+    n = ladder_notes.c
+    query = select(ladder_notes)
+    if contact:
+        connection, crm_id, email = parse_contact_key(contact)
+        query = query.where(n.email == email) if email else query.where(n.connection == connection, n.crm_id == crm_id)
+    if job:
+        query = query.where(n.job == job)
+    if connection:
+        query = query.where(n.connection == connection)
+    if since:
+        query = query.where(n.noted_at >= since)
+    if until:
+        query = query.where(n.noted_at < until)
+    query = query.order_by(n.noted_at.desc(), n.id.desc()).limit(limit)
+    with store.begin() as db:
+        rows = db.execute(query).all()
+    return [
+        LadderNoteView(
+            job=r.job,
+            run_id=r.run_id,
+            connection=r.connection,
+            crm_id=r.crm_id,
+            email=r.email,
+            reason=r.reason,
+            noted_at=r.noted_at,
+            back_at=r.back_at,
         )
         for r in rows
     ]

@@ -21,6 +21,7 @@ from connector.store.tables import (
     contacts,
     dead_letters,
     job_contacts,
+    ladder_notes,
     pending_writes,
     stage_changes,
     storable,
@@ -91,5 +92,10 @@ def _hand_over(db: Connection, connection: str, crm_id: str, survivor: str) -> N
     db.execute(
         update(stage_changes)
         .where(stage_changes.c.connection == connection, stage_changes.c.crm_id == crm_id)
+        .values(crm_id=survivor)
+    )
+    db.execute(
+        update(ladder_notes)
+        .where(ladder_notes.c.connection == connection, ladder_notes.c.crm_id == crm_id)
         .values(crm_id=survivor)
     )

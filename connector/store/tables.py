@@ -14,6 +14,9 @@ What is kept, and why:
   the CRM is called; its ``intent_id`` keys the history row, so a write that
   landed just before a crash is recognised on the re-run and recorded once.
 - ``stage_changes``: the history (from, to, when, run, rule, reasons).
+- ``ladder_notes``: the history's other kind of entry, which is not a stage
+  change: a contact found beyond the ladder (why nothing is written), once
+  each time it gets there; ``back_at`` when it came back inside the ladder.
 - ``dead_letters``, ``checkpoints``, ``runs``, ``leases``.
 
 No secret is ever written to any of them. CRM ids are ``TEXT``: vendors'
@@ -220,6 +223,22 @@ stage_changes = Table(
     Index(None, "connection", "crm_id", "changed_at"),
     Index(None, "job", "changed_at"),
     Index(None, "email"),
+)
+
+ladder_notes = Table(
+    "ladder_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(JOB), nullable=False),
+    Column("run_id", String(ID36), nullable=False),
+    Column("connection", String(CONNECTION), nullable=False),
+    Column("crm_id", SafeText, nullable=False),
+    Column("email", SafeString(EMAIL), nullable=True),
+    Column("reason", SafeText, nullable=False),
+    Column("noted_at", UtcDateTime, nullable=False),
+    Column("back_at", UtcDateTime, nullable=True),
+    Index(None, "job", "connection", "crm_id"),
+    Index(None, "job", "noted_at"),
 )
 
 dead_letters = Table(

@@ -199,3 +199,14 @@ class PersonConflict:
     records: tuple[str, ...]
     action: str
     first_seen: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LadderNote:
+    """A contact decided beyond the ladder: why nothing is written (recorded once each time it gets there)."""
+
+    crm_id: str
+    email: str | None
+    reason: str
+    run_id: str
+    at: datetime

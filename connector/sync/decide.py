@@ -21,7 +21,7 @@ from connector.mapping import CrmMapping
 from connector.model import Contact, StageDecision
 from connector.planner import BEYOND_LADDER, plan_write
 from connector.runs import WriteMode
-from connector.store.values import Decision, Intent, PendingWrite, QueuedContact
+from connector.store.values import Decision, Intent, LadderNote, PendingWrite, QueuedContact
 from connector.sync.result import PlannedWrite
 
 
@@ -50,6 +50,10 @@ class ChunkPlan:
     writes: list[StageWrite] = field(default_factory=list)
     planned: list[PlannedWrite] = field(default_factory=list)
     """Writes a dry run would make."""
+    beyond: list[LadderNote] = field(default_factory=list)
+    """Contacts decided beyond the ladder: the history says why nothing is written (once each time)."""
+    on_ladder: list[str] = field(default_factory=list)
+    """Contacts decided inside the ladder: a return beyond it later is noted again."""
     changed: int = 0
 
 
@@ -90,6 +94,11 @@ def decide_chunk(
             plan.changed += 1
         writes = update is not None and write_mode.writes
         beyond = planned.beyond_ladder
+        if write_mode.records:
+            if beyond:
+                plan.beyond.append(LadderNote(queued.crm_id, queued.email, planned.skip or "", run_id, now))
+            else:
+                plan.on_ladder.append(queued.crm_id)
         plan.decisions.append(
             Decision(
                 crm_id=queued.crm_id,

@@ -531,6 +531,8 @@ class _Run:
         with self._transaction() as db:
             counts.recovered += self._record_landed(db, name, plan, now)
             self.store.queue.record_decisions(db, self.job, name, plan.decisions)
+            self.store.history.note_beyond(db, self.job, name, plan.beyond)
+            self.store.history.back_on_ladder(db, self.job, name, plan.on_ladder, now)
             self.store.outbox.drop(db, self.job, name, plan.stale)
             self.store.outbox.add(db, self.job, name, plan.intents)
             self.store.dead_letters.resolve(db, self.job, name, plan.not_needed, Resolution.NOT_NEEDED, now)

@@ -13,7 +13,7 @@ from connector.jobs import load_jobs
 from connector.lifecycle.rules import decide
 from connector.model import StageDecision
 from connector.store import Store, queries
-from connector.store.queries import ChangeView, ContactView, JobState
+from connector.store.queries import ChangeView, ContactView, JobState, LadderNoteView
 from connector.sync import job_rules
 
 
@@ -40,12 +40,15 @@ class Explanation:
     history: tuple[ChangeView, ...]
     """Oldest first."""
     as_of: datetime
+    beyond: tuple[LadderNoteView, ...] = ()
+    """The times the contact was found beyond the ladder (why nothing was written), oldest first."""
 
 
 def explain_contact(store: Store, key: str, *, config: Config | None, now: datetime) -> Explanation:
     """Everything known about ``key`` (an e-mail or ``connection:id``); raises ``ValueError`` for a bad key."""
     found = queries.find_contacts(store, key)
     history = queries.changes(store, contact=key, limit=1000)
+    beyond = queries.ladder_notes_of(store, contact=key, limit=1000)
     jobs = load_jobs(config.jobs_dir)[0] if config is not None else {}
     records = []
     for view in found:
@@ -70,4 +73,6 @@ def explain_contact(store: Store, key: str, *, config: Config | None, now: datet
             live = decide(view.contact.model_copy(update={"stage": current}), view.activities, rules, now=now)
             verdicts.append(JobVerdict(name, state, live))
         records.append(RecordExplanation(view, tuple(verdicts)))
-    return Explanation(key=key, records=tuple(records), history=tuple(reversed(history)), as_of=now)
+    return Explanation(
+        key=key, records=tuple(records), history=tuple(reversed(history)), as_of=now, beyond=tuple(reversed(beyond))
+    )

@@ -100,6 +100,33 @@ def test_bad_mappings_are_errors(tmp_path: Path, old: str, new: str, key: str, m
     ]
 
 
+@pytest.mark.parametrize(
+    ("guard", "message"),
+    [
+        pytest.param('field = "hs_lead_status"\nobjects = ["Lead"]\non_ladder = ["OPEN"]', "not person objects",
+                     id="guard on an object the mapping has no people of"),
+        pytest.param('field = "crmsync_lifecycle_stage"\non_ladder = ["OPEN"]', "a guard is only read",
+                     id="guard on a field crmsync writes"),
+        pytest.param('field = "hs_lead_status"\non_ladder = []', "", id="guard with no value on the ladder"),
+    ],
+)  # fmt: skip
+def test_bad_stage_guards_are_errors(tmp_path: Path, guard: str, message: str) -> None:
+    path = write(tmp_path, GOOD + "\n[[stage.guards]]\n" + guard + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_mapping(path)
+    assert any(message in p.message for p in caught.value.problems), [str(p) for p in caught.value.problems]
+
+
+def test_a_stage_guard_is_read_never_written_and_puts_other_values_beyond_the_ladder(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '\n[[stage.guards]]\nfield = "hs_lead_status"\non_ladder = ["NEW", "OPEN"]\n')
+    mapping = load_mapping(path)
+    assert mapping.stage_fields("contacts")[-1] == "hs_lead_status"
+    assert "hs_lead_status" not in mapping.written_fields()
+    assert mapping.beyond_ladder({"hs_lead_status": "OPEN"}) is None
+    assert mapping.beyond_ladder({"hs_lead_status": None}) is None
+    assert "'UNQUALIFIED', beyond the ladder" in (mapping.beyond_ladder({"hs_lead_status": "UNQUALIFIED"}) or "")
+
+
 def test_duplicate_activity_rule_is_an_error(tmp_path: Path) -> None:
     rule = GOOD[GOOD.index("[[activities]]") : GOOD.index("[stage]")]
     path = write(tmp_path, GOOD.replace(rule, rule + rule))

@@ -116,3 +116,62 @@ def test_empty_stage_fields_are_not_beyond_the_ladder(hubspot: CrmMapping) -> No
     plan = plan_write(record(hubspot, "", ""), decision(Stage.LEAD), hubspot, regression=False, now=NOW)
 
     assert plan.update is not None and not plan.beyond_ladder
+
+
+@pytest.fixture(scope="module")
+def salesforce() -> CrmMapping:
+    return load_mapping(ROOT / "mappings" / "salesforce.toml")
+
+
+def person(mapping: CrmMapping, sobject: str, status: str | None, stage_value: str | None = None) -> ContactRecord:
+    """A Salesforce person as the client reads it: a Lead carries its ``Status`` (a guard), a Contact has none."""
+    values = dict.fromkeys(mapping.stage_fields(sobject))
+    values["Lifecycle_Stage__c"] = stage_value
+    if "Status" in values:
+        values["Status"] = status
+    return ContactRecord(
+        crm_id="00Q5g00000AbCdEFG1" if sobject == "Lead" else "0035g00000AbCdEFG1",
+        object_type=sobject,
+        contact=Contact(email="lea@example.fr", stage=mapping.stage_for_value(stage_value)),
+        stage_values=values,
+    )
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        pytest.param("Recycled - Nurture", id="a custom Lead Status"),
+        pytest.param("Closed - Converted", id="Closed - Converted"),
+        pytest.param("Converted", id="a Converted status of the org's own"),
+        pytest.param("Closed - Not Converted", id="disqualified"),
+        pytest.param("Nurture ‮gnirts‬ <b>", id="hostile text"),
+    ],
+)
+def test_a_salesforce_lead_whose_status_is_off_the_ladder_gets_nothing_written_to_any_field(
+    salesforce: CrmMapping, status: str
+) -> None:
+    for stage_value in (None, "Lead"):
+        plan = plan_write(
+            person(salesforce, "Lead", status, stage_value), decision(Stage.SQL), salesforce, regression=True, now=NOW
+        )
+
+        assert plan.update is None and plan.beyond_ladder
+        assert plan.skip == f"CRM Status is {status!r}, beyond the ladder: the CRM's stage wins, nothing written"
+
+
+@pytest.mark.parametrize("status", ["Open - Not Contacted", "Working - Contacted", None, ""])
+def test_a_salesforce_lead_on_an_open_status_is_written_and_the_status_never_is(
+    salesforce: CrmMapping, status: str | None
+) -> None:
+    plan = plan_write(person(salesforce, "Lead", status), decision(Stage.MQL), salesforce, regression=False, now=NOW)
+
+    assert plan.update is not None and not plan.beyond_ladder
+    assert "Status" not in plan.update.fields and plan.update.fields["Lifecycle_Stage__c"] == "MQL"
+
+
+def test_the_lead_status_guard_is_read_for_leads_only(salesforce: CrmMapping) -> None:
+    assert "Status" in salesforce.stage_fields("Lead")
+    assert "Status" not in salesforce.stage_fields("Contact")
+    assert "Status" not in salesforce.written_fields()
+    plan = plan_write(person(salesforce, "Contact", None), decision(Stage.MQL), salesforce, regression=False, now=NOW)
+    assert plan.update is not None

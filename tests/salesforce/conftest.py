@@ -71,11 +71,12 @@ def stamp(offset_seconds: int = 0) -> str:
 
 def add_contact(org: SalesforceSandbox, n: int, *, modstamp: str | None = None, stage: str | None = None,
                 industry: str = "Shipping", employees: int = 120) -> str:  # fmt: skip
+    at = modstamp or stamp(n)
+    # the Account is created with its Contact (an Account stamped later is an Account edit: its Contacts are read again)
     account = org.org.insert(
         "Account", {"Name": f"Account {n}", "Website": f"acct{n}.example.com", "NumberOfEmployees": employees,
-                    "Industry": industry},
+                    "Industry": industry, "CreatedDate": at, "LastModifiedDate": at, "SystemModstamp": at},
     )  # fmt: skip
-    at = modstamp or stamp(n)
     return org.org.insert(
         "Contact",
         {"AccountId": account, "FirstName": "Ann", "LastName": f"Person{n}", "Email": f"ann.{n}@acct{n}.example.com",

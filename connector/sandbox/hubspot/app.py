@@ -456,7 +456,7 @@ class HubSpotApp:
             index = (
                 self.store.by_email.get(raw.lower())
                 if id_property == "email"
-                else view.index_of(int(raw))
+                else _read_index(view, int(raw))
                 if raw.isdigit()
                 else None
             )
@@ -480,7 +480,13 @@ class HubSpotApp:
         """``GET /crm/v3/objects/contacts/{id}`` (``idProperty=email`` reads by e-mail), 404 as HubSpot words it."""
         view = ContactView(self.store)
         by_email = query.get("idProperty", [""])[0] == "email"
-        index = self.store.by_email.get(raw.lower()) if by_email else view.index_of(int(raw)) if raw.isdigit() else None
+        index = (
+            self.store.by_email.get(raw.lower())
+            if by_email
+            else view.read_index_of(int(raw))
+            if raw.isdigit()
+            else None
+        )
         if index is None:
             raise HttpError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.")
         return 200, view.record(index, _names(query.get("properties", [])), [])
@@ -817,6 +823,10 @@ class ContactView(ObjectView):
     def index_of(self, object_id: int) -> int | None:
         return self.store.contact_index(object_id)
 
+    def read_index_of(self, object_id: int) -> int | None:
+        """A read follows a merged-away id to the contact it was merged into."""
+        return self.store.read_index(object_id)
+
     def first_index_after(self, object_id: int) -> int:
         """Where a list resumes after ``object_id``, archived or not."""
         return max(0, min(object_id - 1, self.count))
@@ -1080,3 +1090,9 @@ def _property_json(p: PropertyDef) -> Json:
         "createdAt": "2025-01-06T09:00:00.000Z",
         "updatedAt": "2025-01-06T09:00:00.000Z",
     }
+
+
+def _read_index(view: Any, object_id: int) -> int | None:
+    """The record a batch read by id returns: contacts follow a merged-away id to its survivor."""
+    follow = getattr(view, "read_index_of", None)
+    return follow(object_id) if follow is not None else view.index_of(object_id)

@@ -341,6 +341,8 @@ class Store:
         self.signals = Signals()
         """E-mail events, webinar participations, page-view and e-mail counters (``engagement.py``)."""
         self._submission_seq = 0
+        self.merged_into: dict[int, int] = {}
+        """Merged-away contacts: index -> the index of the contact it was merged into (reads follow it)."""
         self.archived: dict[int, int] = {}
         """Archived (deleted) contacts: index -> ``archivedAt`` ms. Lists, searches and reads no longer show them;
         ``GET /crm/v3/objects/contacts?archived=true`` does."""
@@ -407,6 +409,16 @@ class Store:
         """The index of a live contact (``None`` for an unknown or archived id)."""
         index = contact_id - 1
         return index if 0 <= index < self.contact_count and index not in self.archived else None
+
+    def read_index(self, contact_id: int) -> int | None:
+        """The contact a read by ``contact_id`` returns: a merged-away id reads as the contact it was merged into
+        (HubSpot: "fetching any records using the original IDs will return the merged record"); an archived
+        (deleted) one as nothing."""
+        index = contact_id - 1
+        seen = 0
+        while index in self.merged_into and seen <= len(self.merged_into):
+            index, seen = self.merged_into[index], seen + 1
+        return self.contact_index(index + 1)
 
     def add_contact(
         self, values: dict[str, str | None], *, created_ms: int, modified_ms: int, company: int = -1
@@ -545,6 +557,7 @@ class Store:
             if email and self.by_email.get(email.lower()) == merged:
                 self.by_email[email.lower()] = primary  # the merged address is the primary's now
             self.archived[merged] = now
+            self.merged_into[merged] = primary
             self.touch(primary)
 
     def apply_removals(self, removals: Iterable[Removal]) -> tuple[int, int]:
