@@ -93,3 +93,16 @@ def test_legacy_form_list_leads_to_the_submissions(portal: HubSpotSandbox) -> No
 def test_what_is_still_not_modelled_is_a_missing_scope(portal: HubSpotSandbox, path: str) -> None:
     status, body = _get(portal, path)
     assert status == 403 and body["category"] == "MISSING_SCOPES"
+
+
+def test_contacts_to_contacts_associations_are_read_not_refused(portal: HubSpotSandbox) -> None:
+    """Airbyte's contacts stream reads contact-to-contact associations after each incremental search page."""
+    http = urllib3.PoolManager()
+    url = f"{portal.url}/crm/v4/associations/contact/contacts/batch/read"  # the singular alias, as some clients send
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    known = portal.store.contact_id(0)
+    answer = http.request("POST", url, json={"inputs": [{"id": str(known)}]}, headers=headers)
+    assert answer.status == 200 and answer.json()["results"] == []  # no contact-to-contact links in the seed
+    unknown = http.request("POST", url, json={"inputs": [{"id": str(known)}, {"id": "98765432101"}]}, headers=headers)
+    assert unknown.status == 207
+    assert unknown.json()["errors"][0]["context"]["ids"] == ["98765432101"]
