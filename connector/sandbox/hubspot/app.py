@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from connector.sandbox.hubspot.conformance import canonical_path, missing_scopes_body
+from connector.sandbox.hubspot.engagement import PORTAL_ID
 from connector.sandbox.hubspot.limits import Limits, RateLimiter
 from connector.sandbox.hubspot.store import (
     ASSOCIATION_TYPE,
@@ -62,6 +63,8 @@ CONTACT_DEFAULTS = ("firstname", "lastname", "email", "createdate", "lastmodifie
 COMPANY_DEFAULTS = ("name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id")
 ENGAGEMENT_DEFAULTS = ("hs_createdate", "hs_lastmodifieddate", "hs_object_id")
 OBJECTS = ("contacts", "meetings", "emails", "calls")
+FORMS_CREATED_MS = 1_736_154_000_000
+"""2025-01-06T09:00:00Z, when the sandbox's forms and properties were "created" (the v3 bodies say the same)."""
 
 
 class HttpError(Exception):
@@ -105,6 +108,12 @@ ROUTES: tuple[Route, ...] = (
         "associations.batch_read",
         "company_contacts",
     ),
+    _route(
+        "POST",
+        r"/crm/v4/associations/contacts/contacts/batch/read",
+        "associations.batch_read",
+        "contact_contacts",
+    ),
     _route("GET", r"/crm/v3/objects/(contacts)/([^/]+)", "{0}.get", "get_object"),
     _route("GET", r"/crm/v3/schemas/?", "schemas.list", "list_schemas"),
     _route("GET", r"/email/public/v1/events/?", "email.events", "email_events"),
@@ -123,10 +132,21 @@ ROUTES: tuple[Route, ...] = (
         "associations.batch_read",
         "associations",
     ),
-    _route("GET", r"/crm/v3/properties/(contacts|companies)", "properties.list", "list_properties"),
+    _route(
+        "GET", r"/crm/v3/properties/(contacts|companies|meetings|emails|calls)", "properties.list", "list_properties"
+    ),
     _route("GET", r"/crm/v3/properties/(contacts)/([A-Za-z0-9_]+)", "properties.get", "get_property"),
     _route("POST", r"/crm/v3/properties/(contacts)", "properties.create", "create_property"),
     _route("GET", r"/marketing/v3/forms/?", "forms.list", "list_forms"),
+    # the legacy APIs outside clients still read (Airbyte's HubSpot source checks its login with the first,
+    # Singer's tap-hubspot finds the forms whose submissions it reads with the second); portals still answer both
+    _route(
+        "GET",
+        r"/properties/v[12]/(contacts?|compan(?:y|ies)|meetings|emails|calls)/properties/?",
+        "properties.list_legacy",
+        "list_legacy_properties",
+    ),
+    _route("GET", r"/forms/v2/forms/?", "forms.list_legacy", "list_legacy_forms"),
     _route("GET", r"/form-integrations/v1/submissions/forms/([0-9a-fA-F-]+)", "forms.submissions", "submissions"),
 )
 
@@ -581,6 +601,21 @@ class HubSpotApp:
             return 207, payload
         return 200, payload
 
+    def contact_contacts(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
+        """Contacts to contacts (v4; Airbyte's contacts stream reads them on incremental syncs): the sandbox's
+        people have none, so every known contact is left out of the results, as for a contact without companies."""
+        inputs = body.get("inputs") or []
+        if len(inputs) > ASSOCIATION_BATCH_MAX:
+            raise HttpError(400, "VALIDATION_ERROR", f"Batch input size exceeds the limit of {ASSOCIATION_BATCH_MAX}")
+        ids = [str(item.get("id", "")) for item in inputs]
+        missing = [raw for raw in ids if not raw.isdigit() or self.store.contact_index(int(raw)) is None]
+        payload = _batch_payload([])
+        if missing:
+            payload["numErrors"] = 1
+            payload["errors"] = [_not_found(missing)]
+            return 207, payload
+        return 200, payload
+
     def company_contacts(self, *, query: dict[str, list[str]], body: Json, partial: Fault | None) -> tuple[int, Json]:
         """Companies to their contacts (v4); a contact whose primary company it is has type 2 as well as 280."""
         inputs = body.get("inputs") or []
@@ -700,8 +735,15 @@ class HubSpotApp:
     def list_properties(
         self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
     ) -> tuple[int, Json]:
-        properties = self.store.company_properties if name == "companies" else self.store.properties
-        return 200, {"results": [_property_json(p) for p in properties.values()]}
+        return 200, {"results": [_property_json(p) for p in self._properties(name)]}
+
+    def _properties(self, name: str) -> list[PropertyDef]:
+        """The property definitions of an object type (``contact``/``contacts``, ``company``/``companies``...)."""
+        if name.startswith("compan"):
+            return list(self.store.company_properties.values())
+        if name in self.store.engagements:
+            return _engagement_properties(self.store.engagements[name])
+        return list(self.store.properties.values())
 
     def get_property(
         self, name: str, prop: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
@@ -749,6 +791,41 @@ class HubSpotApp:
                 for form in FORMS
             ]
         }
+
+    def list_legacy_properties(
+        self, name: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, list[Json]]:
+        """``GET /properties/v2/{contact|company}/properties`` (and v1): a bare array, dates in epoch ms."""
+        return 200, [_legacy_property_json(p, n) for n, p in enumerate(self._properties(name))]
+
+    def list_legacy_forms(
+        self, *, query: dict[str, list[str]], body: Json, partial: Fault | None
+    ) -> tuple[int, list[Json]]:
+        """``GET /forms/v2/forms``: a bare array of forms keyed by ``guid``, dates in epoch ms."""
+        return 200, [
+            {
+                "portalId": PORTAL_ID,
+                "guid": form.guid,
+                "name": form.name,
+                "formType": "HUBSPOT",
+                "formFieldGroups": [
+                    {
+                        "fields": [
+                            {"name": "email", "label": "Email", "type": "string", "fieldType": "text",
+                             "required": True, "enabled": True, "hidden": False}
+                        ],
+                        "default": True,
+                    }
+                ],
+                "createdAt": FORMS_CREATED_MS,
+                "updatedAt": FORMS_CREATED_MS,
+                "deletedAt": 0,
+                "deletable": True,
+                "editable": True,
+                "cloneable": True,
+            }
+            for form in FORMS
+        ]  # fmt: skip
 
     def submissions(
         self, guid: str, *, query: dict[str, list[str]], body: Json, partial: Fault | None
@@ -1071,6 +1148,49 @@ def _rate_body(policy: str, correlation: str) -> Json:
         "errorType": "RATE_LIMIT",
         "correlationId": correlation,
         "policyName": policy,
+    }
+
+
+def _engagement_properties(e: Engagements) -> list[PropertyDef]:
+    """What the sandbox serves on an engagement object (``EngagementView.value``), as property definitions."""
+    dated = ["hs_createdate", "hs_timestamp", "hs_lastmodifieddate"]
+    if e.name == "meetings":
+        dated += ["hs_meeting_start_time", "hs_meeting_end_time"]
+    definitions = [PropertyDef(name, name, "datetime", "date", [], group="engagement") for name in dated]
+    definitions.append(PropertyDef("hs_object_id", "Record ID", "number", "number", [], group="engagement"))
+    definitions.append(PropertyDef(OBJECT_TITLE[e.name], OBJECT_TITLE[e.name], "string", "text", [], group=e.name))
+    definitions.append(PropertyDef(e.code_property, e.code_property, "enumeration", "select", list(e.code_values),
+                                   group=e.name))  # fmt: skip
+    if e.name == "calls":
+        definitions.append(PropertyDef("hs_call_status", "Call status", "enumeration", "select", ["COMPLETED"],
+                                       group="calls"))  # fmt: skip
+    return definitions
+
+
+def _legacy_property_json(p: PropertyDef, order: int) -> Json:
+    """A property as the legacy v1/v2 properties APIs give it (no ``modificationMetadata``, dates in ms)."""
+    return {
+        "name": p.name,
+        "label": p.label,
+        "description": "",
+        "groupName": p.group,
+        "type": p.type,
+        "fieldType": p.field_type,
+        "options": [
+            {"label": o, "value": o, "displayOrder": n, "hidden": False, "readOnly": False}
+            for n, o in enumerate(p.options)
+        ],
+        "displayOrder": order,
+        "formField": True,
+        "readOnlyValue": False,
+        "readOnlyDefinition": p.hubspot_defined,
+        "hidden": False,
+        "calculated": False,
+        "externalOptions": False,
+        "deleted": False,
+        "hubspotDefined": p.hubspot_defined,
+        "createdAt": FORMS_CREATED_MS,
+        "updatedAt": FORMS_CREATED_MS,
     }
 
 

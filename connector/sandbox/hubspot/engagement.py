@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 EVENT_TYPES: tuple[str, ...] = ("OPEN", "CLICK")
+PORTAL_ID = 62515
+"""The sandbox portal's id, where a body carries one (``portalId``)."""
 EVENTS_PAGE_MAX = 1000
 PARTICIPATIONS_PAGE_MAX = 100
 ACCOUNT = "sandbox-webinars"
@@ -158,7 +160,7 @@ class Signals:
                         "created": self.event_at[index],
                         "type": EVENT_TYPES[self.event_type[index]],
                         "recipient": email_of(self.event_contact[index]),
-                        "portalId": 62515,
+                        "portalId": PORTAL_ID,
                         "appId": 113,
                         "appName": "BatchEmail",
                         "emailCampaignId": self.event_campaign[index],
