@@ -86,7 +86,10 @@ def measure_unify(
             phases = run_pair(targets, store, config, job, name)
         finally:
             store.close()
+    from connector.sandbox.generator import shared_positions
+
     for phase, target in zip(phases, targets, strict=True):
+        phase.notes["shared_people"] = shared_positions(contacts, overlap)
         phase.notes["seed_seconds"] = round(target.seed_seconds, 1)
         phase.notes["process_peak_rss_mb"] = round(process_peak_mb(), 1)
     return [phase.as_dict() for phase in phases]
