@@ -364,7 +364,7 @@ def _meeting_start(index: int, booked_at: datetime) -> datetime:
 
 
 def _standing(company: FakeCompany, extra: Random) -> str | None:
-    """The person's standing beyond the ladder, from the ``extra`` stream (one or two draws)."""
+    """The person's standing beyond the ladder, from one draw of the ``extra`` stream."""
     draw = extra.random()
     if company.customer:
         return "customer" if draw < CUSTOMER_PEOPLE_SHARE else None
