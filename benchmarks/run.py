@@ -21,7 +21,12 @@ and the real clients, exactly the ``crmsync run`` path, and prints one table):
   defaults: achieved request rate as a share of the limit, 429s received; for
   Salesforce the achieved rate against the connection's ``requests_per_second``;
 - ``scale``: full sync at each of ``--sizes`` (default 10,000,100,000), each in
-  a fresh process: time and memory growth.
+  a fresh process: time and memory growth;
+- ``unify``: both sandboxes seeded as one world (N people each, ``--overlap``
+  of them in both CRMs, default 0.3), one job over both connections with
+  ``unify = true`` (``--no-unify``: the same job without the key, each record
+  decided on its own), one full run: wall time, peak RSS, calls per CRM
+  against each CRM's vendor minimum.
 
 Every (CRM, scenario, size) runs in its own child process so that peak RSS is
 that run's. The runner holds ``/tmp/crmsync-bench.lock`` (flock) while it
@@ -49,7 +54,7 @@ sys.path.insert(0, str(BENCHMARKS))
 LOCK = "/tmp/crmsync-bench.lock"
 LOOKBACK_SECONDS = 300.0
 """Both clients' default lookback: records changed this long before a checkpoint are read again."""
-SCENARIOS = ("full", "incremental", "rerun", "paced", "scale")
+SCENARIOS = ("full", "incremental", "rerun", "paced", "scale", "unify")
 HUBSPOT_BURST = 190
 HUBSPOT_WINDOW = 10.0
 
@@ -57,6 +62,37 @@ HUBSPOT_WINDOW = 10.0
 # ---------------------------------------------------------------------------
 # child: one CRM, one scenario, one size
 # ---------------------------------------------------------------------------
+
+
+def measure_unify(
+    contacts: int, activities: int, seed: int, store_url: str | None, overlap: float, unify: bool
+) -> list[dict[str, Any]]:
+    """Both CRMs of one world, each sandbox in its own process, one full run of the job over both."""
+    import logging
+    from contextlib import ExitStack
+
+    from scenarios import TARGETS, open_fresh_store, pair_config, process_peak_mb, run_pair, unify_job
+
+    logging.getLogger("connector").setLevel(logging.ERROR)
+    job = unify_job(unify=unify)  # before seeding: a checkout without the key stops at once
+    targets = [TARGETS[crm](contacts, activities, seed=seed, paced=False, overlap=overlap) for crm in TARGETS]
+    with ExitStack() as stack:
+        for target in targets:
+            stack.enter_context(target)
+        store, alone = open_fresh_store(targets[0], store_url)
+        config = pair_config(targets, alone.store.url)
+        try:
+            name = "full, unified" if unify else "full, not unified"
+            phases = run_pair(targets, store, config, job, name)
+        finally:
+            store.close()
+    from connector.sandbox.generator import shared_positions
+
+    for phase, target in zip(phases, targets, strict=True):
+        phase.notes["shared_people"] = shared_positions(contacts, overlap)
+        phase.notes["seed_seconds"] = round(target.seed_seconds, 1)
+        phase.notes["process_peak_rss_mb"] = round(process_peak_mb(), 1)
+    return [phase.as_dict() for phase in phases]
 
 
 def measure(
@@ -130,6 +166,8 @@ def run_child(scenario: str, crm: str, contacts: int, args: argparse.Namespace) 
         command += ["--store-url", args.store_url]
     if args.no_wait:
         command.append("--no-wait")
+    if scenario == "unify":
+        command += ["--overlap", str(args.overlap), *(["--no-unify"] if args.no_unify else [])]
     answer = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     if answer.returncode != 0:
         raise SystemExit(f"{crm} {scenario} at {contacts:,} contacts failed (exit {answer.returncode})")
@@ -185,7 +223,14 @@ def main(argv: list[str] | None = None) -> None:
         child.add_argument("--seed", type=int, default=7)
         child.add_argument("--store-url")
         child.add_argument("--no-wait", action="store_true")
+        child.add_argument("--overlap", type=float, default=0.3)
+        child.add_argument("--no-unify", action="store_true")
         options = child.parse_args(argv[1:])
+        if options.scenario == "unify":
+            print(json.dumps(measure_unify(options.contacts, options.contacts * options.activities_per_contact,
+                                           options.seed, options.store_url, options.overlap,
+                                           not options.no_unify)))  # fmt: skip
+            return
         phases = measure(options.scenario, options.crm, options.contacts,
                          options.contacts * options.activities_per_contact, options.seed, options.store_url,
                          options.no_wait)  # fmt: skip
@@ -203,8 +248,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-wait", action="store_true", help="incremental/rerun: do not wait for our own writes to leave the lookback"
     )
+    parser.add_argument("--overlap", type=float, default=0.3, help="unify: share of the people in both CRMs")
+    parser.add_argument(
+        "--no-unify", action="store_true", help="unify: the same job without `unify = true` (the baseline)"
+    )
     args = parser.parse_args(argv)
     crms = ["hubspot", "salesforce"] if args.crm == "both" else [args.crm]
+    if args.scenario == "unify":
+        from scenarios import unify_job
+
+        unify_job(unify=not args.no_unify)  # a checkout without the job key stops here, not after the lock
+        crms = ["both"]  # one child runs both sandboxes and the one job over them
     if args.scenario == "scale":
         sizes = [int(size) for size in args.sizes.split(",")]
     else:

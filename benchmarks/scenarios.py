@@ -161,11 +161,13 @@ class Target:
     crm: str
     job: Job
 
-    def __init__(self, contacts: int, activities: int, *, seed: int, paced: bool) -> None:
+    def __init__(self, contacts: int, activities: int, *, seed: int, paced: bool, overlap: float | None = None) -> None:
         self.contacts = contacts
         self.activities = activities
         self.seed = seed
         self.paced = paced
+        self.overlap = overlap
+        """Seed the sandbox as this CRM of a two-CRM world with this share of shared people (``None``: alone)."""
         self.folder = Path(tempfile.mkdtemp(prefix=f"crmsync-proof-{self.crm}-"))
         self.mapping: CrmMapping = load_mapping(ROOT / "mappings" / f"{self.crm}.toml")
         self.seed_seconds = 0.0
@@ -235,6 +237,8 @@ class HubSpotTarget(Target):
         from connector.sandbox.kit import SandboxProcess
 
         options = ["--token", HUBSPOT_TOKEN, *(["--burst", "190"] if self.paced else ["--unlimited"])]
+        if self.overlap is not None:
+            options += ["--overlap", str(self.overlap)]
         self.process = SandboxProcess(
             "hubspot", contacts=self.contacts, activities=self.activities, seed=self.seed, options=options
         )
@@ -275,9 +279,7 @@ class HubSpotTarget(Target):
         from connector.hubspot.client import CONTACT_MODIFIED, ENGAGEMENT_OBJECTS, OBJECT_MODIFIED
         from connector.hubspot.cursor import ActivityCursor, ContactCursor
 
-        contacts = ContactCursor.model_validate_json(
-            _resume_from(store, self.job.name, self.crm, CONTACTS) or ""
-        )
+        contacts = ContactCursor.model_validate_json(_resume_from(store, self.job.name, self.crm, CONTACTS) or "")
         activities = ActivityCursor.model_validate_json(
             _resume_from(store, self.job.name, self.crm, "activities") or ""
         )
@@ -372,7 +374,7 @@ class SalesforceTarget(Target):
         from connector.sandbox.salesforce.process import SandboxProcess
 
         self.process = SandboxProcess(contacts=self.contacts, activities=self.activities, seed=self.seed,
-                                      daily_api_requests=10_000_000)  # fmt: skip
+                                      daily_api_requests=10_000_000, overlap=self.overlap)  # fmt: skip
         self.process.start()
         defaults = SalesforceSandbox.__init__.__kwdefaults__ or {}
         os.environ[SECRET_ENV["client_id"]] = defaults["client_id"]
@@ -515,6 +517,76 @@ def run_phase(target: Target, store: Store, config: Config, name: str, *, full: 
         minimum=wanted,
         rate_limited=usage.rate_limited,
         retries=usage.retries,
+    )
+
+
+# ---------------------------------------------------------------------------
+# both CRMs of one world, one job over both connections
+# ---------------------------------------------------------------------------
+
+UNIFY_KEY = "unify"
+"""The job key that makes a job over several CRMs decide one stage per person (the unify work)."""
+
+
+def unify_job(*, unify: bool) -> Job:
+    """The job over both connections; ``unify = true`` when asked, and a clear error when this checkout's jobs
+    do not know the key yet (run with ``--no-unify``: the same data, each record decided on its own)."""
+    values: dict[str, Any] = {"name": "proof-unify", "connections": ["hubspot", "salesforce"]}
+    if unify:
+        if UNIFY_KEY not in Job.model_fields:
+            raise SystemExit(
+                f"this checkout's jobs have no `{UNIFY_KEY}` key yet: run with --no-unify for the baseline "
+                "(the same data and job, each record decided on its own)"
+            )
+        values[UNIFY_KEY] = True
+    return Job.model_validate(values)
+
+
+def run_pair(targets: list[Target], store: Store, config: Config, job: Job, name: str) -> list[Phase]:
+    """``run_job`` once over both CRMs; one :class:`Phase` per CRM (its calls against its own minimum), the wall
+    time and the peak RSS being the one run's."""
+    from cpu import client_cpu
+
+    with RssSampler() as rss:
+        cpu_before = client_cpu()
+        started = time.perf_counter()
+        result = run_job(job, config, store=store, clients=open_client, heartbeat=True)
+        seconds = time.perf_counter() - started
+        cpu_used = client_cpu() - cpu_before
+    if result.status != "completed":
+        raise RuntimeError(f"{name}: the run ended {result.status}: {result.error}")
+    phases = []
+    for target in targets:
+        usage = result.usage[target.crm]
+        phases.append(
+            Phase(
+                crm=target.crm,
+                name=name,
+                contacts=target.contacts,
+                seconds=seconds,
+                peak_rss_mb=rss.peak_mb,
+                counts=result.counts[target.crm].as_dict(),
+                calls=dict(usage.calls),
+                minimum=target.full_minimum(result),
+                rate_limited=usage.rate_limited,
+                retries=usage.retries,
+                notes={"client_cpu_s": round(cpu_used, 1), "overlap": target.overlap},
+            )
+        )
+    return phases
+
+
+def pair_config(targets: list[Target], store_url: str) -> Config:
+    """One config with every target's connection (the first target's folder holds the jobs folder)."""
+    folder = targets[0].folder
+    (folder / "jobs").mkdir(exist_ok=True)
+    return Config(
+        store=StoreSettings(url=store_url),
+        paths=PathSettings(
+            mappings=ROOT / "mappings", jobs=folder / "jobs", rules=ROOT / "mappings" / "lifecycle.toml"
+        ),
+        connections={target.crm: target.connection() for target in targets},
+        base_dir=folder,
     )
 
 

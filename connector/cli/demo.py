@@ -32,6 +32,8 @@ HUBSPOT_TOKEN_ENV = "CRMSYNC_SANDBOX_HUBSPOT_TOKEN"
 CONFIG_MARKER = "# Written by crmsync for the local sandbox CRMs."
 CA_FILE = "sandbox-ca.pem"
 STORE_FILE = "crmsync.db"
+DEFAULT_OVERLAP = 0.1
+"""Share of the sandboxes' people who are in both CRMs (``crmsync sandbox/demo --overlap``)."""
 
 
 @dataclass
@@ -46,14 +48,15 @@ class Sandboxes:
 
 @contextmanager
 def running_sandboxes(*, contacts: int, activities: int, seed: int, hubspot_port: int = 0,
-                      salesforce_port: int = 0) -> Iterator[Sandboxes]:  # fmt: skip
-    """Both sandbox CRMs, seeded with ``contacts`` people and ``activities`` activities each, serving."""
+                      salesforce_port: int = 0, overlap: float = DEFAULT_OVERLAP) -> Iterator[Sandboxes]:  # fmt: skip
+    """Both sandbox CRMs, seeded with ``contacts`` people and ``activities`` activities each, serving: one world
+    in which ``overlap`` of the people are in both CRMs (``connector.sandbox.generator``)."""
     with ExitStack() as stack:
         hubspot = stack.enter_context(
-            HubSpotSandbox(contacts=contacts, activities=activities, seed=seed, port=hubspot_port)
+            HubSpotSandbox(contacts=contacts, activities=activities, seed=seed, port=hubspot_port, overlap=overlap)
         )
         salesforce = stack.enter_context(
-            SalesforceSandbox(people=contacts, activities=activities, seed=seed + 1, port=salesforce_port)
+            SalesforceSandbox(people=contacts, activities=activities, seed=seed, port=salesforce_port, overlap=overlap)
         )
         yield Sandboxes(hubspot, salesforce)
 

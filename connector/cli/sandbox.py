@@ -47,6 +47,15 @@ def sandbox(
     contacts: Annotated[int, typer.Option(help="People to seed in each CRM.", min=0)] = 2_000,
     activities: Annotated[int, typer.Option(help="Activities to seed in each CRM.", min=0)] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed of the data generator (same seed, same data).")] = 7,
+    overlap: Annotated[
+        float,
+        typer.Option(
+            help="Share of the people who are in both CRMs (same e-mail, or an alias HubSpot keeps), their signals "
+            "split between them.",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.1,
     hubspot_port: Annotated[int, typer.Option(help="HubSpot port (0: any free port).")] = 0,
     salesforce_port: Annotated[int, typer.Option(help="Salesforce port (0: any free port).")] = 0,
     folder: Annotated[
@@ -70,8 +79,9 @@ def sandbox(
         err.print(line("removed the previous sandbox's store in ", safe(target), " (the CRMs are seeded afresh)"))
     err.print(f"seeding {contacts:,} people and {activities:,} activities per CRM...", markup=False)
     with kit.running_sandboxes(
-        contacts=contacts, activities=activities, seed=seed, hubspot_port=hubspot_port, salesforce_port=salesforce_port
-    ) as sandboxes:
+        contacts=contacts, activities=activities, seed=seed, hubspot_port=hubspot_port,
+        salesforce_port=salesforce_port, overlap=overlap,
+    ) as sandboxes:  # fmt: skip
         config = kit.write_config_folder(target, sandboxes, mappings_dir, jobs_dir)
         out.print(
             f"HubSpot sandbox:    {sandboxes.hubspot.url}\n"
@@ -128,6 +138,15 @@ def demo(
     contacts: Annotated[int, typer.Option(help="People to seed in each CRM.", min=1)] = 2_000,
     activities: Annotated[int, typer.Option(help="Activities to seed in each CRM.", min=0)] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed of the data generator.")] = 7,
+    overlap: Annotated[
+        float,
+        typer.Option(
+            help="Share of the people who are in both CRMs (same e-mail, or an alias HubSpot keeps), their signals "
+            "split between them.",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.1,
     folder: Annotated[
         Path | None, typer.Option("--dir", help="Folder for the demo config and store (default: a new temp folder).")
     ] = None,
@@ -151,7 +170,7 @@ def demo(
     kit.prepare_folder(target)
     started = time.monotonic()
     err.print(f"seeding the sandbox CRMs: {contacts:,} people and {activities:,} activities each...", markup=False)
-    with kit.running_sandboxes(contacts=contacts, activities=activities, seed=seed) as sandboxes:
+    with kit.running_sandboxes(contacts=contacts, activities=activities, seed=seed, overlap=overlap) as sandboxes:
         config_path = kit.write_config_folder(target, sandboxes, mappings_dir, jobs_dir)
         # the demo's own services: its config, and clients given the sandboxes' secrets (never os.environ)
         context = dataclasses.replace(

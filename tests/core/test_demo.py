@@ -47,3 +47,20 @@ def test_demo_runs_every_job_twice_and_leaves_a_usable_folder(tmp_path: Path, mo
     assert "sandbox-token" not in text and "sandbox-secret" not in text, "no secret in the written config"
     ca_bundle = Path(tomllib.loads(text)["connections"]["salesforce"]["ca_bundle"])
     assert ca_bundle.is_file() and ca_bundle.parent == tmp_path.resolve(), "the CA outlives the sandbox, in the folder"
+
+
+def test_the_demo_seeds_one_world_whose_split_signals_person_is_in_both_crms(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["demo", "--contacts", "120", "--activities", "600", "--overlap", "0.2", "--dir", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    found = runner.invoke(
+        app, ["--config", str(tmp_path / "config.toml"), "explain", "lena.hoffmann@hoffmann-logistik.example.com"]
+    )
+    assert found.exit_code == 0, found.output
+    # shared person 0 sits first in both CRMs; each record is decided on its own until the job unifies people
+    hubspot, _, salesforce = found.output.partition("salesforce:")
+    assert hubspot.startswith("hubspot:1 lena.hoffmann@hoffmann-logistik.example.com (contact)")
+    assert "decided mql by rule mql" in hubspot
+    assert salesforce.startswith("00Q") and "(Lead)" in salesforce.splitlines()[0]
+    assert "decided meeting by rule meeting" in salesforce

@@ -68,7 +68,10 @@ class HubSpotSandbox(LoopbackSandbox):
         hostile: bool = False,
         token: str = "sandbox-token",
         with_stage_property: bool = True,
+        overlap: float | None = None,
     ) -> None:
+        """``overlap`` makes this portal the HubSpot of a world whose Salesforce org is seeded with the same
+        ``contacts``, ``activities``, ``seed``, ``now`` and ``overlap`` (``connector.sandbox.generator``)."""
         super().__init__(
             seed=seed, host=host, port=port, faults=faults, now=now, clock=clock, keep_log_entries=keep_log_entries
         )
@@ -78,7 +81,7 @@ class HubSpotSandbox(LoopbackSandbox):
             with_stage_property=with_stage_property, clock=(lambda: clock().timestamp()) if clock else None
         )
         if contacts:
-            self.store.seed(generate(contacts, activities, seed=seed, now=self.now))
+            self.store.seed(generate(contacts, activities, seed=seed, now=self.now, crm="hubspot", overlap=overlap))
         self.hostile: list[SeededCase] = self._seed_hostile(activities) if hostile else []
         self.app = HubSpotApp(self.store, token=token, limits=self.limits, faults=self.faults, log=self.request_log)
         self._server: uvicorn.Server | None = None

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burst", type=int, default=190, help="requests per 10 s")
     parser.add_argument("--search-cap", type=int, default=10_000)
     parser.add_argument("--hostile", action="store_true", help="also seed the hostile-data corpus")
+    parser.add_argument("--overlap", type=float, help="share of people also in the Salesforce sandbox of this seed")
     args = parser.parse_args(argv)
     limits = (
         Limits.unlimited(search_result_cap=args.search_cap)
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         limits=limits,
         keep_log_entries=False,
         hostile=args.hostile,
+        overlap=args.overlap,
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

@@ -467,7 +467,9 @@ class Store:
 
     def add_person(self, person: FakePerson) -> int:
         """The person as a contact associated with their company (primary). Most contacts carry no firmographics
-        of their own, as in real portals; one in ``CONTACT_ONLY_FIRMOGRAPHICS`` keeps a copy."""
+        of their own, as in real portals; one in ``CONTACT_ONLY_FIRMOGRAPHICS`` keeps a copy. A standing beyond
+        the ladder (``customer``...) is the contact's ``lifecyclestage``; other addresses go to
+        ``hs_additional_emails``, ``;``-separated as HubSpot keeps them."""
         company = person.company
         own = person.index % CONTACT_ONLY_FIRMOGRAPHICS == 0
         return self.add_contact(
@@ -481,7 +483,8 @@ class Store:
                 "numemployees": employees_range(company.employees) if own else None,
                 "industry": INDUSTRY.get(company.industry, company.industry.upper()) if own else None,
                 "country": company.country if own else None,
-                "lifecyclestage": "subscriber",
+                "lifecyclestage": person.standing or "subscriber",
+                "hs_additional_emails": ";".join(person.additional_emails) or None,
             },
             created_ms=to_ms(person.created_at),
             modified_ms=to_ms(person.modified_at),

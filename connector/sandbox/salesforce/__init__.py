@@ -90,8 +90,11 @@ class SalesforceSandbox(LoopbackSandbox):
         shape: SeedShape | None = None,
         hostile: bool = False,
         people: int | None = None,
+        overlap: float | None = None,
     ) -> None:
-        """``people`` is the former name of ``contacts`` (people are split into leads and contacts here)."""
+        """``people`` is the former name of ``contacts`` (people are split into leads and contacts here).
+        ``overlap`` makes this org the Salesforce of a world whose HubSpot portal is seeded with the same
+        ``contacts``, ``activities``, ``seed``, ``now`` and ``overlap`` (``connector.sandbox.generator``)."""
         super().__init__(
             seed=seed, host=host, port=port, faults=faults, now=now, clock=clock, keep_log_entries=keep_log_entries
         )
@@ -111,7 +114,11 @@ class SalesforceSandbox(LoopbackSandbox):
         self.summary = SeedSummary()
         if contacts:
             self.summary = seed_org(
-                self.org, generate(contacts, activities, seed=seed, now=self.now), seed=seed, now=self.now, shape=shape
+                self.org,
+                generate(contacts, activities, seed=seed, now=self.now, crm="salesforce", overlap=overlap),
+                seed=seed,
+                now=self.now,
+                shape=shape,
             )
         self.hostile: list[SeededCase] = self._seed_hostile(contacts, activities) if hostile else []
         if contacts or hostile:

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--daily-api-requests", type=int, default=SandboxLimits.daily_api_requests)
     parser.add_argument("--hostile", action="store_true", help="also seed the hostile-data corpus")
+    parser.add_argument("--overlap", type=float, help="share of people also in the HubSpot sandbox of this seed")
     args = parser.parse_args(argv)
     sandbox = SalesforceSandbox(
         contacts=args.contacts,
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         limits=SandboxLimits(daily_api_requests=args.daily_api_requests),
         keep_log_entries=False,
         hostile=args.hostile,
+        overlap=args.overlap,
     )
     # a million long-lived records would make every full GC pass of this process walk them all
     gc.collect()
@@ -54,12 +56,16 @@ class SandboxProcess(kit.SandboxProcess):
         seed: int = 7,
         daily_api_requests: int = 1_000_000,
         people: int | None = None,
+        overlap: float | None = None,
     ) -> None:
-        """``people`` is the former name of ``contacts``."""
+        """``people`` is the former name of ``contacts``; ``overlap``: the org of a two-CRM world."""
         super().__init__(
             "salesforce",
             contacts=people if people is not None else contacts,
             activities=activities,
             seed=seed,
-            options=["--daily-api-requests", str(daily_api_requests)],
-        )
+            options=[
+                "--daily-api-requests", str(daily_api_requests),
+                *(["--overlap", str(overlap)] if overlap is not None else []),
+            ],
+        )  # fmt: skip

@@ -100,6 +100,27 @@ INDUSTRIES: tuple[str, ...] = (
 """The org's Industry picklist: the standard values plus a custom ``Wholesale``."""
 
 
+LEAD_STATUSES: tuple[str, ...] = (
+    "Open - Not Contacted",
+    "Working - Contacted",
+    "Closed - Converted",
+    "Closed - Not Converted",
+    "Existing Customer",
+    "Partner",
+)
+"""The org's Lead Status picklist: the standard values plus two custom ones outside the ladder."""
+ACCOUNT_TYPES: tuple[str, ...] = (
+    "Prospect",
+    "Customer - Direct",
+    "Customer - Channel",
+    "Channel Partner / Reseller",
+    "Installation Partner",
+    "Technology Partner",
+    "Other",
+)
+"""The standard Account Type picklist."""
+
+
 def _industry() -> FieldDef:
     return FieldDef("Industry", "picklist", "Industry", updateable=True, picklist=INDUSTRIES, length=255)
 
@@ -111,6 +132,7 @@ OBJECTS: dict[str, tuple[FieldDef, ...]] = {
         _text("Website", "Website", kind="url"),
         FieldDef("NumberOfEmployees", "int", "Employees", updateable=True),
         _industry(),
+        FieldDef("Type", "picklist", "Account Type", updateable=True, picklist=ACCOUNT_TYPES, length=255),
         _text("BillingCountry", "Billing Country", 80),
         *_system(),
     ),
@@ -130,7 +152,7 @@ OBJECTS: dict[str, tuple[FieldDef, ...]] = {
             "picklist",
             "Status",
             updateable=True,
-            picklist=("Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"),
+            picklist=LEAD_STATUSES,
             length=255,
         ),
         FieldDef("IsConverted", "boolean", "Converted"),

@@ -9,6 +9,14 @@ CampaignMembers of Campaigns by Type and member Status.
 
 A share of records carries one bulk-import ``SystemModstamp``: real orgs
 have many records with one stamp, which is what breaks naive paging.
+
+Beyond the ladder: a customer company's Account has ``Type = "Customer -
+Direct"`` (others ``Prospect``), and an open Lead whose person has a standing
+gets a Status outside the ladder (``LEAD_STATUS``). An activity the generator
+marks as a copy (``FakeActivity.copy``: HubSpot's Salesforce integration
+copied it from HubSpot) is written the way that integration writes it: an
+e-mail as a completed Task, a meeting as an Event, the subject carried over
+(see ``connector.sandbox.generator``).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
 
-from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson, Removal
+from connector.sandbox.generator import SPLIT_SIGNALS_EMAIL, FakeActivity, FakeCompany, FakePerson, Removal
 from connector.sandbox.hostile import HostileCase
 from connector.sandbox.salesforce.org import Org, format_datetime, object_of
 from connector.sandbox.salesforce.schema import STAGE_VALUES
@@ -45,6 +53,13 @@ _TASKS: dict[str, tuple[str, str, str | None]] = {
     "page_view": ("Task", "Web Visit", None),
 }
 _EVENTS: dict[str, str] = {"meeting_booked": "Meeting", "meeting_held": "Meeting Held"}
+LEAD_STATUS: dict[str, str] = {
+    "customer": "Existing Customer",
+    "evangelist": "Existing Customer",
+    "other": "Partner",
+    "opportunity": "Working - Contacted",
+}
+"""An open Lead's Status by the person's standing (custom values outside the ladder for the first three)."""
 _MEMBERS: dict[str, tuple[str, str, bool]] = {
     # kind: (Campaign.Type, member Status, HasResponded)
     "webinar_registered": ("Webinar", "Registered", False),
@@ -106,6 +121,7 @@ class _Seeder:
                     "Website": company.domain,
                     "NumberOfEmployees": company.employees,
                     "Industry": INDUSTRY.get(company.industry, "Other"),
+                    "Type": "Customer - Direct" if company.customer else "Prospect",
                     "BillingCountry": company.country,
                     **self.stamps(created, created),
                 },
@@ -132,6 +148,8 @@ class _Seeder:
         """
         draw = self.rng.random()
         stage = self.rng.choice(STAGE_VALUES) if self.rng.random() < self.shape.staged_share else None
+        if person.email == SPLIT_SIGNALS_EMAIL:
+            as_object = "Lead"  # the demo's split-signals person: an open Lead with no stage set by hand
         if as_object is not None:
             draw, stage = (0.0 if as_object == "Lead" else 1.0), None
         stamps = self.stamps(person.created_at, person.modified_at)
@@ -153,7 +171,9 @@ class _Seeder:
                     "NumberOfEmployees": company.employees,
                     "Industry": INDUSTRY.get(company.industry, "Other"),
                     "Country": company.country,
-                    "Status": "Closed - Converted" if converted else "Open - Not Contacted",
+                    "Status": "Closed - Converted"
+                    if converted
+                    else LEAD_STATUS.get(person.standing or "", "Open - Not Contacted"),
                     "IsConverted": converted,
                     "Lifecycle_Stage__c": None if converted else stage,
                     **stamps,
@@ -198,7 +218,9 @@ class _Seeder:
     ) -> None:
         at = activity.occurred_at
         kind = activity.kind
-        if kind in _TASKS:
+        if activity.copy:
+            self.copied(activity, who)
+        elif kind in _TASKS:
             subtype, task_type, disposition = _TASKS[kind]
             subject = f"Visited {activity.detail}" if kind == "page_view" else activity.detail
             self.org.insert(
@@ -257,6 +279,42 @@ class _Seeder:
                 },
             )
             self.summary.members += 1
+
+    def copied(self, activity: FakeActivity, who: str) -> None:
+        """HubSpot's Salesforce integration's copy of a HubSpot e-mail (a completed Task) or meeting (an Event):
+        same instant, subject carried over verbatim, on the person's Lead or Contact."""
+        at = activity.occurred_at
+        if activity.kind in _EVENTS:
+            start = activity.starts_at or at
+            self.org.insert(
+                "Event",
+                {
+                    "WhoId": who,
+                    "Subject": activity.detail,
+                    "EventSubtype": "Event",
+                    "Type": _EVENTS[activity.kind],
+                    "StartDateTime": format_datetime(start),
+                    "EndDateTime": format_datetime(start + timedelta(minutes=30)),
+                    **self.stamps(at, at),
+                },
+            )
+            self.summary.events += 1
+            return
+        self.org.insert(
+            "Task",
+            {
+                "WhoId": who,
+                "Subject": activity.detail,
+                "TaskSubtype": "Email",
+                "Type": "Email Reply",
+                "Status": "Completed",
+                "CallDisposition": None,
+                "ActivityDate": at.date().isoformat(),
+                "CompletedDateTime": format_datetime(at),
+                **self.stamps(at, at),
+            },
+        )
+        self.summary.tasks += 1
 
 
 def seed_org(
