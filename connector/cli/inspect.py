@@ -423,6 +423,7 @@ def history(
         for row in rows:
             write_json(
                 {
+                    "kind": "stage_change",
                     "changed_at": row.changed_at.isoformat(),
                     "job": row.job,
                     "run_id": row.run_id,
