@@ -14,7 +14,7 @@ What procrastinate guarantees, and how crmsync uses it:
 - **Periodic deferral from each job's cron.** Every worker defers the ticks;
   procrastinate's unique ``(task, periodic_id, timestamp)`` keeps one job per
   tick whatever the number of workers.
-- **Workers that die.** Workers send a heartbeat every 10 s. Every minute a
+- **Workers that die.** Workers send a heartbeat every 10 s. Every 15 s a
   recovery task closes the runs of workers silent for
   :data:`STALLED_AFTER_SECONDS` as failed (which frees the job's lock) and
   queues a new run of the job unless one already waits; it resumes from the
@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 QUEUE = "crmsync"
 RUN_TASK = "crmsync.run_job"
 RECOVER_TASK = "crmsync.recover_stalled"
-RECOVER_CRON = "* * * * *"
+RECOVER_CRON = "* * * * * */15"
+"""Every 15 s (croniter's sixth field is seconds): a dead worker's job is queued again at most 15 s after
+it is taken for dead, so its job runs again within about 45 s of the kill on the same host."""
 STALLED_AFTER_SECONDS = 30.0
 """A worker silent this long (three missed heartbeats) is taken for dead and its runs are queued again."""
 LEASE_TTL = timedelta(seconds=60)
