@@ -172,4 +172,3 @@ def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     finally:
         store.close()
         urls.drop()
-
