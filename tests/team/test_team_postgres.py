@@ -21,7 +21,7 @@ from connector.config import Config, load_config
 from connector.mapping import load_mapping
 from connector.store import Store, acquire
 from connector.store.queries import recent_runs
-from connector.team.queue import QUEUE, RUN_TASK, defer_run, requeue_stalled
+from connector.team.queue import QUEUE, RECOVERY_PRIORITY, RUN_TASK, defer_run, requeue_stalled
 from connector.team.tenants import team_jobs
 from connector.team.worker import ensure_queue_schema, run_worker, team_app
 from tests.fakes import FakeCrm
@@ -143,8 +143,13 @@ def test_a_silent_workers_run_is_taken_over(team: Team, worker_app: Any, pg_stor
                 db.execute(text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '5 minutes'"))
             return await requeue_stalled(worker_app)
 
-    # when the recovery runs, then the dead run is closed (the waiting run covers it: nothing more is queued)
-    assert [deferred.queue_id for deferred in asyncio.run(taken_then_silent())] == [None]
+    # when the recovery runs, then the dead run is closed and the waiting tick run gives way to one that goes
+    # before every other waiting run
+    (deferred,) = asyncio.run(taken_then_silent())
+    assert deferred.queue_id is not None
+    with pg_store.begin() as db:
+        waiting = db.execute(text("SELECT priority FROM procrastinate_jobs WHERE status = 'todo'")).scalars().all()
+    assert waiting == [RECOVERY_PRIORITY]
     # and the next worker completes the job, taking over the dead process's lease at once
     drain(worker_app)
     (run,) = recent_runs(pg_store, "acme")
@@ -152,7 +157,7 @@ def test_a_silent_workers_run_is_taken_over(team: Team, worker_app: Any, pg_stor
     assert team.crms["acme"].writes
     with pg_store.begin() as db:
         statuses = db.execute(text("SELECT status, count(*) FROM procrastinate_jobs GROUP BY status")).all()
-    assert dict(statuses) == {"failed": 1, "succeeded": 1}
+    assert dict(statuses) == {"failed": 1, "cancelled": 1, "succeeded": 1}
 
 
 def test_a_lease_held_elsewhere_sends_the_run_back_to_the_queue(team: Team, worker_app: Any, pg_store: Store) -> None:
