@@ -172,3 +172,4 @@ def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     finally:
         store.close()
         urls.drop()
+

@@ -115,7 +115,10 @@ def test_days(value: float | None, words: str) -> None:
 
 def funnel(on: list[int]) -> Funnel:
     reached = [sum(on[i:]) for i in range(len(on))]
-    rungs = [RungFigures(stage=stage, on=on[i], reached=reached[i]) for i, stage in enumerate(LADDER)]
+    rungs = [
+        RungFigures(stage=stage, on=on[i], reached=reached[i])
+        for i, stage in enumerate(LADDER)
+    ]
     return Funnel(rungs=rungs, total=sum(on), off_ladder=0, job=None)
 
 
