@@ -68,6 +68,8 @@ LEASE_TTL = timedelta(seconds=60)
 LEASE_RETRY_SECONDS = 20
 """A run that finds the job's lease held (a dead worker's, not yet expired) is queued again this much later."""
 
+KEEP_FINISHED_HOURS = 48
+"""Finished queue jobs are deleted after this (the recovery alone adds 5,760 a day); ``runs`` is the history."""
 RECOVERY_PRIORITY = 10
 """Recovery and a dead worker's job are taken before the ticks waiting in the queue (procrastinate's default: 0)."""
 
@@ -121,6 +123,8 @@ def build_app(connector: Any, jobs: Mapping[str, Job], runner: Runner, *, schedu
     @app.task(name=RECOVER_TASK, queue=QUEUE, queueing_lock=RECOVER_TASK, pass_context=True, priority=RECOVERY_PRIORITY)
     async def recover_stalled(context: JobContext, timestamp: int | None = None) -> None:
         await requeue_stalled(context.app)
+        if timestamp is not None and timestamp % 3600 == 0:  # once an hour, at the hour's first tick
+            await prune_finished(context.app)
 
     if schedule:
         recover: Any = recover_stalled
@@ -149,6 +153,11 @@ async def requeue_stalled(
         )
         requeued.append(deferred)
     return requeued
+
+
+async def prune_finished(app: procrastinate.App, *, hours: int = KEEP_FINISHED_HOURS) -> None:
+    """Delete the queue jobs finished more than ``hours`` ago (the store's ``runs`` table keeps the history)."""
+    await app.job_manager.delete_old_jobs(nb_hours=hours, queue=QUEUE, include_failed=True, include_cancelled=True)
 
 
 def _configure(app: procrastinate.App, job: str, *, full: bool, delay_seconds: int, priority: int = 0) -> Any:
