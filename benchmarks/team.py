@@ -156,6 +156,9 @@ def phase(args: argparse.Namespace, workers: int, now: datetime) -> tuple[dict[s
                     if pid in pids:
                         pids[pid].send_signal(signal.SIGKILL)
                         killed = {"job": job, "pid": pid, "at": datetime.now(UTC).replace(tzinfo=None)}
+                        # reaped at once, as a supervisor (systemd, the container runtime) would: a zombie's pid
+                        # still answers kill(pid, 0), and the job's lease would wait for its TTL (60 s)
+                        pids[pid].wait()
                         break
         stopped = datetime.now(UTC).replace(tzinfo=None)
         for proc in procs:
