@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
@@ -43,12 +44,17 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "team-benchmark-token"
+WRITTEN_FIELDS = ("crmsync_lifecycle_stage", "lifecyclestage", "crmsync_stage_reached_at", "crmsync_stage_reason")
+"""The contact properties the HubSpot mapping writes (``mappings/hubspot.toml``)."""
 
 
-def start_sandbox(contacts: int, activities: int, burst: int, seed: int) -> tuple[subprocess.Popen[str], str]:
+def start_sandbox(
+    contacts: int, activities: int, burst: int, seed: int, now: datetime
+) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "connector.sandbox.hubspot", "--contacts", str(contacts), "--activities",
-         str(activities), "--burst", str(burst), "--token", TOKEN, "--port", "0", "--seed", str(seed)],
+         str(activities), "--burst", str(burst), "--token", TOKEN, "--port", "0", "--seed", str(seed),
+         "--now", now.isoformat()],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     assert process.stdout is not None
@@ -62,6 +68,32 @@ def start_sandbox(contacts: int, activities: int, burst: int, seed: int) -> tupl
 def sandbox_statuses(url: str) -> Counter[str]:
     with urllib.request.urlopen(f"{url}/_sandbox/stats", timeout=10) as answer:
         return Counter(json.loads(answer.read())["requests"]["statuses"])
+
+
+def crm_state(url: str) -> list[tuple[str, ...]]:
+    """Every contact's fields crmsync writes, read through the portal's API (paced under its burst limit)."""
+    fields = ",".join(WRITTEN_FIELDS)
+    rows: list[tuple[str, ...]] = []
+    after = ""
+    while True:
+        query = f"limit=100&properties={fields}" + (f"&after={after}" if after else "")
+        request = urllib.request.Request(
+            f"{url}/crm/v3/objects/contacts?{query}", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                page = json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            if error.code != 429:
+                raise
+            time.sleep(10)  # the portal's burst window (these reads come after its 429s were counted)
+            continue
+        for record in page["results"]:
+            properties = record.get("properties") or {}
+            rows.append((str(record["id"]), *(str(properties.get(name)) for name in WRITTEN_FIELDS)))
+        after = ((page.get("paging") or {}).get("next") or {}).get("after") or ""
+        if not after:
+            return sorted(rows)
 
 
 def write_config(folder: Path, store_url: str, urls: list[str], burst: int) -> list[str]:
@@ -86,13 +118,15 @@ def write_config(folder: Path, store_url: str, urls: list[str], burst: int) -> l
     return tenants
 
 
-def phase(args: argparse.Namespace, workers: int) -> dict[str, Any]:
+def phase(args: argparse.Namespace, workers: int, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One worker count: its figures, and every tenant's outcome (CRM fields, history) to compare between counts."""
     admin = create_engine(args.store_url)
     schema = f"bench_team_{uuid.uuid4().hex[:8]}"
     with admin.begin() as db:
         db.execute(text(f'CREATE SCHEMA "{schema}"'))
     store_url = f"{args.store_url}{'&' if '?' in args.store_url else '?'}options=-csearch_path%3D{schema}"
-    sandboxes = [start_sandbox(args.contacts, args.activities, args.burst, seed=i) for i in range(args.portals)]
+    # the same seed and instant per portal in every phase: portal i starts from the same data each time
+    sandboxes = [start_sandbox(args.contacts, args.activities, args.burst, i, now) for i in range(args.portals)]
     folder = Path(tempfile.mkdtemp(prefix="crmsync-team-"))
     tenants = write_config(folder, store_url, [url for _, url in sandboxes], args.burst)
     env = {**os.environ, **{f"BENCH_TOKEN_{t.upper()}": TOKEN for t in tenants}}
@@ -122,6 +156,9 @@ def phase(args: argparse.Namespace, workers: int) -> dict[str, Any]:
                     if pid in pids:
                         pids[pid].send_signal(signal.SIGKILL)
                         killed = {"job": job, "pid": pid, "at": datetime.now(UTC).replace(tzinfo=None)}
+                        # reaped at once, as a supervisor (systemd, the container runtime) would: a zombie's pid
+                        # still answers kill(pid, 0), and the job's lease would wait for its TTL (60 s)
+                        pids[pid].wait()
                         break
         stopped = datetime.now(UTC).replace(tzinfo=None)
         for proc in procs:
@@ -135,6 +172,9 @@ def phase(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         statuses: Counter[str] = Counter()
         for _, url in sandboxes:
             statuses += sandbox_statuses(url)
+        outcomes: dict[str, Any] = {
+            tenant: {"crm": crm_state(url)} for tenant, (_, url) in zip(tenants, sandboxes, strict=True)
+        }
         with store.connect() as db:
             runs = db.execute(
                 text("SELECT job, owner, status, started_at, finished_at FROM runs ORDER BY started_at")
@@ -143,6 +183,12 @@ def phase(args: argparse.Namespace, workers: int) -> dict[str, Any]:
                 "SELECT count(*) FROM (SELECT connection, crm_id, to_stage FROM stage_changes "
                 "GROUP BY connection, crm_id, to_stage HAVING count(*) > 1) d")).scalar_one()  # fmt: skip
             outbox = db.execute(text("SELECT count(*) FROM pending_writes")).scalar_one()
+            # the history without run ids or instants (the clock is real): who moved from what to what, and why
+            history = db.execute(text(
+                "SELECT connection, crm_id, email, from_stage, from_value, to_stage, rule, reasons "
+                "FROM stage_changes ORDER BY connection, crm_id, to_stage")).all()  # fmt: skip
+        for row in history:
+            outcomes[row.connection].setdefault("history", []).append(tuple(str(value) for value in row))
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -193,7 +239,7 @@ def phase(args: argparse.Namespace, workers: int) -> dict[str, Any]:
             else None,
             "other_owner": bool(after) and str(killed["pid"]) not in after[0].owner.split(":")[1],
         }
-    return result
+    return result, outcomes
 
 
 def main() -> None:
@@ -209,7 +255,19 @@ def main() -> None:
     args = parser.parse_args()
     if not args.store_url:
         raise SystemExit("--store-url (or CRMSYNC_TEST_POSTGRES_URL): a PostgreSQL database to make schemas in")
-    results = [phase(args, int(n)) for n in args.workers.split(",")]
+    now = datetime.now(UTC).replace(microsecond=0)
+    phases = [phase(args, int(n), now) for n in args.workers.split(",")]
+    results = [result for result, _ in phases]
+    clean = phases[0][1]
+    for result, outcomes in phases[1:]:
+        # every portal ends as in the first phase (with one worker nothing is killed: the clean runs)
+        differ = sorted(t for t in clean if outcomes[t] != clean[t])
+        result["portals_equal_to_first_phase"] = f"{len(clean) - len(differ)} of {len(clean)}"
+        result["portals_differing"] = differ
+        if "killed" in result:
+            tenant = result["killed"]["job"].removesuffix("-second")
+            result["killed"]["crm_and_history_equal_clean"] = outcomes[tenant] == clean[tenant]
+            result["killed"]["stage_changes"] = len(clean[tenant].get("history", []))
     for result in results:
         print(json.dumps(result, default=str))
     if len(results) > 1 and results[0]["runs_per_minute"]:

@@ -224,13 +224,13 @@ def run(
     context.logging(logging.WARNING if as_json else logging.INFO)
     started = context.clock()
     try:
-        if schema_check:
-            from connector.cli.schema_check import check_job_schema
-
-            check_job_schema(context, config, job)
         with context.store(config) as store, stop_on_sigterm() as stop:
-            if config.team.enabled:  # a manual run shares each connection's budget with the workers
+            if config.team.enabled:  # a manual run (its schema check too) shares each connection's budget
                 context = worker.shared_budgets(context, store)
+            if schema_check:
+                from connector.cli.schema_check import check_job_schema
+
+                check_job_schema(context, config, job)
             try:
                 result = execute(
                     context, job, config, store, full=full, dry_run=dry_run,

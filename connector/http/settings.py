@@ -39,6 +39,10 @@ class ConnectionSettings(BaseModel):
     """Mapping file, relative to ``paths.mappings``."""
     timeout_seconds: float = Field(default=30.0, gt=0)
     retry: RetrySettings = RetrySettings()
+    daily_call_budget: int | None = Field(default=None, ge=1)
+    """Team mode: API calls all workers together may make on this connection in any 24 hours (the share of
+    the portal's daily limit / the org's 24-hour allocation left to crmsync); past it a run stops with
+    ``QuotaExhausted``. ``None``: not budgeted (the vendor's own refusal still stops a run)."""
 
     def secret(self, env_var: str | None, environ: Mapping[str, str] | None = None) -> SecretStr:
         """The secret held by ``env_var`` in ``environ`` (default: the process environment); a missing

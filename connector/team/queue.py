@@ -14,7 +14,7 @@ What procrastinate guarantees, and how crmsync uses it:
 - **Periodic deferral from each job's cron.** Every worker defers the ticks;
   procrastinate's unique ``(task, periodic_id, timestamp)`` keeps one job per
   tick whatever the number of workers.
-- **Workers that die.** Workers send a heartbeat every 10 s. Every minute a
+- **Workers that die.** Workers send a heartbeat every 10 s. Every 15 s a
   recovery task closes the runs of workers silent for
   :data:`STALLED_AFTER_SECONDS` as failed (which frees the job's lock) and
   queues a new run of the job unless one already waits; it resumes from the
@@ -22,6 +22,12 @@ What procrastinate guarantees, and how crmsync uses it:
   exactly once). A lease the dead worker held is taken over at once on the
   same host, after :data:`LEASE_TTL` elsewhere; until then the run finds the
   lease held and queues itself again :data:`LEASE_RETRY_SECONDS` later.
+
+A dead worker's job goes before the ticks waiting in the queue: the
+recovery task and the run it queues have :data:`RECOVERY_PRIORITY`, and a
+tick run of the job already waiting (it covers the dead run) is replaced by
+one with that priority. With every worker busy, the job is then the next one
+taken, not the last of a backlog.
 
 Nothing is ever put back in the queue with procrastinate's own retry: a
 retried job keeps its queueing lock, and PostgreSQL refuses a second waiting
@@ -52,13 +58,20 @@ log = logging.getLogger(__name__)
 QUEUE = "crmsync"
 RUN_TASK = "crmsync.run_job"
 RECOVER_TASK = "crmsync.recover_stalled"
-RECOVER_CRON = "* * * * *"
+RECOVER_CRON = "* * * * * */15"
+"""Every 15 s (croniter's sixth field is seconds): a dead worker's job is queued again at most 15 s after
+it is taken for dead, so its job runs again within about 45 s of the kill on the same host."""
 STALLED_AFTER_SECONDS = 30.0
 """A worker silent this long (three missed heartbeats) is taken for dead and its runs are queued again."""
 LEASE_TTL = timedelta(seconds=60)
 """The job lease of a team run: another machine takes a dead worker's job over after this."""
 LEASE_RETRY_SECONDS = 20
 """A run that finds the job's lease held (a dead worker's, not yet expired) is queued again this much later."""
+
+KEEP_FINISHED_HOURS = 48
+"""Finished queue jobs are deleted after this (the recovery alone adds 5,760 a day); ``runs`` is the history."""
+RECOVERY_PRIORITY = 10
+"""Recovery and a dead worker's job are taken before the ticks waiting in the queue (procrastinate's default: 0)."""
 
 Runner = Callable[..., Any]
 """``runner(job, full=..., dry_run=...)``: runs one job now (``run_job`` over the worker's store and clients)."""
@@ -107,9 +120,11 @@ def build_app(connector: Any, jobs: Mapping[str, Job], runner: Runner, *, schedu
             task_kwargs={"job": job.name},
         )(periodic)
 
-    @app.task(name=RECOVER_TASK, queue=QUEUE, queueing_lock=RECOVER_TASK, pass_context=True)
+    @app.task(name=RECOVER_TASK, queue=QUEUE, queueing_lock=RECOVER_TASK, pass_context=True, priority=RECOVERY_PRIORITY)
     async def recover_stalled(context: JobContext, timestamp: int | None = None) -> None:
         await requeue_stalled(context.app)
+        if timestamp is not None and timestamp % 3600 == 0:  # once an hour, at the hour's first tick
+            await prune_finished(context.app)
 
     if schedule:
         recover: Any = recover_stalled
@@ -128,7 +143,10 @@ async def requeue_stalled(
         assert job.id is not None
         await manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=False)
         name = str(job.task_kwargs.get("job", job.lock))
-        deferred = await _defer(app, name, full=bool(job.task_kwargs.get("full", False)), delay_seconds=0)
+        full = bool(job.task_kwargs.get("full", False))
+        deferred = await _defer(app, name, full=full, delay_seconds=0, priority=RECOVERY_PRIORITY)
+        if deferred.queue_id is None:
+            deferred = await _hurry(app, name, full=full)
         log.warning(
             "stalled run closed, job queued again",
             extra={"stalled_id": job.id, "job": name, "queue_id": deferred.queue_id},
@@ -137,19 +155,38 @@ async def requeue_stalled(
     return requeued
 
 
-def _configure(app: procrastinate.App, job: str, *, full: bool, delay_seconds: int) -> Any:
+async def prune_finished(app: procrastinate.App, *, hours: int = KEEP_FINISHED_HOURS) -> None:
+    """Delete the queue jobs finished more than ``hours`` ago (the store's ``runs`` table keeps the history)."""
+    await app.job_manager.delete_old_jobs(nb_hours=hours, queue=QUEUE, include_failed=True, include_cancelled=True)
+
+
+def _configure(app: procrastinate.App, job: str, *, full: bool, delay_seconds: int, priority: int = 0) -> Any:
     kwargs: dict[str, Any] = {"job": job}
     if full:
         kwargs["full"] = True
     later: dict[str, Any] = {"schedule_in": {"seconds": delay_seconds}} if delay_seconds else {}
-    return app.tasks[RUN_TASK].configure(lock=job, queueing_lock=job, task_kwargs=kwargs, **later)
+    return app.tasks[RUN_TASK].configure(lock=job, queueing_lock=job, task_kwargs=kwargs, priority=priority, **later)
 
 
-async def _defer(app: procrastinate.App, job: str, *, full: bool, delay_seconds: int) -> Deferred:
+async def _defer(app: procrastinate.App, job: str, *, full: bool, delay_seconds: int, priority: int = 0) -> Deferred:
     try:
-        return Deferred(job, await _configure(app, job, full=full, delay_seconds=delay_seconds).defer_async())
+        configured = _configure(app, job, full=full, delay_seconds=delay_seconds, priority=priority)
+        return Deferred(job, await configured.defer_async())
     except AlreadyEnqueued:
         return Deferred(job, None)
+
+
+async def _hurry(app: procrastinate.App, job: str, *, full: bool) -> Deferred:
+    """The run of ``job`` waiting in the queue replaced by one of :data:`RECOVERY_PRIORITY` (``None``: it was
+    taken meanwhile, or already had that priority)."""
+    manager = app.job_manager
+    for waiting in await manager.list_jobs_async(queueing_lock=job, status=Status.TODO.value):
+        assert waiting.id is not None
+        if waiting.priority >= RECOVERY_PRIORITY or not await manager.cancel_job_by_id_async(waiting.id):
+            continue  # a worker took it between the two queries: it runs now, which is what we want
+        full = full or bool(waiting.task_kwargs.get("full", False))
+        return await _defer(app, job, full=full, delay_seconds=0, priority=RECOVERY_PRIORITY)
+    return Deferred(job, None)
 
 
 def defer_run(app: procrastinate.App, job: str, *, full: bool = False, delay_seconds: int = 0) -> Deferred:

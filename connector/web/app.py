@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from connector.causes import group_by_cause
 from connector.config import Config
-from connector.errors import Problem
+from connector.errors import ConfigError, Problem
 from connector.jobs import Job, load_jobs
 from connector.report import COLUMNS, build_funnel
 from connector.store import Store, queries
@@ -73,9 +73,17 @@ NAV = (
 @dataclass(frozen=True, slots=True)
 class KnownJobs:
     jobs: dict[str, Job | None]
-    """Job name -> its job file (``None``: the store has runs of it but no file defines it)."""
+    """Job name -> its job file or tenant (``None``: the store has runs of it but nothing defines it)."""
     problems: list[Problem]
-    """Job files that did not load."""
+    """Job files (and the tenants file) that did not load."""
+    connections: list[str]
+    """The config's connections (the tenants' included) and those the store holds data of."""
+    config: Config | None
+    """The config with the tenants' connections (their mappings for the funnel)."""
+
+    def jobs_on(self, connection: str) -> list[str]:
+        """The jobs that sync ``connection`` (a tenant's job is named after it and syncs it)."""
+        return [name for name, job in self.jobs.items() if job is not None and connection in job.connections]
 
 
 class Pages:
@@ -105,12 +113,34 @@ class Pages:
     def known_jobs(self) -> KnownJobs:
         jobs: dict[str, Job | None] = {}
         problems: list[Problem] = []
-        if self.config is not None:
-            loaded, problems = load_jobs(self.config.jobs_dir)
+        config = self.config
+        if config is not None:
+            loaded, problems = load_jobs(config.jobs_dir)
             jobs.update(loaded)
+            config = self._with_tenants(config, jobs, problems)
         for name in reads.jobs_in_store(self.store):
             jobs.setdefault(name, None)
-        return KnownJobs(dict(sorted(jobs.items())), problems)
+        connections = set(reads.connections_in_store(self.store))
+        if config is not None:
+            connections.update(config.connections)
+        return KnownJobs(dict(sorted(jobs.items())), problems, sorted(connections), config)
+
+    @staticmethod
+    def _with_tenants(config: Config, jobs: dict[str, Job | None], problems: list[Problem]) -> Config:
+        """``config`` with the tenants' connections, their jobs added to ``jobs`` (read on every page, like the job
+        files: a tenant added while the dashboard runs shows up)."""
+        from connector.team.tenants import expand, tenants_path
+
+        path = tenants_path(config)
+        if path is None:
+            return config
+        try:
+            expanded, tenant_jobs = expand(config, path, frozenset(jobs))
+        except ConfigError as error:
+            problems.extend(error.problems or [Problem(str(path), "", str(error))])
+            return config
+        jobs.update(tenant_jobs)
+        return expanded
 
     def job_filter(self, request: Request, known: KnownJobs) -> str | None:
         """The ``job`` query parameter, which must name a known job (an unknown one is an error, not an empty page)."""
@@ -119,6 +149,23 @@ class Pages:
             names = ", ".join(known.jobs) or "none"
             raise HTTPException(400, f"No job named {job!r} (known: {names}).")
         return job
+
+    def connection_filter(self, request: Request, known: KnownJobs) -> str | None:
+        """The ``connection`` query parameter (a tenant's portal is its connection), which must name a known one."""
+        connection = request.query_params.get("connection") or None
+        if connection is not None and connection not in known.connections:
+            names = ", ".join(known.connections) or "none"
+            raise HTTPException(400, f"No connection named {connection!r} (known: {names}).")
+        return connection
+
+    def filters(self, request: Request, known: KnownJobs) -> dict[str, Any]:
+        """The job and connection chosen (validated) and the choices, for a page's filter form."""
+        return {
+            "job": self.job_filter(request, known),
+            "connection": self.connection_filter(request, known),
+            "jobs": list(known.jobs),
+            "connections": known.connections,
+        }
 
     @staticmethod
     def limit(request: Request, default: int = 100) -> int:
@@ -132,9 +179,15 @@ class Pages:
     # -- pages ---------------------------------------------------------------------------
     def jobs(self, request: Request) -> Response:
         known = self.known_jobs()
+        chosen = self.filters(request, known)
+        shown = set(known.jobs_on(chosen["connection"])) if chosen["connection"] else set(known.jobs)
+        if chosen["job"]:
+            shown &= {chosen["job"]}
         now = self.clock()
         healths = []
         for name, job in known.jobs.items():
+            if name not in shown:
+                continue
             recent = queries.recent_runs(self.store, name, 1)
             sizes = queries.queue_sizes(self.store, name)
             healths.append(
@@ -156,24 +209,26 @@ class Pages:
             healths=healths,
             problems=known.problems,
             has_config=self.config is not None,
+            **chosen,
         )
 
     def runs(self, request: Request) -> Response:
         known = self.known_jobs()
-        job = self.job_filter(request, known)
+        chosen = self.filters(request, known)
         status = request.query_params.get("status") or None
         if status is not None and status not in reads.RUN_STATUSES:
             raise HTTPException(400, f"No run status {status!r} (known: {', '.join(reads.RUN_STATUSES)}).")
         limit = self.limit(request)
-        rows = reads.run_list(self.store, job=job, status=status, limit=limit)
+        connection = chosen["connection"]
+        on = known.jobs_on(connection) if connection else None
+        rows = reads.run_list(self.store, job=chosen["job"], jobs=on, status=status, limit=limit)
         return self.render(
             request,
             "runs.html",
             "runs",
             "Runs",
             runs=rows,
-            jobs=list(known.jobs),
-            job=job,
+            **chosen,
             status=status,
             statuses=reads.RUN_STATUSES,
             limit=limit,
@@ -198,8 +253,15 @@ class Pages:
 
     def funnel(self, request: Request) -> Response:
         known = self.known_jobs()
-        job = self.job_filter(request, known)
-        figures = build_funnel(self.store, job=job, config=self.config, now=self.clock())
+        chosen = self.filters(request, known)
+        connection = chosen["connection"]
+        figures = build_funnel(
+            self.store,
+            job=chosen["job"],
+            connections=[connection] if connection else None,
+            config=known.config,
+            now=self.clock(),
+        )
         return self.render(
             request,
             "funnel.html",
@@ -208,15 +270,16 @@ class Pages:
             funnel=figures,
             definitions=COLUMNS,
             chart=funnel_chart(figures),
-            jobs=list(known.jobs),
-            job=job,
+            **chosen,
         )
 
     def dead_letters(self, request: Request) -> Response:
         known = self.known_jobs()
-        job = self.job_filter(request, known)
+        chosen = self.filters(request, known)
         include_resolved = request.query_params.get("all") == "1"
-        letters = queries.dead_letter_list(self.store, job=job, include_resolved=include_resolved)
+        letters = queries.dead_letter_list(self.store, job=chosen["job"], include_resolved=include_resolved)
+        if chosen["connection"]:
+            letters = [letter for letter in letters if letter.connection == chosen["connection"]]
         return self.render(
             request,
             "dead_letters.html",
@@ -225,8 +288,7 @@ class Pages:
             causes=group_by_cause(letters),
             total=len(letters),
             shown=DEAD_LETTERS_SHOWN,
-            jobs=list(known.jobs),
-            job=job,
+            **chosen,
             include_resolved=include_resolved,
         )
 

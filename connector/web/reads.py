@@ -6,13 +6,14 @@ the store is being split into repositories and these may move there.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select
 
 from connector.store import Store
 from connector.store.queries import RunView
-from connector.store.tables import dead_letters, runs
+from connector.store.tables import dead_letters, runs, stage_changes
 
 RUN_STATUSES = ("running", "completed", "stopped", "failed", "interrupted", "abandoned")
 
@@ -32,11 +33,20 @@ def _view(row: Any) -> RunView:
     )
 
 
-def run_list(store: Store, *, job: str | None = None, status: str | None = None, limit: int = 100) -> list[RunView]:
-    """Runs, newest first, optionally of one job or with one status."""
+def run_list(
+    store: Store,
+    *,
+    job: str | None = None,
+    jobs: Collection[str] | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[RunView]:
+    """Runs, newest first, optionally of one job, of some ``jobs`` (a connection's) or with one status."""
     query = select(runs)
     if job:
         query = query.where(runs.c.job == job)
+    if jobs is not None:
+        query = query.where(runs.c.job.in_(sorted(jobs)))
     if status:
         query = query.where(runs.c.status == status)
     with store.begin() as db:
@@ -68,4 +78,12 @@ def jobs_in_store(store: Store) -> list[str]:
     with store.begin() as db:
         names = set(db.execute(select(runs.c.job).distinct()).scalars())
         names.update(db.execute(select(dead_letters.c.job).distinct()).scalars())
+    return sorted(names)
+
+
+def connections_in_store(store: Store) -> list[str]:
+    """Names of the connections the store holds stage changes or dead letters of."""
+    with store.begin() as db:
+        names = set(db.execute(select(stage_changes.c.connection).distinct()).scalars())
+        names.update(db.execute(select(dead_letters.c.connection).distinct()).scalars())
     return sorted(names)

@@ -13,7 +13,15 @@ from procrastinate.periodic import PeriodicDeferrer
 
 from connector.jobs import Job
 from connector.store import LeaseHeld
-from connector.team.queue import QUEUE, RECOVER_TASK, RUN_TASK, build_app, defer_run, requeue_stalled
+from connector.team.queue import (
+    QUEUE,
+    RECOVER_TASK,
+    RECOVERY_PRIORITY,
+    RUN_TASK,
+    build_app,
+    defer_run,
+    requeue_stalled,
+)
 
 JOBS = {
     "acme": Job(name="acme", connections=["acme"], schedule="*/5 * * * *"),
@@ -67,10 +75,10 @@ def queued(connector: testing.InMemoryConnector) -> Iterator[tuple[Any, Calls]]:
         yield app, calls
 
 
-def test_each_job_is_deferred_on_its_own_cron_and_stalled_runs_every_minute(opened: tuple[Any, Calls]) -> None:
+def test_each_job_is_deferred_on_its_own_cron_and_stalled_runs_every_fifteen_seconds(opened: tuple[Any, Calls]) -> None:
     app, _ = opened
     crons = {periodic_id: task.cron for (_, periodic_id), task in app.periodic_registry.periodic_tasks.items()}
-    assert crons == {"acme": "*/5 * * * *", "globex": "* * * * *", "recover": "* * * * *"}
+    assert crons == {"acme": "*/5 * * * *", "globex": "* * * * *", "recover": "* * * * * */15"}
     kwargs = {
         periodic_id: task.configure_kwargs
         for (name, periodic_id), task in app.periodic_registry.periodic_tasks.items()
@@ -188,3 +196,32 @@ def test_runs_of_a_silent_worker_go_back_to_the_queue(
     drain(app)
     assert calls.ran == [("acme", False)]
     assert {job["task_name"] for job in connector.jobs.values()} <= {RUN_TASK, RECOVER_TASK}
+
+
+def test_a_dead_workers_job_goes_before_the_waiting_ticks(
+    queued: tuple[Any, Calls], connector: testing.InMemoryConnector
+) -> None:
+    # given a run of acme taken by a worker that fell silent, then a backlog: globex's tick, then acme's
+    app, calls = queued
+    defer_run(app, "acme")
+
+    async def scenario() -> list[Any]:
+        worker = await app.job_manager.register_worker()
+        await app.job_manager.fetch_job(queues=[QUEUE], worker_id=worker)
+        for job in ("globex", "acme"):  # acme's waits behind the dead run's lock and behind globex's
+            await app.tasks[RUN_TASK].configure(lock=job, queueing_lock=job, task_kwargs={"job": job}).defer_async()
+        connector.workers[worker] = datetime.now(UTC) - timedelta(minutes=5)
+        return await requeue_stalled(app)
+
+    (deferred,) = asyncio.run(scenario())
+    # then acme's waiting run gave way to one of the recovery's priority, which the next worker takes first
+    assert deferred.queue_id is not None
+    statuses = sorted((job["args"]["job"], job["status"], job["priority"]) for job in jobs_of(connector))
+    assert statuses == [
+        ("acme", "cancelled", 0),
+        ("acme", "failed", 0),
+        ("acme", "todo", RECOVERY_PRIORITY),
+        ("globex", "todo", 0),
+    ]
+    drain(app)
+    assert calls.ran == [("acme", False), ("globex", False)]

@@ -21,7 +21,7 @@ from connector.config import Config, load_config
 from connector.mapping import load_mapping
 from connector.store import Store, acquire
 from connector.store.queries import recent_runs
-from connector.team.queue import QUEUE, RUN_TASK, defer_run, requeue_stalled
+from connector.team.queue import QUEUE, RECOVERY_PRIORITY, RUN_TASK, defer_run, prune_finished, requeue_stalled
 from connector.team.tenants import team_jobs
 from connector.team.worker import ensure_queue_schema, run_worker, team_app
 from tests.fakes import FakeCrm
@@ -143,8 +143,13 @@ def test_a_silent_workers_run_is_taken_over(team: Team, worker_app: Any, pg_stor
                 db.execute(text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '5 minutes'"))
             return await requeue_stalled(worker_app)
 
-    # when the recovery runs, then the dead run is closed (the waiting run covers it: nothing more is queued)
-    assert [deferred.queue_id for deferred in asyncio.run(taken_then_silent())] == [None]
+    # when the recovery runs, then the dead run is closed and the waiting tick run gives way to one that goes
+    # before every other waiting run
+    (deferred,) = asyncio.run(taken_then_silent())
+    assert deferred.queue_id is not None
+    with pg_store.begin() as db:
+        waiting = db.execute(text("SELECT priority FROM procrastinate_jobs WHERE status = 'todo'")).scalars().all()
+    assert waiting == [RECOVERY_PRIORITY]
     # and the next worker completes the job, taking over the dead process's lease at once
     drain(worker_app)
     (run,) = recent_runs(pg_store, "acme")
@@ -152,7 +157,7 @@ def test_a_silent_workers_run_is_taken_over(team: Team, worker_app: Any, pg_stor
     assert team.crms["acme"].writes
     with pg_store.begin() as db:
         statuses = db.execute(text("SELECT status, count(*) FROM procrastinate_jobs GROUP BY status")).all()
-    assert dict(statuses) == {"failed": 1, "succeeded": 1}
+    assert dict(statuses) == {"failed": 1, "cancelled": 1, "succeeded": 1}
 
 
 def test_a_lease_held_elsewhere_sends_the_run_back_to_the_queue(team: Team, worker_app: Any, pg_store: Store) -> None:
@@ -168,3 +173,29 @@ def test_a_lease_held_elsewhere_sends_the_run_back_to_the_queue(team: Team, work
             text("SELECT status, coalesce(scheduled_at > now(), false) FROM procrastinate_jobs ORDER BY id")
         ).all()
     assert [tuple(row) for row in rows] == [("succeeded", False), ("todo", True)]
+
+
+def test_finished_queue_jobs_are_pruned_after_two_days(team: Team, worker_app: Any, pg_store: Store) -> None:
+    # given two runs done, one of them finished three days ago (by its queue events), and one waiting
+    for job in ("acme", "globex"):
+        with worker_app.open():
+            defer_run(worker_app, job)
+        drain(worker_app)
+    with worker_app.open():
+        defer_run(worker_app, "acme")
+    with pg_store.begin() as db:
+        db.execute(text(
+            "UPDATE procrastinate_events SET at = at - interval '3 days' WHERE job_id = "
+            "(SELECT id FROM procrastinate_jobs WHERE args->>'job' = 'acme' AND status = 'succeeded')"
+        ))  # fmt: skip
+
+    async def prune() -> None:
+        async with worker_app.open_async():
+            await prune_finished(worker_app)
+
+    asyncio.run(prune())
+    # then only the old finished one is gone
+    with pg_store.begin() as db:
+        left = db.execute(text("SELECT args->>'job', status FROM procrastinate_jobs ORDER BY id")).all()
+    assert [tuple(row) for row in left] == [("globex", "succeeded"), ("acme", "todo")]
+    assert [run.status for run in recent_runs(pg_store, "acme")] == ["completed"]  # the store's history stays

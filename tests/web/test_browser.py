@@ -292,6 +292,34 @@ def test_hostile_contact_is_shown_as_text(browser: WebDriver, site: str) -> None
     shoot(browser, "contact-hostile")
 
 
+def test_runs_filtered_to_one_tenant_connection_by_its_control(browser: WebDriver, site: str) -> None:
+    from selenium.webdriver.support.select import Select
+
+    open_page(browser, site, "/runs")
+    assert browser.find_element(By.CSS_SELECTOR, "label[for=connection]").text == "Tenant / connection"
+    Select(browser.find_element(By.ID, "connection")).select_by_visible_text("salesforce")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    WebDriverWait(browser, 120).until(lambda driver: "connection=salesforce" in driver.current_url)
+    rows = [cells(row)[1] for row in browser.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert rows == ["salesforce-lifecycle"]
+    # the choice stays shown, and the other pages take the same filter
+    assert Select(browser.find_element(By.ID, "connection")).first_selected_option.text == "salesforce"
+    open_page(browser, site, "/dead-letters?connection=salesforce")
+    assert "No open dead letter in salesforce." in browser.find_element(By.TAG_NAME, "main").text
+    shoot(browser, "runs-by-connection")
+
+
+def test_a_hostile_connection_name_in_the_address_is_shown_as_text(browser: WebDriver, site: str) -> None:
+    browser.get(site + "/funnel?connection=" + quote("<script>alert('tenant')</script><img src=x onerror=alert(1)>"))
+    main = browser.find_element(By.TAG_NAME, "main").text
+    assert "No connection named \"<script>alert('tenant')</script><img src=x onerror=alert(1)>\"" in main
+    assert no_alert(browser)
+    assert browser.execute_script("return document.scripts.length + document.images.length") == 0
+    # the one console entry is the 400 itself: no script or image was even tried (the policy would log it)
+    logs = [entry["message"] for entry in browser.get_log("browser")]
+    assert len(logs) == 1 and "status of 400" in logs[0], logs
+
+
 # -- keyboard, focus, contrast -----------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import argparse
 import resource
 import sys
 import time
+from datetime import datetime
 
 from connector.sandbox import kit
 from connector.sandbox.hubspot import HubSpotSandbox, Limits
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--search-cap", type=int, default=10_000)
     parser.add_argument("--hostile", action="store_true", help="also seed the hostile-data corpus")
     parser.add_argument("--overlap", type=float, help="share of people also in the Salesforce sandbox of this seed")
+    parser.add_argument(
+        "--now", type=datetime.fromisoformat, default=None, help="the instant the data is generated around (ISO 8601)"
+    )
     args = parser.parse_args(argv)
     limits = (
         Limits.unlimited(search_result_cap=args.search_cap)
@@ -47,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         keep_log_entries=False,
         hostile=args.hostile,
         overlap=args.overlap,
+        now=args.now,
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
