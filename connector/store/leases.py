@@ -21,6 +21,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Connection, delete, or_, select, update
 
@@ -53,7 +54,11 @@ def new_owner() -> str:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (signal 0 checks without sending anything)."""
+    """Whether process ``pid`` runs on this host (signal 0 checks without sending anything).
+
+    A killed process that its parent has not reaped yet (a zombie) still answers signal 0, but it
+    runs nothing and never renews a lease: on Linux its state in ``/proc`` says so, and it counts as gone.
+    """
     if pid <= 0:
         return False
     try:
@@ -62,7 +67,16 @@ def process_alive(pid: int) -> bool:
         return False
     except OSError:  # PermissionError: it exists, under another user
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux), or it ended meanwhile: signal 0 said it existed
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses, the state follows the last ")"
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
 
 
 def dead_local_holder(owner: str) -> bool:

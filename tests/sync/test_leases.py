@@ -176,3 +176,33 @@ def test_jobs_folder_problems_stop_the_scheduler_with_every_problem(tmp_path: Pa
 
 
 _ = FakeCrm
+
+
+def test_a_killed_holder_not_yet_reaped_counts_as_gone(store: Store) -> None:
+    """A SIGKILLed holder whose parent has not reaped it (a zombie) still answers signal 0; its lease is taken
+    over at once all the same, not after the TTL."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from connector.store.leases import process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert process_alive(child.pid)
+        acquire(store, "job", f"{socket.gethostname()}:{child.pid}:dead0000", ttl=timedelta(minutes=5), clock=utc_now)
+        os.kill(child.pid, signal.SIGKILL)
+        # not reaped: wait for the kernel to make it a zombie, without waitpid
+        for _ in range(200):
+            if not process_alive(child.pid):
+                break
+            threading.Event().wait(0.01)
+        assert os.path.exists(f"/proc/{child.pid}"), "still unreaped"
+        assert not process_alive(child.pid)
+        taken = acquire(store, "job", "b", ttl=timedelta(minutes=5), clock=utc_now)
+        taken.release()
+    finally:
+        child.kill()
+        child.wait()
