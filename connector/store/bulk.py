@@ -59,10 +59,13 @@ def insert_rows(
     *,
     conflict: Sequence[str] = (),
     update: Sequence[str] = (),
+    expect_new: bool = False,
 ) -> None:
     """``INSERT`` ``rows`` (tuples in ``columns`` order) in one ``executemany``.
 
     With ``conflict`` (the key columns): ``ON CONFLICT DO UPDATE`` the ``update`` columns, or ``DO NOTHING``.
+    ``expect_new``: the rows are most likely not there yet; on PostgreSQL they are then copied straight into
+    the table under a savepoint, and through the staging table only when one of them was there after all.
     Table and column names come from this package, never from a CRM."""
     if not rows:
         return
@@ -70,6 +73,8 @@ def insert_rows(
     if db.dialect.name == "postgresql" and db.dialect.driver == "psycopg":
         if conflict:
             rows = _last_per_key(columns, rows, conflict, keep_last=bool(update))
+            if expect_new and _copied_if_new(db, table, names, rows):
+                return
         _copy_rows(db, table, names, rows, conflict=conflict, update=update)
         return
     sql = f"INSERT INTO {table} ({names}) VALUES ({_marks(db, len(columns))})"
@@ -95,6 +100,23 @@ def _last_per_key(
         if keep_last or key not in chosen:
             chosen[key] = row
     return list(chosen.values())
+
+
+def _copied_if_new(db: Connection, table: str, names: str, rows: Sequence[tuple[Any, ...]]) -> bool:
+    """``COPY`` ``rows`` straight into ``table`` under a savepoint; false (and nothing copied) when a key was taken."""
+    savepoint = db.begin_nested()
+    try:
+        _copy_rows(db, table, names, rows, conflict=(), update=())
+    except Exception as error:
+        savepoint.rollback()
+        if getattr(error, "sqlstate", None) == _UNIQUE_VIOLATION:
+            return False
+        raise
+    savepoint.commit()
+    return True
+
+
+_UNIQUE_VIOLATION = "23505"
 
 
 def _on_conflict(conflict: Sequence[str], update: Sequence[str]) -> str:

@@ -51,6 +51,7 @@ from connector.store import (
     ACTIVITIES,
     CONTACTS,
     Change,
+    FirstLoad,
     Lease,
     QueuedContact,
     Store,
@@ -379,6 +380,9 @@ class _Run:
         else:
             with self._read() as db:
                 cursor = self.store.checkpoints.get(db, self.job, name, stream).resume_from
+        with self._read() as db:
+            # nothing of the connection stored yet: this pull looks up only what it may have stored itself
+            first = self.store.records.first_load(db, name, stream)
         pages: Iterator[ContactPage | ActivityPage] = (
             client.pull_contacts(cursor) if stream == CONTACTS else client.pull_activities(cursor)
         )
@@ -391,14 +395,14 @@ class _Run:
                 opened = time.monotonic()
             group.append(page)
             if self.stop.is_set() or self.settings.pages.full(group, time.monotonic() - opened):
-                read += self._store_group(name, stream, group, full, counts, read)
+                read += self._store_group(name, stream, group, full, counts, read, first)
                 group = []
             if self.stop.is_set():
                 return False
             clock = time.monotonic()
         counts.add_time("pull", time.monotonic() - clock)
         if group:
-            read += self._store_group(name, stream, group, full, counts, read)
+            read += self._store_group(name, stream, group, full, counts, read, first)
         self.emit(ProgressEvent(name, CONTACTS if stream == CONTACTS else ACTIVITIES, "done", read))
         return True
 
@@ -410,12 +414,13 @@ class _Run:
         full: bool,
         counts: ConnectionCounts,
         read: int,
+        first: FirstLoad | None,
     ) -> int:
         """Store ``group``'s records and its last page's read position in one transaction; count them.
         Returns the records stored."""
         started = time.monotonic()
         with self._transaction(flush=False) as db:
-            stored = self._store_pages(db, name, group, full)
+            stored = self._store_pages(db, name, group, full, first)
             self.store.checkpoints.save_position(db, self.job, name, stream, group[-1].cursor, self.clock())
         counts.add_time("store", time.monotonic() - started)
         for page in group:
@@ -430,7 +435,14 @@ class _Run:
         self.emit(ProgressEvent(name, CONTACTS if stream == CONTACTS else ACTIVITIES, "stored", read + stored))
         return stored
 
-    def _store_pages(self, db: Connection, name: str, group: Sequence[ContactPage | ActivityPage], full: bool) -> int:
+    def _store_pages(
+        self,
+        db: Connection,
+        name: str,
+        group: Sequence[ContactPage | ActivityPage],
+        full: bool,
+        first: FirstLoad | None,
+    ) -> int:
         """One store call for the records of every page in ``group`` (a record read twice: the later copy
         wins, as page by page). Returns the records stored."""
         now = self.clock()
@@ -438,9 +450,13 @@ class _Run:
         acts = [record for page in group if isinstance(page, ActivityPage) for record in page.records]
         stored = 0
         if people:
-            stored += self.store.records.store_contacts(db, self.job, name, people, force_dirty=full, now=now).records
+            stored += self.store.records.store_contacts(
+                db, self.job, name, people, force_dirty=full, now=now, first_load=first
+            ).records
         if acts:
-            stored += self.store.records.store_activities(db, self.job, name, acts, force_dirty=full, now=now).records
+            stored += self.store.records.store_activities(
+                db, self.job, name, acts, force_dirty=full, now=now, first_load=first
+            ).records
         removed = [record for page in group if isinstance(page, ContactPage) for record in page.removed]
         if removed:
             # deleted or merged away in the CRM: out of the store and every queue, no write, no dead letter
