@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 from connector.store.tables import storable_json
 
@@ -154,6 +154,33 @@ def _copy_rows(
             f"INSERT INTO {table} ({names}) SELECT {names} FROM {target}{_on_conflict(conflict, update)}"
         )
         db.exec_driver_sql(f"DELETE FROM {target}")
+
+
+def update_rows(
+    db: Connection, table: Table, keys: Sequence[str], columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Set ``columns`` of the rows of ``table`` found by ``keys``, one tuple per row: its key values, then its
+    new values (made what the column types would make them: :func:`db_time`, :func:`db_json`, storable text).
+    A key given twice: the last tuple wins, as with one ``UPDATE`` per tuple.
+
+    On PostgreSQL one ``UPDATE ... FROM unnest(...)`` with one array per column: one statement planned once
+    for the whole set, not an execution (and a plan) per row. Elsewhere one ``executemany`` of tuples."""
+    if not rows:
+        return
+    rows = _last_per_key((*keys, *columns), rows, keys, keep_last=True)
+    name = table.name
+    if db.dialect.name == "postgresql":
+        names = (*keys, *columns)
+        arrays = ", ".join(f"%s::{table.c[column].type.compile(dialect=db.dialect)}[]" for column in names)
+        sets = ", ".join(f"{column} = s.{column}" for column in columns)
+        where = " AND ".join(f"t.{key} = s.{key}" for key in keys)
+        sql = f"UPDATE {name} AS t SET {sets} FROM unnest({arrays}) AS s({', '.join(names)}) WHERE {where}"
+        db.exec_driver_sql(sql, tuple(list(values) for values in zip(*rows, strict=True)))
+        return
+    count = len(keys)
+    sets = ", ".join(f"{column} = {_marks(db, 1)}" for column in columns)
+    where = " AND ".join(f"{key} = {_marks(db, 1)}" for key in keys)
+    db.exec_driver_sql(f"UPDATE {name} SET {sets} WHERE {where}", [row[count:] + row[:count] for row in rows])
 
 
 def activity_rows(

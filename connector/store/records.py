@@ -11,11 +11,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, delete, select
 
 from connector.crm import ActivityRecord, ContactRecord, RemovedRecord
 from connector.model import Contact
-from connector.store.bulk import db_json, db_time, has_rows, insert_rows
+from connector.store.bulk import db_json, db_time, has_rows, insert_rows, update_rows
 from connector.store.first_load import FirstLoad
 from connector.store.queue import Queue
 from connector.store.removals import remove_contacts
@@ -256,23 +256,10 @@ class Records:
 
     def mark_written(self, db: Connection, connection: str, written: Sequence[Written]) -> None:
         """The CRM now holds what was written: keep our copy in step so the echo of our own write is not a change."""
-        if not written:
-            return
         rows = []
         for item in written:
             queued = item.contact
             values = {**queued.stage_values, **item.fields}
-            rows.append(
-                {
-                    "b_crm_id": queued.crm_id,
-                    "b_stage": item.stage.value,
-                    "b_values": values,
-                    "b_hash": contact_hash(queued.object_type, queued.contact_json, values),
-                }
-            )
-        db.execute(
-            update(contacts)
-            .where(contacts.c.connection == connection, contacts.c.crm_id == bindparam("b_crm_id"))
-            .values(stage=bindparam("b_stage"), stage_values=bindparam("b_values"), content_hash=bindparam("b_hash")),
-            rows,
-        )
+            digest = contact_hash(queued.object_type, queued.contact_json, values)
+            rows.append((connection, storable(queued.crm_id), item.stage.value, db_json(values), digest))
+        update_rows(db, contacts, _CONTACT_KEYS, ("stage", "stage_values", "content_hash"), rows)
