@@ -40,7 +40,16 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from connector.config import Config
-from connector.crm import ActivityPage, ContactPage, CrmClient, SkippedRecord, WriteOutcome, WriteResult
+from connector.crm import (
+    ActivityPage,
+    ContactDirectory,
+    ContactPage,
+    CrmClient,
+    SkippedRecord,
+    UsesDirectory,
+    WriteOutcome,
+    WriteResult,
+)
 from connector.errors import TransientError
 from connector.jobs import Job
 from connector.lifecycle.rules import Rules, load_rules
@@ -343,6 +352,13 @@ class _Run:
                 self._scratch = None
                 transaction.rollback()
 
+    def _directory(self, name: str) -> ContactDirectory:
+        def contact_ids(emails: Sequence[str]) -> dict[str, str]:
+            with self._read() as db:
+                return self.store.records.contact_ids_by_email(db, name, emails)
+
+        return contact_ids
+
     def _queued(self, name: str) -> int:
         with self._read() as db:
             return self.store.queue.count(db, self.job, name)
@@ -354,6 +370,9 @@ class _Run:
 
     def _sync_connection(self, client: CrmClient, mapping: CrmMapping) -> None:
         name = client.connection
+        if isinstance(client, UsesDirectory) and self._scratch is None:
+            # e-mails resolved from the stored contacts (a dry run's are in its own open transaction: not there)
+            client.use_directory(self._directory(name))
         counts = self.result.counts.setdefault(name, ConnectionCounts())
         if self.settings.run_mode is RunMode.FULL:
             with self._read() as db:
