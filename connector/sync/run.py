@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,6 +69,7 @@ from connector.store import (
     new_owner,
 )
 from connector.sync.decide import ChunkPlan, StageWrite, decide_chunk
+from connector.sync.read_ahead import read_ahead
 from connector.sync.redact import safe_error, safe_message, secret_values
 from connector.sync.result import ConnectionCounts, RunResult
 from connector.sync.settle import MAX_RETRY_ATTEMPTS, Settlement, settle_batch
@@ -402,9 +403,22 @@ class _Run:
         with self._read() as db:
             # nothing of the connection stored yet: this pull looks up only what it may have stored itself
             first = self.store.records.first_load(db, name, stream)
-        pages: Iterator[ContactPage | ActivityPage] = (
+        pulled: Iterator[ContactPage | ActivityPage] = (
             client.pull_contacts(cursor) if stream == CONTACTS else client.pull_activities(cursor)
         )
+        # the next page is pulled while the last group is stored
+        with closing(read_ahead(pulled)) as pages:
+            return self._pull_pages(name, stream, pages, first, counts)
+
+    def _pull_pages(
+        self,
+        name: str,
+        stream: str,
+        pages: Iterator[ContactPage | ActivityPage],
+        first: FirstLoad | None,
+        counts: ConnectionCounts,
+    ) -> bool:
+        full = self.settings.run_mode is RunMode.FULL
         group: list[ContactPage | ActivityPage] = []
         read = 0
         opened = clock = time.monotonic()
