@@ -170,16 +170,20 @@ class Records:
 
     def contact_ids_by_email(self, db: Connection, connection: str, emails: Sequence[str]) -> dict[str, str]:
         """The stored contact of each of ``emails`` (lower-cased), one ``IN`` list per 900; an address two
-        stored contacts share goes to the one stored last."""
+        stored contacts share goes to the one stored last.
+
+        The connection is compared here, not in SQL: given ``connection = ?`` SQLite searches the primary key
+        (every contact of the connection, on each call) instead of the e-mail index."""
         found: dict[str, str] = {}
         wanted = [email for email in dict.fromkeys(emails) if stored_email(email) == email]
         for part in in_chunks(wanted):
             rows = db.execute(
-                select(contacts.c.email, contacts.c.crm_id)
-                .where(contacts.c.connection == connection, contacts.c.email.in_(part))
-                .order_by(contacts.c.stored_at, contacts.c.crm_id)
-            )
-            found.update({email: crm_id for email, crm_id in rows})
+                select(contacts.c.connection, contacts.c.email, contacts.c.crm_id, contacts.c.stored_at).where(
+                    contacts.c.email.in_(part)
+                )
+            ).all()
+            mine = sorted((row for row in rows if row.connection == connection), key=lambda r: (r.stored_at, r.crm_id))
+            found.update({row.email: row.crm_id for row in mine})
         return found
 
     def remove_contacts(

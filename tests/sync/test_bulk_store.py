@@ -118,3 +118,14 @@ def test_decisions_backoffs_and_writes_are_set_in_bulk_and_read_back_typed(store
     assert (three.decided_stage, three.dirty, three.attempts, three.not_before) == ("lead", True, 2, later)
     assert (stored.stage, stored.stage_values["crmsync_stage"]) == ("sql", "sql")
     assert stored.content_hash == contact_hash("contact", first.contact_json, stored.stage_values)
+
+
+def test_e_mails_resolve_to_the_connections_own_contacts(store: Store) -> None:
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hs", [person("10000000001")], force_dirty=False, now=NOW)
+        store.records.store_contacts(db, "job", "hs2", [person("10000000001"), person("10000000002")],
+                                     force_dirty=False, now=NOW)  # fmt: skip
+        hs = store.records.contact_ids_by_email(db, "hs", ["10000000001@example.fr", "10000000002@example.fr"])
+        other = store.records.contact_ids_by_email(db, "hs2", ["10000000002@example.fr", "nobody@example.fr"])
+    assert hs == {"10000000001@example.fr": "10000000001"}
+    assert other == {"10000000002@example.fr": "10000000002"}
