@@ -10,7 +10,7 @@ is committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -219,3 +219,19 @@ class CrmClient(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ContactDirectory(Protocol):
+    """Contact ids of a connection by e-mail, from what the sync has stored (no API call)."""
+
+    def __call__(self, emails: Sequence[str]) -> Mapping[str, str]:
+        """The stored contact id of each of ``emails`` (lower-cased) that the store knows."""
+        ...
+
+
+@runtime_checkable
+class UsesDirectory(Protocol):
+    """A client that resolves e-mails to contacts (HubSpot form submissions, e-mail events): the sync hands it
+    the store's :class:`ContactDirectory`, so the client keeps only a bounded cache of its own."""
+
+    def use_directory(self, directory: ContactDirectory) -> None: ...

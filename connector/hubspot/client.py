@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from connector.crm import (
     ActivityPage,
     ActivityRecord,
     ApiUsage,
+    ContactDirectory,
     ContactPage,
     ContactRecord,
     RemovedRecord,
@@ -108,6 +110,8 @@ BATCH = 100
 FORM_PAGE = 50
 COMPANY_CACHE = 50_000
 """Companies kept between contact pages; past this many, those no waiting page needs are forgotten."""
+EMAIL_CACHE = 20_000
+"""E-mails of the contacts pulled last kept in memory (~4 MB); the store's directory answers for the others."""
 HOLD_PAGES = 20
 """Contact pages that may wait for a full batch of unseen companies before a partial batch is read."""
 ENGAGEMENT_OBJECTS = ("meetings", "emails", "calls")
@@ -138,6 +142,7 @@ class HubSpotClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         transport: Transport | None = None,
+        email_cache: int = EMAIL_CACHE,
     ) -> None:
         if mapping.crm != "hubspot":
             raise ConfigError(f"connection {connection!r}: {mapping.source} is not a HubSpot mapping")
@@ -156,7 +161,10 @@ class HubSpotClient:
         self._clock = clock
         self._transport = transport or Transport(settings, token.get_secret_value(), sleep=sleep, pacing=pacing)
         self._cap = settings.search_result_cap
-        self._email_ids: dict[str, str] = {}
+        self._email_ids = RecentEmails(email_cache)
+        """E-mail -> contact id of the contacts pulled last, for form submissions and e-mail events (bounded:
+        older ones come from the store's directory, else from ``contacts.batch_read``)."""
+        self._directory: ContactDirectory | None = None
         self._contact_properties = contact_properties(mapping)
         self._company_properties = mapping.company_fields("contacts")
         self._companies: dict[str, dict[str, str | None]] = {}
@@ -350,7 +358,7 @@ class HubSpotClient:
                 continue
             records.append(record)
             if record.contact.email:
-                self._email_ids[record.contact.email] = item.id
+                self._email_ids.put(record.contact.email, item.id)
         removed = [gone for item in page.results for gone in merged_away(item)]
         self._merges_seen.update(gone.crm_id for gone in removed)
         return ContactPage(
@@ -527,26 +535,21 @@ class HubSpotClient:
             state = step.cursor
 
     def _submission_page(self, guid: str, submissions: list[FormSubmission]) -> ActivityPage:
-        emails = {submission_email(s) for s in submissions}
-        self._resolve_emails(sorted(e for e in emails if e and e not in self._email_ids))
+        ids = self._contact_ids(sorted({submission_email(s) for s in submissions} - {""}))
         records: list[ActivityRecord] = []
         skips: list[SkippedRecord] = []
         unmapped = 0
         for submission in submissions:
             crm_id = submission_id(guid, submission)
+            contact_id = ids.get(submission_email(submission))
             try:
                 activity = submission_activity(guid, submission, self.mapping)
             except ValueError as error:
-                contact_id = self._email_ids.get(submission_email(submission))
-                if contact_id is None:
-                    skips.append(self._no_submitter(crm_id))
-                else:
-                    skips.append(skipped(crm_id, error))
+                skips.append(self._no_submitter(crm_id) if contact_id is None else skipped(crm_id, error))
                 continue
             if activity is None:
                 unmapped += 1
                 continue
-            contact_id = self._email_ids.get(submission_email(submission))
             if contact_id is None:
                 skips.append(self._no_submitter(crm_id))
                 continue
@@ -561,15 +564,27 @@ class HubSpotClient:
     def _no_submitter(crm_id: str) -> SkippedRecord:
         return SkippedRecord(crm_id=crm_id, reason="no contact with the submitted e-mail", code=SkipReason.NO_CONTACT)
 
-    def _contact_ids(self, emails: list[str]) -> dict[str, str]:
-        """Contact ids of these (lower-cased) e-mails, looked up in bulk when this client has not seen them."""
-        self._resolve_emails([e for e in emails if e not in self._email_ids])
-        return {e: self._email_ids[e] for e in emails if e in self._email_ids}
+    def use_directory(self, directory: ContactDirectory) -> None:
+        """Resolve e-mails the recent-contact cache misses from the store's contacts before asking HubSpot."""
+        self._directory = directory
 
-    def _resolve_emails(self, emails: list[str]) -> None:
-        """Contact ids of submitters not seen in this client's contact pulls (batch read by e-mail)."""
-        for start in range(0, len(emails), BATCH):
-            chunk = emails[start : start + BATCH]
+    def _contact_ids(self, emails: list[str]) -> dict[str, str]:
+        """Contact ids of these (lower-cased) e-mails: the contacts pulled last, then the store's directory,
+        then a ``contacts.batch_read`` by e-mail for the rest (submitters this client and the store never saw)."""
+        found: dict[str, str] = {}
+        missing: list[str] = []
+        for email in emails:
+            contact_id = self._email_ids.get(email)
+            if contact_id is None:
+                missing.append(email)
+            else:
+                found[email] = contact_id
+        if missing and self._directory is not None:
+            known = self._directory(missing)
+            found.update(known)
+            missing = [email for email in missing if email not in known]
+        for start in range(0, len(missing), BATCH):
+            chunk = missing[start : start + BATCH]
             data = self._send(
                 Operation(
                     "contacts.batch_read",
@@ -578,10 +593,12 @@ class HubSpotClient:
                     body={"inputs": [{"id": e} for e in chunk], "idProperty": "email", "properties": ["email"]},
                 )
             )
-            for found in BatchResponse.model_validate_json(data).results:
-                email = (found.properties.get("email") or "").lower()
+            for result in BatchResponse.model_validate_json(data).results:
+                email = (result.properties.get("email") or "").lower()
                 if email:
-                    self._email_ids[email] = found.id
+                    found[email] = result.id
+                    self._email_ids.put(email, result.id)
+        return found
 
     # -- the scan shared by every CRM object -------------------------------------------
     def _scan(
@@ -776,6 +793,32 @@ class HubSpotClient:
         close = getattr(self._transport, "close", None)
         if close is not None:
             close()
+
+
+class RecentEmails:
+    """E-mail -> contact id of the ``size`` entries put or read last (memory bounded whatever the portal's size)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ids: OrderedDict[str, str] = OrderedDict()
+
+    def put(self, email: str, contact_id: str) -> None:
+        self._ids[email] = contact_id
+        self._ids.move_to_end(email)
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+
+    def get(self, email: str) -> str | None:
+        contact_id = self._ids.get(email)
+        if contact_id is not None:
+            self._ids.move_to_end(email)
+        return contact_id
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def clear(self) -> None:
+        self._ids.clear()
 
 
 _Page = TypeVar("_Page")

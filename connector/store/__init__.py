@@ -1,5 +1,6 @@
 """The state store: what the sync jobs remember between runs (SQLite or PostgreSQL)."""
 
+from connector.store.first_load import FirstLoad
 from connector.store.leases import Lease, LeaseHeld, LeaseLost, acquire, new_owner
 from connector.store.state import Store, open_store
 from connector.store.values import (
@@ -28,6 +29,7 @@ __all__ = [
     "DeadLetter",
     "Decision",
     "Deferral",
+    "FirstLoad",
     "Intent",
     "Lease",
     "LeaseHeld",

@@ -9,9 +9,25 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from connector.store.bulk import db_json, db_time, insert_rows
 from connector.store.sql import in_chunks
 from connector.store.tables import ladder_notes, stage_changes, storable
 from connector.store.values import Change, LadderNote
+
+_COLUMNS = (
+    "intent_id",
+    "job",
+    "run_id",
+    "connection",
+    "crm_id",
+    "email",
+    "from_stage",
+    "from_value",
+    "to_stage",
+    "changed_at",
+    "rule",
+    "reasons",
+)
 
 
 class History:
@@ -32,23 +48,22 @@ class History:
                 continue
             seen.add(intent.intent_id)
             rows.append(
-                {
-                    "intent_id": intent.intent_id,
-                    "job": job,
-                    "run_id": intent.run_id,
-                    "connection": connection,
-                    "crm_id": change.crm_id,
-                    "email": change.email,
-                    "from_stage": intent.from_stage.value if intent.from_stage else None,
-                    "from_value": intent.from_value,
-                    "to_stage": intent.to_stage.value,
-                    "changed_at": intent.created_at,
-                    "rule": intent.rule,
-                    "reasons": list(intent.reasons),
-                }
+                (
+                    intent.intent_id,
+                    job,
+                    intent.run_id,
+                    connection,
+                    storable(change.crm_id),
+                    None if change.email is None else storable(change.email),
+                    intent.from_stage.value if intent.from_stage else None,
+                    None if intent.from_value is None else storable(intent.from_value),
+                    intent.to_stage.value,
+                    db_time(db, intent.created_at),
+                    intent.rule,
+                    db_json(list(intent.reasons)),
+                )
             )
-        if rows:
-            db.execute(insert(stage_changes), rows)
+        insert_rows(db, "stage_changes", _COLUMNS, rows)
         return len(rows)
 
     def note_beyond(self, db: Connection, job: str, connection: str, notes: Sequence[LadderNote]) -> int:

@@ -11,34 +11,39 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection, delete, select
 
 from connector.model import Stage
-from connector.store.sql import in_chunks, upsert
-from connector.store.tables import pending_writes
+from connector.store.bulk import db_json, db_time, insert_rows
+from connector.store.sql import in_chunks
+from connector.store.tables import pending_writes, storable
 from connector.store.values import Intent, PendingWrite
 
-_COLUMNS = ["intent_id", "run_id", "from_value", "from_stage", "to_stage", "to_value", "rule", "reasons", "created_at"]
+_COLUMNS = ("intent_id", "run_id", "from_value", "from_stage", "to_stage", "to_value", "rule", "reasons", "created_at")
+_KEYS = ("job", "connection", "crm_id")
 
 
 class Outbox:
     def add(self, db: Connection, job: str, connection: str, intents: Sequence[Intent]) -> None:
         """Commit planned writes (replacing an older intent for the same record)."""
-        rows = [
-            {
-                "job": job,
-                "connection": connection,
-                "crm_id": intent.crm_id,
-                "intent_id": intent.write.intent_id,
-                "run_id": intent.write.run_id,
-                "from_value": intent.write.from_value,
-                "from_stage": intent.write.from_stage.value if intent.write.from_stage else None,
-                "to_stage": intent.write.to_stage.value,
-                "to_value": intent.write.to_value,
-                "rule": intent.write.rule,
-                "reasons": list(intent.write.reasons),
-                "created_at": intent.write.created_at,
-            }
-            for intent in intents
-        ]
-        upsert(db, pending_writes, rows, keys=["job", "connection", "crm_id"], update=_COLUMNS)
+        rows = []
+        for intent in intents:
+            write = intent.write
+            rows.append(
+                (
+                    job,
+                    connection,
+                    storable(intent.crm_id),
+                    write.intent_id,
+                    write.run_id,
+                    None if write.from_value is None else storable(write.from_value),
+                    write.from_stage.value if write.from_stage else None,
+                    write.to_stage.value,
+                    write.to_value,
+                    write.rule,
+                    db_json(list(write.reasons)),
+                    db_time(db, write.created_at),
+                )
+            )
+        insert_rows(db, "pending_writes", ("job", "connection", "crm_id", *_COLUMNS), rows, conflict=_KEYS,
+                    update=_COLUMNS)  # fmt: skip
 
     def drop(self, db: Connection, job: str, connection: str, crm_ids: Iterable[str]) -> None:
         for part in in_chunks(list(crm_ids)):

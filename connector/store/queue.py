@@ -6,14 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, func, or_, select, update
 
 from connector.model import Activity, Contact, Stage
-from connector.store.bulk import activity_rows, insert_rows
+from connector.store.bulk import activity_rows, db_json, db_time, insert_rows, update_rows
 from connector.store.outbox import Outbox
 from connector.store.sql import in_chunks
 from connector.store.tables import contacts, job_contacts, storable
 from connector.store.values import Decision, Deferral, QueuedContact, Written
+
+_KEYS = ("job", "connection", "crm_id")
 
 
 def _stage(value: str | None) -> Stage | None:
@@ -171,32 +173,22 @@ class Queue:
         """Keep each contact's last decision; those marked ``done`` leave the queue."""
         if not decisions:
             return
-        statement = (
-            update(job_contacts)
-            .where(
-                job_contacts.c.job == job,
-                job_contacts.c.connection == connection,
-                job_contacts.c.crm_id == bindparam("b_crm_id"),
-            )
-            .values(
-                decided_stage=bindparam("b_stage"),
-                rule=bindparam("b_rule"),
-                reasons=bindparam("b_reasons"),
-                decided_at=bindparam("b_at"),
-                decide_again_at=bindparam("b_again"),
-            )
-        )
-        db.execute(
-            statement,
+        update_rows(
+            db,
+            job_contacts,
+            _KEYS,
+            ("decided_stage", "rule", "reasons", "decided_at", "decide_again_at"),
             [
-                {
-                    "b_crm_id": decision.crm_id,
-                    "b_stage": decision.stage.value if decision.stage else None,
-                    "b_rule": decision.rule,
-                    "b_reasons": list(decision.reasons),
-                    "b_at": decision.at,
-                    "b_again": decision.decide_again_at,
-                }
+                (
+                    job,
+                    connection,
+                    storable(decision.crm_id),
+                    decision.stage.value if decision.stage else None,
+                    decision.rule,
+                    db_json(list(decision.reasons)),
+                    db_time(db, decision.at),
+                    db_time(db, decision.decide_again_at),
+                )
                 for decision in decisions
             ],
         )
@@ -239,18 +231,13 @@ class Queue:
 
     def defer(self, db: Connection, job: str, connection: str, deferrals: Sequence[Deferral]) -> None:
         """Keep contacts queued, each not before its ``not_before`` (transient failure backoff)."""
-        if not deferrals:
-            return
-        db.execute(
-            update(job_contacts)
-            .where(
-                job_contacts.c.job == job,
-                job_contacts.c.connection == connection,
-                job_contacts.c.crm_id == bindparam("b_crm_id"),
-            )
-            .values(dirty=True, attempts=bindparam("b_attempts"), not_before=bindparam("b_not_before")),
+        update_rows(
+            db,
+            job_contacts,
+            _KEYS,
+            ("dirty", "attempts", "not_before"),
             [
-                {"b_crm_id": item.crm_id, "b_attempts": item.attempts, "b_not_before": item.not_before}
+                (job, connection, storable(item.crm_id), True, item.attempts, db_time(db, item.not_before))
                 for item in deferrals
             ],
         )
@@ -259,15 +246,11 @@ class Queue:
         self, db: Connection, job: str, connection: str, written: Sequence[Written], now: datetime
     ) -> None:
         """Remember the rung last written for each contact (the current rung when the CRM shows none)."""
-        if not written:
-            return
-        db.execute(
-            update(job_contacts)
-            .where(
-                job_contacts.c.job == job,
-                job_contacts.c.connection == connection,
-                job_contacts.c.crm_id == bindparam("b_crm_id"),
-            )
-            .values(written_stage=bindparam("b_stage"), written_at=now),
-            [{"b_crm_id": item.contact.crm_id, "b_stage": item.stage.value} for item in written],
+        at = db_time(db, now)
+        update_rows(
+            db,
+            job_contacts,
+            _KEYS,
+            ("written_stage", "written_at"),
+            [(job, connection, storable(item.contact.crm_id), item.stage.value, at) for item in written],
         )

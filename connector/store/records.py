@@ -11,11 +11,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, delete, select
 
 from connector.crm import ActivityRecord, ContactRecord, RemovedRecord
 from connector.model import Contact
-from connector.store.bulk import db_json, db_time, has_rows, insert_rows
+from connector.store.bulk import db_json, db_time, has_rows, insert_rows, update_rows
+from connector.store.first_load import FirstLoad
 from connector.store.queue import Queue
 from connector.store.removals import remove_contacts
 from connector.store.sql import in_chunks
@@ -45,6 +46,7 @@ _ACTIVITY_COLUMNS = (
     "content_hash",
     "modified_at",
 )
+_ACTIVITY_KEYS = ("connection", "contact_crm_id", "crm_id")
 
 
 def contact_json(contact: Contact) -> str:
@@ -93,6 +95,23 @@ class Records:
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
 
+    @staticmethod
+    def first_load(db: Connection, connection: str, stream: str) -> FirstLoad | None:
+        """A :class:`FirstLoad` for a pull of ``stream`` (``contacts`` or ``activities``) when the
+        connection has nothing stored in that stream's table yet; none otherwise."""
+        table = "contacts" if stream == "contacts" else "activities"
+        return None if has_rows(db, table, connection) else FirstLoad()
+
+    @staticmethod
+    def _to_look_up(db: Connection, table: str, connection: str, ids: list[str], first: FirstLoad | None) -> list[str]:
+        """The ids whose stored hash must be read: those a first load may have stored already, else all of them
+        unless the connection has nothing stored (one index probe)."""
+        if first is not None:
+            found = first.may_have(ids)
+            first.add(ids)
+            return found
+        return ids if has_rows(db, table, connection) else []
+
     def store_contacts(
         self,
         db: Connection,
@@ -102,16 +121,17 @@ class Records:
         *,
         force_dirty: bool,
         now: datetime,
+        first_load: FirstLoad | None = None,
     ) -> PageCounts:
-        """Upsert a page of contacts; queue those whose facts changed (for every job that knows them)."""
+        """Upsert a page of contacts; queue those whose facts changed (for every job that knows them).
+        ``first_load``: the pull's :meth:`first_load`, when it has one."""
         if not records:
             return PageCounts(0, 0, 0, 0)
         latest: dict[str, ContactRecord] = {record.crm_id: record for record in records}
         ids = list(latest)
         known: dict[str, str] = {}
-        # a first load finds nothing: one probe instead of a look-up per 900 ids
-        if has_rows(db, "contacts", connection):
-            for part in in_chunks(ids):
+        if look_up := self._to_look_up(db, "contacts", connection, ids, first_load):
+            for part in in_chunks(look_up):
                 known.update(
                     db.execute(
                         select(contacts.c.crm_id, contacts.c.content_hash).where(
@@ -151,6 +171,24 @@ class Records:
         new = sum(1 for crm_id in changed if crm_id not in known)
         return PageCounts(len(latest), new, len(changed) - new, len(dirtied))
 
+    def contact_ids_by_email(self, db: Connection, connection: str, emails: Sequence[str]) -> dict[str, str]:
+        """The stored contact of each of ``emails`` (lower-cased), one ``IN`` list per 900; an address two
+        stored contacts share goes to the one stored last.
+
+        The connection is compared here, not in SQL: given ``connection = ?`` SQLite searches the primary key
+        (every contact of the connection, on each call) instead of the e-mail index."""
+        found: dict[str, str] = {}
+        wanted = [email for email in dict.fromkeys(emails) if stored_email(email) == email]
+        for part in in_chunks(wanted):
+            rows = db.execute(
+                select(contacts.c.connection, contacts.c.email, contacts.c.crm_id, contacts.c.stored_at).where(
+                    contacts.c.email.in_(part)
+                )
+            ).all()
+            mine = sorted((row for row in rows if row.connection == connection), key=lambda r: (r.stored_at, r.crm_id))
+            found.update({row.email: row.crm_id for row in mine})
+        return found
+
     def remove_contacts(
         self, db: Connection, connection: str, removed: Sequence[RemovedRecord], *, now: datetime
     ) -> int:
@@ -167,11 +205,13 @@ class Records:
         *,
         force_dirty: bool,
         now: datetime,
+        first_load: FirstLoad | None = None,
     ) -> PageCounts:
         """Upsert a page of activities, linked by the contacts' CRM ids; queue those contacts.
 
         An activity may name a contact not read yet: it is kept, and attached
         when that contact arrives (a new contact is always decided).
+        ``first_load``: the pull's :meth:`first_load`, when it has one.
         """
         if not records:
             return PageCounts(0, 0, 0, 0)
@@ -179,8 +219,8 @@ class Records:
         ids = list(latest)
         known: dict[str, str] = {}
         old_links: dict[str, set[str]] = {}
-        if has_rows(db, "activities", connection):
-            for part in in_chunks(ids):
+        if look_up := self._to_look_up(db, "activities", connection, ids, first_load):
+            for part in in_chunks(look_up):
                 for crm_id, digest, contact_id in db.execute(
                     select(activities.c.crm_id, activities.c.content_hash, activities.c.contact_crm_id).where(
                         activities.c.connection == connection, activities.c.crm_id.in_(part)
@@ -221,7 +261,13 @@ class Records:
         stale = [crm_id for crm_id in changed if crm_id in known]
         for part in in_chunks(stale):
             db.execute(delete(activities).where(activities.c.connection == connection, activities.c.crm_id.in_(part)))
-        insert_rows(db, "activities", _ACTIVITY_COLUMNS, rows)
+        if first_load is None:
+            insert_rows(db, "activities", _ACTIVITY_COLUMNS, rows)
+        else:
+            # another job reading the same connection may be loading it too: its rows are replaced, not a
+            # key violation (the rows of one pull are never there: the filter said so)
+            insert_rows(db, "activities", _ACTIVITY_COLUMNS, rows, conflict=_ACTIVITY_KEYS,
+                        update=_ACTIVITY_COLUMNS[3:], expect_new=True)  # fmt: skip
         affected = sorted(touched)
         dirtied = self._queue.mark_dirty(
             db, job, connection, changed=affected, forced=affected if force_dirty else [], seen=affected
@@ -231,23 +277,10 @@ class Records:
 
     def mark_written(self, db: Connection, connection: str, written: Sequence[Written]) -> None:
         """The CRM now holds what was written: keep our copy in step so the echo of our own write is not a change."""
-        if not written:
-            return
         rows = []
         for item in written:
             queued = item.contact
             values = {**queued.stage_values, **item.fields}
-            rows.append(
-                {
-                    "b_crm_id": queued.crm_id,
-                    "b_stage": item.stage.value,
-                    "b_values": values,
-                    "b_hash": contact_hash(queued.object_type, queued.contact_json, values),
-                }
-            )
-        db.execute(
-            update(contacts)
-            .where(contacts.c.connection == connection, contacts.c.crm_id == bindparam("b_crm_id"))
-            .values(stage=bindparam("b_stage"), stage_values=bindparam("b_values"), content_hash=bindparam("b_hash")),
-            rows,
-        )
+            digest = contact_hash(queued.object_type, queued.contact_json, values)
+            rows.append((connection, storable(queued.crm_id), item.stage.value, db_json(values), digest))
+        update_rows(db, contacts, _CONTACT_KEYS, ("stage", "stage_values", "content_hash"), rows)

@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,7 +47,16 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from connector.config import Config
-from connector.crm import ActivityPage, ContactPage, CrmClient, SkippedRecord, WriteOutcome, WriteResult
+from connector.crm import (
+    ActivityPage,
+    ContactDirectory,
+    ContactPage,
+    CrmClient,
+    SkippedRecord,
+    UsesDirectory,
+    WriteOutcome,
+    WriteResult,
+)
 from connector.errors import TransientError
 from connector.jobs import Job
 from connector.lifecycle.rules import Rules, load_rules
@@ -59,6 +68,7 @@ from connector.store import (
     ACTIVITIES,
     CONTACTS,
     Change,
+    FirstLoad,
     Lease,
     QueuedContact,
     Store,
@@ -69,6 +79,7 @@ from connector.store import (
 from connector.store.values import PersonConflict, RecordEmails, RecordKey
 from connector.sync.decide import ChunkPlan, StageWrite, decide_chunk
 from connector.sync.people import plan_links, record_emails
+from connector.sync.read_ahead import read_ahead
 from connector.sync.redact import safe_error, safe_message, secret_values
 from connector.sync.result import ConnectionCounts, RunResult
 from connector.sync.settle import MAX_RETRY_ATTEMPTS, Settlement, settle_batch
@@ -365,6 +376,13 @@ class _Run:
                 self._scratch = None
                 transaction.rollback()
 
+    def _directory(self, name: str) -> ContactDirectory:
+        def contact_ids(emails: Sequence[str]) -> dict[str, str]:
+            with self._read() as db:
+                return self.store.records.contact_ids_by_email(db, name, emails)
+
+        return contact_ids
+
     def _queued(self, name: str) -> int:
         with self._read() as db:
             return self.store.queue.count(db, self.job, name)
@@ -376,6 +394,9 @@ class _Run:
 
     def _sync_connection(self, client: CrmClient, mapping: CrmMapping) -> None:
         name = client.connection
+        if isinstance(client, UsesDirectory) and self._scratch is None:
+            # e-mails resolved from the stored contacts (a dry run's are in its own open transaction: not there)
+            client.use_directory(self._directory(name))
         counts = self.result.counts.setdefault(name, ConnectionCounts())
         if self.settings.run_mode is RunMode.FULL:
             with self._read() as db:
@@ -402,9 +423,25 @@ class _Run:
         else:
             with self._read() as db:
                 cursor = self.store.checkpoints.get(db, self.job, name, stream).resume_from
-        pages: Iterator[ContactPage | ActivityPage] = (
+        with self._read() as db:
+            # nothing of the connection stored yet: this pull looks up only what it may have stored itself
+            first = self.store.records.first_load(db, name, stream)
+        pulled: Iterator[ContactPage | ActivityPage] = (
             client.pull_contacts(cursor) if stream == CONTACTS else client.pull_activities(cursor)
         )
+        # the next page is pulled while the last group is stored
+        with closing(read_ahead(pulled)) as pages:
+            return self._pull_pages(name, stream, pages, first, counts)
+
+    def _pull_pages(
+        self,
+        name: str,
+        stream: str,
+        pages: Iterator[ContactPage | ActivityPage],
+        first: FirstLoad | None,
+        counts: ConnectionCounts,
+    ) -> bool:
+        full = self.settings.run_mode is RunMode.FULL
         group: list[ContactPage | ActivityPage] = []
         read = 0
         opened = clock = time.monotonic()
@@ -414,14 +451,14 @@ class _Run:
                 opened = time.monotonic()
             group.append(page)
             if self.stop.is_set() or self.settings.pages.full(group, time.monotonic() - opened):
-                read += self._store_group(name, stream, group, full, counts, read)
+                read += self._store_group(name, stream, group, full, counts, read, first)
                 group = []
             if self.stop.is_set():
                 return False
             clock = time.monotonic()
         counts.add_time("pull", time.monotonic() - clock)
         if group:
-            read += self._store_group(name, stream, group, full, counts, read)
+            read += self._store_group(name, stream, group, full, counts, read, first)
         self.emit(ProgressEvent(name, CONTACTS if stream == CONTACTS else ACTIVITIES, "done", read))
         return True
 
@@ -433,12 +470,13 @@ class _Run:
         full: bool,
         counts: ConnectionCounts,
         read: int,
+        first: FirstLoad | None,
     ) -> int:
         """Store ``group``'s records and its last page's read position in one transaction; count them.
         Returns the records stored."""
         started = time.monotonic()
         with self._transaction(flush=False) as db:
-            stored = self._store_pages(db, name, group, full)
+            stored = self._store_pages(db, name, group, full, first)
             self.store.checkpoints.save_position(db, self.job, name, stream, group[-1].cursor, self.clock())
         counts.add_time("store", time.monotonic() - started)
         for page in group:
@@ -453,7 +491,14 @@ class _Run:
         self.emit(ProgressEvent(name, CONTACTS if stream == CONTACTS else ACTIVITIES, "stored", read + stored))
         return stored
 
-    def _store_pages(self, db: Connection, name: str, group: Sequence[ContactPage | ActivityPage], full: bool) -> int:
+    def _store_pages(
+        self,
+        db: Connection,
+        name: str,
+        group: Sequence[ContactPage | ActivityPage],
+        full: bool,
+        first: FirstLoad | None,
+    ) -> int:
         """One store call for the records of every page in ``group`` (a record read twice: the later copy
         wins, as page by page). Returns the records stored."""
         now = self.clock()
@@ -461,9 +506,13 @@ class _Run:
         acts = [record for page in group if isinstance(page, ActivityPage) for record in page.records]
         stored = 0
         if people:
-            stored += self.store.records.store_contacts(db, self.job, name, people, force_dirty=full, now=now).records
+            stored += self.store.records.store_contacts(
+                db, self.job, name, people, force_dirty=full, now=now, first_load=first
+            ).records
         if acts:
-            stored += self.store.records.store_activities(db, self.job, name, acts, force_dirty=full, now=now).records
+            stored += self.store.records.store_activities(
+                db, self.job, name, acts, force_dirty=full, now=now, first_load=first
+            ).records
         removed = [record for page in group if isinstance(page, ContactPage) for record in page.removed]
         if removed:
             # deleted or merged away in the CRM: out of the store and every queue, no write, no dead letter

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from connector.crm import StageUpdate, WriteOutcome
 from connector.errors import AuthError, ConfigError, NotFound, QuotaExhausted, RateLimited, TransientError
 from connector.hubspot.client import HubSpotClient
 from connector.hubspot.errors import classify
 from connector.hubspot.transport import Operation
+from connector.mapping import CrmMapping
 from connector.model import Stage
 from connector.sandbox.generator import FakeActivity
 from connector.sandbox.hubspot import Fault, HubSpotSandbox, Limits
 from connector.sandbox.hubspot.store import STAGE_PROPERTY, to_ms
+from connector.store import open_store
 
 from .conftest import NOW, TOKEN
 
@@ -485,3 +489,40 @@ def test_no_token_in_logs_or_errors(
     texts += [str(e) for e in errors] + [repr(e) for e in errors] + [repr(client), client.usage().model_dump_json()]
     assert texts
     assert not [t for t in texts if TOKEN in t]
+
+
+def test_submitters_past_the_e_mail_cache_come_from_the_store_without_a_call(
+    sandbox: HubSpotSandbox, make_client: MakeClient, hubspot_mapping: CrmMapping, tmp_path: Path
+) -> None:
+    def submissions(client: HubSpotClient) -> dict[str, tuple[str, ...]]:
+        pages = list(client.pull_activities(None))
+        return {r.crm_id: r.contact_ids for p in pages for r in p.records if r.crm_id.startswith("form_submissions/")}
+
+    # as before: every contact pulled is remembered, no look-up
+    everything = make_client(sandbox)
+    people = [r for page in everything.pull_contacts(None) for r in page.records]
+    sandbox.log.clear()
+    expected = submissions(everything)
+    assert expected and sandbox.log.calls("contacts.batch_read") == 0
+
+    # five e-mails in memory; the rest from the contacts a store holds (stored as the sync stores them)
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hubspot", people, force_dirty=False, now=NOW)
+    asked: list[str] = []
+
+    def directory(emails: Sequence[str]) -> dict[str, str]:
+        asked.extend(emails)
+        with store.begin() as db:
+            return store.records.contact_ids_by_email(db, "hubspot", emails)
+
+    small = HubSpotClient("hubspot", everything.settings, hubspot_mapping, SecretStr(TOKEN), pacing=False,
+                          email_cache=5)  # fmt: skip
+    small.use_directory(directory)
+    list(small.pull_contacts(None))
+    sandbox.log.clear()
+    assert submissions(small) == expected
+    assert sandbox.log.calls("contacts.batch_read") == 0
+    assert len(small._email_ids) <= 5 and asked
+    small.close()
+    store.close()

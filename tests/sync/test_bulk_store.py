@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import select
 
 from connector.crm import ActivityRecord, ContactRecord
-from connector.model import Activity, ActivityKind, Contact
-from connector.store import Store
+from connector.model import Activity, ActivityKind, Contact, Stage
+from connector.store import Decision, Deferral, Store, Written
 from connector.store.records import activity_hash, contact_hash, contact_json
 from connector.store.tables import activities, contacts, job_contacts
 
@@ -86,3 +86,46 @@ def test_hashes_tell_apart_what_json_told_apart() -> None:
     assert activity_hash(act("a", "c1", detail=None)) != activity_hash(act("a", "c1", detail="-"))
     assert contact_hash("contact", "{}", {"a": "b", "c": None}) != contact_hash("contact", "{}", {"a": "bc", "": None})
     assert contact_hash("contact", "{}", {"a": None}) != contact_hash("contact", "{}", {"a": "-"})
+
+
+def test_decisions_backoffs_and_writes_are_set_in_bulk_and_read_back_typed(store: Store) -> None:
+    ids = ["10000000001", "10000000002", "c3\x00é"]
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hs", [person(i) for i in ids], force_dirty=False, now=NOW)
+        queued = store.queue.due(db, "job", "hs", after="", limit=10, now=NOW)
+    later = NOW + timedelta(days=3)
+    with store.begin() as db:
+        store.queue.record_decisions(db, "job", "hs", [
+            Decision("10000000001", Stage.MQL, "mql-form", ("Formulaire « démo »", 'quote " \\'), NOW, done=False,
+                     decide_again_at=later),
+            Decision("10000000002", None, None, (), NOW, done=True),
+            Decision("10000000001", Stage.SQL, "sql-meeting", ("last one wins",), NOW, done=False),
+            Decision("c3\x00é", Stage.LEAD, "lead", (), NOW, done=False),
+        ])  # fmt: skip
+        store.queue.defer(db, "job", "hs", [Deferral("c3\x00é", 2, later)])
+        first = next(q for q in queued if q.crm_id == "10000000001")
+        written = Written(first, Stage.SQL, {"crmsync_stage": "sql"})
+        store.queue.mark_written(db, "job", "hs", [written], NOW)
+        store.records.mark_written(db, "hs", [written])
+    with store.begin() as db:
+        rows = {row.crm_id: row for row in db.execute(select(job_contacts)).all()}
+        stored = db.execute(select(contacts).where(contacts.c.crm_id == "10000000001")).one()
+    one, two, three = rows["10000000001"], rows["10000000002"], rows["c3\ufffdé"]
+    assert (one.decided_stage, one.rule, one.reasons) == ("sql", "sql-meeting", ["last one wins"])
+    assert (one.decided_at, one.decide_again_at, one.dirty) == (NOW, None, True)
+    assert (one.written_stage, one.written_at) == ("sql", NOW)
+    assert (two.decided_stage, two.rule, two.reasons, two.dirty) == (None, None, [], False)
+    assert (three.decided_stage, three.dirty, three.attempts, three.not_before) == ("lead", True, 2, later)
+    assert (stored.stage, stored.stage_values["crmsync_stage"]) == ("sql", "sql")
+    assert stored.content_hash == contact_hash("contact", first.contact_json, stored.stage_values)
+
+
+def test_e_mails_resolve_to_the_connections_own_contacts(store: Store) -> None:
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hs", [person("10000000001")], force_dirty=False, now=NOW)
+        store.records.store_contacts(db, "job", "hs2", [person("10000000001"), person("10000000002")],
+                                     force_dirty=False, now=NOW)  # fmt: skip
+        hs = store.records.contact_ids_by_email(db, "hs", ["10000000001@example.fr", "10000000002@example.fr"])
+        other = store.records.contact_ids_by_email(db, "hs2", ["10000000002@example.fr", "nobody@example.fr"])
+    assert hs == {"10000000001@example.fr": "10000000001"}
+    assert other == {"10000000002@example.fr": "10000000002"}

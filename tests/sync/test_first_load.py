@@ -1,0 +1,133 @@
+"""A connection's first load looks up only what the pull itself may have stored; a re-run after a crash looks
+everything up. The same records and queue as looking up everything, on both stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from connector.progress import ProgressEvent
+from connector.store import Store
+from connector.store.first_load import FirstLoad
+from connector.store.tables import activities, contacts, job_contacts
+from tests.fakes import SimulatedCrash
+from tests.sync.conftest import StoreUrls
+from tests.sync.test_bulk_store import NOW, act, person
+from tests.sync.test_crash import PAGES, expire_lease, first_run, make_world, outcome
+
+HS = "hubspot-eu"
+
+
+@contextmanager
+def hash_look_ups(store: Store) -> Iterator[list[str]]:
+    """The parameters of every known-hash look-up (a ``SELECT`` of ``content_hash``) run meanwhile."""
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "content_hash" in statement:
+            seen.append(repr(parameters))
+
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
+
+
+def test_a_first_load_looks_up_only_the_records_it_read_twice(store: Store) -> None:
+    with store.begin() as db:
+        people, acts = store.records.first_load(db, HS, "contacts"), store.records.first_load(db, HS, "activities")
+    assert people is not None and acts is not None
+    with hash_look_ups(store) as look_ups, store.begin() as db:
+        one = store.records.store_contacts(db, "job", HS, [person("10000000001"), person("10000000002")],
+                                           force_dirty=False, now=NOW, first_load=people)  # fmt: skip
+        store.records.store_activities(db, "job", HS, [act("90000000001", "10000000001")], force_dirty=False,
+                                       now=NOW, first_load=acts)  # fmt: skip
+    assert look_ups == []  # nothing stored before: nothing looked up
+    assert (one.new, one.changed) == (2, 0)
+    # the next group of the same pull: one contact read again unchanged, one activity read again with another
+    # contact (edited while the pull ran), one of each new
+    with hash_look_ups(store) as look_ups, store.begin() as db:
+        again = store.records.store_contacts(db, "job", HS, [person("10000000001"), person("10000000003")],
+                                             force_dirty=False, now=NOW, first_load=people)  # fmt: skip
+        moved = store.records.store_activities(db, "job", HS, [act("90000000001", "10000000002"),
+                                               act("90000000002", "10000000001")], force_dirty=False, now=NOW,
+                                               first_load=acts)  # fmt: skip
+    assert (again.new, again.changed) == (1, 0)
+    assert (moved.new, moved.changed) == (1, 1)
+    assert len(look_ups) == 2
+    assert "10000000001" in look_ups[0] and "10000000003" not in look_ups[0]
+    assert "90000000001" in look_ups[1] and "90000000002" not in look_ups[1]
+    with store.begin() as db:
+        links = sorted(db.execute(select(activities.c.crm_id, activities.c.contact_crm_id)).all())
+        stored = db.execute(select(contacts.c.crm_id).order_by(contacts.c.crm_id)).scalars().all()
+        queued = db.execute(select(job_contacts.c.crm_id).where(job_contacts.c.dirty.is_(True))).scalars().all()
+        # the connection has records now: a later pull looks everything up
+        assert store.records.first_load(db, HS, "contacts") is None
+        assert store.records.first_load(db, HS, "activities") is None
+        assert store.records.first_load(db, "other", "contacts") is not None
+    assert links == [("90000000001", "10000000002"), ("90000000002", "10000000001")]
+    assert stored == ["10000000001", "10000000002", "10000000003"]
+    assert sorted(queued) == stored
+
+
+def test_a_first_load_replaces_what_another_job_stored_meanwhile(store: Store) -> None:
+    with store.begin() as db:
+        mine = store.records.first_load(db, HS, "activities")
+    assert mine is not None
+    with store.begin() as db:  # another job reading the same connection, after this pull started
+        store.records.store_activities(db, "other-job", HS, [act("90000000001", "10000000001", detail="Old")],
+                                       force_dirty=False, now=NOW)  # fmt: skip
+    with store.begin() as db:
+        store.records.store_activities(db, "job", HS, [act("90000000001", "10000000001"),
+                                       act("90000000002", "10000000001")], force_dirty=False, now=NOW,
+                                       first_load=mine)  # fmt: skip
+    with store.begin() as db:
+        rows = sorted(db.execute(select(activities.c.crm_id, activities.c.detail)).all())
+    assert rows == [("90000000001", "Guide"), ("90000000002", "Guide")]
+
+
+def test_the_filter_never_forgets_an_id_it_was_given() -> None:
+    first = FirstLoad(bits=1 << 10)  # small: many false positives, never a false negative
+    ids = [f"{n:011d}" for n in range(5_000)]
+    first.add(ids[:2_500])
+    assert set(first.may_have(ids[:2_500])) == set(ids[:2_500])
+    assert len(first.may_have(ids[2_500:])) < 2_500
+    with pytest.raises(ValueError):
+        FirstLoad(bits=1000)
+
+
+def test_a_crash_mid_first_load_then_a_rerun_looks_up_and_equals_one_clean_run(
+    tmp_path: Path, store_urls: StoreUrls
+) -> None:
+    clean = make_world(tmp_path, store_urls.new("clean"))
+    first_run(clean.crm)
+    clean.runner(chunk_size=9, pages=PAGES)
+    expected = outcome(clean)
+    clean.store.close()
+
+    world = make_world(tmp_path, store_urls.new("crashed"))
+    first_run(world.crm)
+    stored: list[str] = []
+
+    def crash_after_second_activity_group(event: ProgressEvent) -> None:
+        if event.phase == "activities" and event.step == "stored":
+            stored.append(event.phase)
+            if len(stored) == 2:
+                raise SimulatedCrash("mid first load")
+
+    with hash_look_ups(world.store) as look_ups, pytest.raises(SimulatedCrash):
+        world.runner(chunk_size=9, progress=crash_after_second_activity_group, pages=PAGES)
+    assert look_ups == []  # the whole first load so far: no look-up
+    expire_lease(world.store)
+    with hash_look_ups(world.store) as look_ups:
+        rerun = world.runner(chunk_size=9, pages=PAGES)
+    assert rerun.status == "completed"
+    assert look_ups  # the re-run found rows: it looked them up
+    assert outcome(world) == expected
+    world.store.close()
