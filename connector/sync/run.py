@@ -459,6 +459,9 @@ class _Run:
         counts.add_time("pull", time.monotonic() - clock)
         if group:
             read += self._store_group(name, stream, group, full, counts, read, first)
+        if self._scratch is None and read >= self.store.records.ANALYZE_AFTER:
+            with self._read() as db:
+                self.store.records.refresh_statistics(db, stream, read)
         self.emit(ProgressEvent(name, CONTACTS if stream == CONTACTS else ACTIVITIES, "done", read))
         return True
 
