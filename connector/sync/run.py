@@ -376,6 +376,12 @@ class _Run:
                 self._scratch = None
                 transaction.rollback()
 
+    def _hand_directory(self, client: CrmClient) -> None:
+        """A client that resolves e-mails to contacts gets the store's answers, so it keeps only a bounded
+        cache (a dry run's contacts are in its own open transaction: not there)."""
+        if isinstance(client, UsesDirectory) and self._scratch is None:
+            client.use_directory(self._directory(client.connection))
+
     def _directory(self, name: str) -> ContactDirectory:
         def contact_ids(emails: Sequence[str]) -> dict[str, str]:
             with self._read() as db:
@@ -394,9 +400,7 @@ class _Run:
 
     def _sync_connection(self, client: CrmClient, mapping: CrmMapping) -> None:
         name = client.connection
-        if isinstance(client, UsesDirectory) and self._scratch is None:
-            # e-mails resolved from the stored contacts (a dry run's are in its own open transaction: not there)
-            client.use_directory(self._directory(name))
+        self._hand_directory(client)
         counts = self.result.counts.setdefault(name, ConnectionCounts())
         if self.settings.run_mode is RunMode.FULL:
             with self._read() as db:
@@ -671,6 +675,7 @@ class _Run:
     def _sync_people(self, clients: dict[str, CrmClient], mappings: dict[str, CrmMapping]) -> None:
         names = list(clients)
         for name in names:
+            self._hand_directory(clients[name])
             counts = self.result.counts.setdefault(name, ConnectionCounts())
             if self.settings.run_mode is RunMode.FULL:
                 with self._read() as db:
