@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, Select, and_, func, select
 
 from connector.model import Activity, Contact
 from connector.runs import Resolution, RunStatus
@@ -191,19 +191,10 @@ def changes(
     query = select(stage_changes, person_links.c.person_id).outerjoin(
         person_links, and_(person_links.c.connection == c.connection, person_links.c.crm_id == c.crm_id)
     )
-    if contact:
-        connection, crm_id, email = parse_contact_key(contact)
-        query = query.where(c.email == email) if email else query.where(c.connection == connection, c.crm_id == crm_id)
-    if job:
-        query = query.where(c.job == job)
+    query = _history_filter(query, c, c.changed_at, contact=contact, job=job, connection=connection, since=since,
+                            until=until)  # fmt: skip
     if stage:
         query = query.where(c.to_stage == stage)
-    if connection:
-        query = query.where(c.connection == connection)
-    if since:
-        query = query.where(c.changed_at >= since)
-    if until:
-        query = query.where(c.changed_at < until)
     query = query.order_by(c.changed_at.desc(), c.id.desc()).limit(limit)
     with store.begin() as db:
         rows = db.execute(query).all()
@@ -224,6 +215,36 @@ def changes(
         )
         for r in rows
     ]
+
+
+def _history_filter(
+    query: Select[Any],
+    columns: Any,
+    at: Any,
+    *,
+    contact: str | None,
+    job: str | None,
+    connection: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Select[Any]:
+    """The filters ``history`` shares between stage changes and ladder notes (``at``: the row's moment)."""
+    if contact:
+        connection, crm_id, email = parse_contact_key(contact)
+        query = (
+            query.where(columns.email == email)
+            if email
+            else query.where(columns.connection == connection, columns.crm_id == crm_id)
+        )
+    if job:
+        query = query.where(columns.job == job)
+    if connection:
+        query = query.where(columns.connection == connection)
+    if since:
+        query = query.where(at >= since)
+    if until:
+        query = query.where(at < until)
+    return query
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,17 +274,8 @@ def ladder_notes_of(
     """The contacts found beyond the ladder (why nothing was written), newest first, filtered as :func:`changes`."""
     n = ladder_notes.c
     query = select(ladder_notes)
-    if contact:
-        connection, crm_id, email = parse_contact_key(contact)
-        query = query.where(n.email == email) if email else query.where(n.connection == connection, n.crm_id == crm_id)
-    if job:
-        query = query.where(n.job == job)
-    if connection:
-        query = query.where(n.connection == connection)
-    if since:
-        query = query.where(n.noted_at >= since)
-    if until:
-        query = query.where(n.noted_at < until)
+    query = _history_filter(query, n, n.noted_at, contact=contact, job=job, connection=connection, since=since,
+                            until=until)  # fmt: skip
     query = query.order_by(n.noted_at.desc(), n.id.desc()).limit(limit)
     with store.begin() as db:
         rows = db.execute(query).all()
