@@ -424,22 +424,29 @@ class SalesforceTarget(Target):
     def window_minimum(self, store: Store) -> dict[str, int]:
         from simple_salesforce import format_soql
 
-        from connector.salesforce.cursor import Cursor
+        from connector.salesforce.cursor import Cursor, resume_from
 
         lookback = timedelta(seconds=self.connection().lookback_seconds)
         sizes: dict[str, int] = {}
         for stream in (CONTACTS, "activities"):
             cursor = Cursor.decode(_resume_from(store, self.job.name, self.crm, stream))
             for name, position in cursor.positions.items():
-                # what may have changed since the last run: records after the last one read, and records
-                # that could still commit late (stamped within the lookback before that run started)
-                since = position.stamp
-                if self.last_started is not None:
-                    since = min(since, self.last_started - lookback)
-                soql = format_soql("SELECT Id FROM {:literal} WHERE SystemModstamp >= {}", name, since)
+                # what may have changed since the last run: the records after the last one read, and those
+                # that could still commit late: stamped within the lookback before the scan that read up
+                # to there began (the org's clock, kept in the cursor); without that scan start, within the
+                # lookback before the last run started
+                start = resume_from(cursor, name, lookback)
+                assert start is not None
+                if name not in cursor.scans and self.last_started is not None:
+                    start = min(start, type(start)(self.last_started - lookback, ""))
                 if name == "Account":
                     # the Account scan reads the Contacts of the Accounts changed in the window: one query at least
-                    soql = format_soql("SELECT Id FROM Contact WHERE Account.SystemModstamp >= {}", since)
+                    soql = format_soql("SELECT Id FROM Contact WHERE Account.SystemModstamp >= {}", start.stamp)
+                else:
+                    soql = format_soql(
+                        "SELECT Id FROM {:literal} WHERE (SystemModstamp > {stamp} OR (SystemModstamp = {stamp}"
+                        " AND Id > {id}))", name, stamp=start.stamp, id=start.id,
+                    )  # fmt: skip
                 sizes[name] = int(self._sf("census", "query", soql)["totalSize"])
         self.window_records = sum(sizes.values())
         return {"oauth/token": 1, **self._reads(sizes)}

@@ -10,7 +10,7 @@ gives ``None`` (counted as unmapped, never guessed).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from connector.crm import ActivityRecord, ContactRecord, RemovedRecord
@@ -113,11 +113,13 @@ def activity_record(
     who = _person_of(sobject, values)
     if who is None:
         raise ValueError(f"{'/'.join(WHO_FIELDS.get(sobject, ('WhoId',)))}: about no Lead or Contact")
-    return ActivityRecord(
+    modified_at = instant(values["SystemModstamp"])
+    # built unvalidated, as the activity is: each value is of its field's type (ids as text, an aware UTC stamp)
+    return ActivityRecord.model_construct(
         crm_id=str(values["Id"]),
         activity=activity,
-        contact_ids=(follow(who),),
-        modified_at=instant(values["SystemModstamp"]),
+        contact_ids=(str(follow(who)),),
+        modified_at=modified_at.astimezone(UTC),
     )
 
 

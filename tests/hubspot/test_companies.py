@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import ConfigError
-from connector.hubspot.client import HubSpotClient
+from connector.hubspot.client import CompanyCache, HubSpotClient
 from connector.mapping import load_mapping
 from connector.sandbox.hubspot import HubSpotSandbox, Limits
 from connector.sandbox.hubspot.store import CONTACT_ONLY_FIRMOGRAPHICS, to_ms
@@ -117,3 +117,22 @@ def test_a_company_section_outside_the_company_fields_is_refused(tmp_path: Path)
         load_mapping(path)
     assert "people.contacts.company.fields" in str(error.value)
     assert "company.* common fields" in str(error.value)
+
+
+def test_the_company_cache_keeps_only_the_mapped_values_and_shares_repeated_ones() -> None:
+    cache = CompanyCache(["industry", "numberofemployees", "domain"])
+    first = {"industry": "Logistics", "numberofemployees": "250", "hs_object_id": "9001", "createdate": "x"}
+    cache.put("9001", first)
+    cache.put("9002", {"industry": "".join(["Logis", "tics"]), "domain": None})
+    cache.put("9003", {})  # gone since it was associated: a company without values
+
+    assert cache.get("9001") == {"industry": "Logistics", "numberofemployees": "250"}
+    assert cache.get("9002") == {"industry": "Logistics"}
+    assert cache.get("9003") == {} and "9003" in cache
+    assert cache.get("404") is None and "404" not in cache
+    # one string for a value many companies share (an industry), not one per company
+    industry_one, industry_two = cache.get("9001")["industry"], cache.get("9002")["industry"]  # type: ignore[index]
+    assert industry_one is industry_two
+
+    cache.keep_only({"9002"})
+    assert len(cache) == 1 and "9001" not in cache and cache.get("9002") == {"industry": "Logistics"}
