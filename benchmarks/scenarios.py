@@ -60,7 +60,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class RssSampler:
-    """The peak resident set of this process while a phase runs (sampled every 20 ms from /proc)."""
+    """The peak resident set of this process while a phase runs (sampled every 100 ms from /proc; the kernel's high-water mark of the whole process is reported beside it)."""
 
     def __init__(self) -> None:
         self.peak = 0
@@ -75,7 +75,7 @@ class RssSampler:
     def _sample(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self.current())
-            self._stop.wait(0.02)
+            self._stop.wait(0.1)
 
     def __enter__(self) -> RssSampler:
         self.peak = self.current()
@@ -430,7 +430,7 @@ class SalesforceTarget(Target):
         sizes: dict[str, int] = {}
         for stream in (CONTACTS, "activities"):
             cursor = Cursor.decode(_resume_from(store, self.job.name, self.crm, stream))
-            for name, position in cursor.positions.items():
+            for name in cursor.positions:
                 # what may have changed since the last run: the records after the last one read, and those
                 # that could still commit late: stamped within the lookback before the scan that read up
                 # to there began (the org's clock, kept in the cursor); without that scan start, within the

@@ -116,9 +116,9 @@ def activity_record(
     modified_at = instant(values["SystemModstamp"])
     # built unvalidated, as the activity is: each value is of its field's type (ids as text, an aware UTC stamp)
     return ActivityRecord.model_construct(
-        crm_id=str(values["Id"]),
+        crm_id=str(values["Id"]).strip(),
         activity=activity,
-        contact_ids=(str(follow(who)),),
+        contact_ids=(str(follow(who)).strip(),),
         modified_at=modified_at.astimezone(UTC),
     )
 

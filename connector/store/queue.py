@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, func, or_, select, update
 
-from connector.model import Activity, Contact, Stage
-from connector.store.bulk import activity_rows, db_json, db_time, insert_rows, update_rows
+from connector.model import Activity, Contact, Stage, typed_activity
+from connector.store.bulk import activity_rows, db_json, db_time, insert_rows, set_where_in, update_rows
 from connector.store.outbox import Outbox
 from connector.store.sql import in_chunks
 from connector.store.tables import contacts, job_contacts, storable
@@ -38,22 +38,10 @@ class Queue:
     ) -> set[str]:
         """Changed contacts become dirty for every job; ``forced`` ones for this job; seen ones this job
         never decided become dirty for it. Returns the contacts queued because they changed or were forced."""
-        for part in in_chunks(changed):
-            db.execute(
-                update(job_contacts)
-                .where(job_contacts.c.connection == connection, job_contacts.c.crm_id.in_(part))
-                .values(dirty=True)
-            )
-        for part in in_chunks(forced):
-            db.execute(
-                update(job_contacts)
-                .where(
-                    job_contacts.c.job == job,
-                    job_contacts.c.connection == connection,
-                    job_contacts.c.crm_id.in_(part),
-                )
-                .values(dirty=True)
-            )
+        for part in in_chunks([storable(crm_id) for crm_id in changed]):
+            set_where_in(db, "job_contacts", "dirty = TRUE", [("connection", connection)], "crm_id", part)
+        for part in in_chunks([storable(crm_id) for crm_id in forced]):
+            set_where_in(db, "job_contacts", "dirty = TRUE", [("job", job), ("connection", connection)], "crm_id", part)
         insert_rows(
             db,
             "job_contacts",
@@ -142,9 +130,7 @@ class Queue:
         acts: dict[str, list[Activity]] = {}
         for part in in_chunks(ids):
             for crm_id, contact_id, kind, occurred_at, detail in activity_rows(db, connection, part):
-                acts.setdefault(contact_id, []).append(
-                    Activity.model_construct(kind=kind, occurred_at=occurred_at, detail=detail, id=crm_id)
-                )
+                acts.setdefault(contact_id, []).append(typed_activity(kind, occurred_at, detail, crm_id))
         pending = self._outbox.pending(db, job, connection, ids)
         queued = []
         for row in rows:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.errors import ConfigError
 from connector import mapping as mapping_module
+from connector.errors import ConfigError
 from connector.mapping import Transform, apply_transform, load_mapping
 from connector.model import Stage
 
@@ -64,7 +64,7 @@ def test_matched_kinds_are_remembered_without_mixing_up_values(tmp_path: Path, m
     monkeypatch.setattr(mapping_module, "KIND_CACHE", 3)
     mapping = load_mapping(write(tmp_path, GOOD.replace('"RESCHEDULED"]', '"RESCHEDULED", "1"]')))
     outcomes = ["scheduled", "CANCELED", " Rescheduled ", "no_show", "scheduled", "CANCELED", None, "1", "1"]
-    for round_ in range(2):  # the second round meets values remembered, and values forgotten past the bound
+    for _ in range(2):  # the second round meets values remembered, and values forgotten past the bound
         kinds = [mapping.kind_for("meetings", {"hs_meeting_outcome": value}) for value in outcomes]
         assert [rule is not None for rule in kinds] == [True, False, True, False, True, False, False, True, True]
     # a number where text was expected is matched as its text, never taken for a remembered value it equals
