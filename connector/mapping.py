@@ -24,6 +24,8 @@ from connector.model import LADDER, Activity, ActivityKind, CounterKind, Stage, 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 KIND_CACHE = 4096
 """Combinations of matched values whose rule :meth:`CrmMapping.kind_for` keeps."""
+KIND_KEY_TEXT = 200
+"""Longer matched values are not kept (the memory of ``KIND_CACHE`` entries stays under a few MB)."""
 _UNSEEN = object()
 
 COMMON_FIELDS: tuple[str, ...] = (
@@ -375,10 +377,13 @@ class CrmMapping:
         fields = self._matched_fields.get(crm_object)
         if fields is None:
             return None
-        found = [values.get(name) for name in fields]
-        if not all(value is None or type(value) is str for value in found):
-            return self._match(crm_object, values)  # a number or a list where text was expected: not kept
-        key = (crm_object, *found)
+        # a rule looks at each value's text only (str(value), stripped, case-folded), so the texts are the key:
+        # a boolean or a number (Salesforce's HasResponded) is remembered as its text, never confused with
+        # another value it equals (True == 1)
+        texts = [value if value is None or type(value) is str else str(value) for value in map(values.get, fields)]
+        if any(text is not None and len(text) > KIND_KEY_TEXT for text in texts):
+            return self._match(crm_object, values)  # a long text (a body): matched, not kept
+        key = (crm_object, *texts)
         rule = self._kinds.get(key, _UNSEEN)
         if rule is not _UNSEEN:
             return rule  # type: ignore[return-value]

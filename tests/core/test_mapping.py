@@ -70,7 +70,8 @@ def test_matched_kinds_are_remembered_without_mixing_up_values(tmp_path: Path, m
     # a number where text was expected is matched as its text, never taken for a remembered value it equals
     assert mapping.kind_for("meetings", {"hs_meeting_outcome": True}) is None
     assert mapping.kind_for("meetings", {"hs_meeting_outcome": 1}) is not None
-    assert mapping.kind_for("meetings", {"hs_meeting_outcome": ["SCHEDULED"]}) is None  # a list: unhashable
+    assert mapping.kind_for("meetings", {"hs_meeting_outcome": ["SCHEDULED"]}) is None  # a list, as its text
+    assert mapping.kind_for("meetings", {"hs_meeting_outcome": " scheduled " + " " * 5000}) is not None  # not kept
     assert mapping.kind_for("calls", {"hs_meeting_outcome": "scheduled"}) is None  # no rule for the object
 
 
