@@ -15,7 +15,7 @@ from typing import Any
 
 from connector.crm import ActivityRecord, ContactRecord, RemovedRecord
 from connector.mapping import CrmMapping, parse_instant, text_value
-from connector.model import Contact
+from connector.model import Contact, typed
 
 PERSON_OBJECTS: tuple[str, ...] = ("Lead", "Contact")
 ACTIVITY_OBJECTS: tuple[str, ...] = ("Task", "Event", "CampaignMember")
@@ -115,7 +115,8 @@ def activity_record(
         raise ValueError(f"{'/'.join(WHO_FIELDS.get(sobject, ('WhoId',)))}: about no Lead or Contact")
     modified_at = instant(values["SystemModstamp"])
     # built unvalidated, as the activity is: each value is of its field's type (ids as text, an aware UTC stamp)
-    return ActivityRecord.model_construct(
+    return typed(
+        ActivityRecord,
         crm_id=str(values["Id"]).strip(),
         activity=activity,
         contact_ids=(str(follow(who)).strip(),),

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from connector.model import Activity, typed_activity
+from connector.crm import ActivityRecord
+from connector.model import Activity, typed, typed_activity
 
 AT = datetime(2026, 11, 30, 9, 15, 2, 120_000, tzinfo=UTC)
 
@@ -33,3 +34,13 @@ def test_an_activity_built_unvalidated_is_the_validated_one(
     assert Activity.model_validate(typed.model_dump()) == typed
     with pytest.raises(ValidationError):
         typed.kind = "changed"  # frozen, as the validated model
+
+
+def test_a_record_built_unvalidated_is_the_validated_one_and_every_field_must_be_given() -> None:
+    activity = typed_activity("email_open", AT, None, "00T5g00000AbCdEfGH")
+    fields = {"crm_id": "00T5g00000AbCdEfGH", "activity": activity, "contact_ids": ("0035g00000XyZaBcDE",),
+              "modified_at": AT}  # fmt: skip
+    assert typed(ActivityRecord, **fields) == ActivityRecord(**fields)
+    assert pickle.loads(pickle.dumps(typed(ActivityRecord, **fields))) == ActivityRecord(**fields)
+    with pytest.raises(TypeError, match="every field"):
+        typed(ActivityRecord, crm_id="1", activity=activity, contact_ids=("2",))
