@@ -19,14 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from connector.errors import ConfigError, Problem
 from connector.loading import load_model
-from connector.model import LADDER, Activity, ActivityKind, CounterKind, Stage, typed_activity
+from connector.model import LADDER, Activity, ActivityKind, CounterKind, Stage
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
-KIND_CACHE = 4096
-"""Combinations of matched values whose rule :meth:`CrmMapping.kind_for` keeps."""
-KIND_KEY_TEXT = 200
-"""Longer matched values are not kept (the memory of ``KIND_CACHE`` entries stays under a few MB)."""
-_UNSEEN = object()
 
 COMMON_FIELDS: tuple[str, ...] = (
     "email",
@@ -300,14 +295,6 @@ class CrmMapping:
             name: tuple((rule, rule.wanted()) for rule in rules) for name, rules in self._activity_rules.items()
         }
         self._stage_fields: dict[str | None, tuple[str, ...]] = {}
-        self._matched_fields = {
-            name: tuple(dict.fromkeys(field for _, wanted in matchers for field, _ in wanted))
-            for name, matchers in self._matchers.items()
-        }
-        """Per object: the fields its rules look at (the key of ``_kinds``)."""
-        self._kinds: dict[tuple[Any, ...], ActivityRule | None] = {}
-        """The rule each combination of those values met lately (``KIND_CACHE`` at most): the values repeat
-        (a Task's type and subtype, an e-mail event's type), so most records skip the matching."""
 
     # -- stages -----------------------------------------------------------
     def stage_for_value(self, value: str | None) -> Stage | None:
@@ -374,26 +361,6 @@ class CrmMapping:
 
         Values compare stripped and case-insensitively; a missing value matches nothing.
         """
-        fields = self._matched_fields.get(crm_object)
-        if fields is None:
-            return None
-        # a rule looks at each value's text only (str(value), stripped, case-folded), so the texts are the key:
-        # a boolean or a number (Salesforce's HasResponded) is remembered as its text, never confused with
-        # another value it equals (True == 1)
-        texts = [value if value is None or type(value) is str else str(value) for value in map(values.get, fields)]
-        if any(text is not None and len(text) > KIND_KEY_TEXT for text in texts):
-            return self._match(crm_object, values)  # a long text (a body): matched, not kept
-        key = (crm_object, *texts)
-        rule = self._kinds.get(key, _UNSEEN)
-        if rule is not _UNSEEN:
-            return rule  # type: ignore[return-value]
-        rule = self._match(crm_object, values)
-        if len(self._kinds) >= KIND_CACHE:
-            self._kinds.clear()
-        self._kinds[key] = rule
-        return rule
-
-    def _match(self, crm_object: str, values: Mapping[str, Any]) -> ActivityRule | None:
         for rule, wanted in self._matchers.get(crm_object, ()):
             for name, accepted in wanted:
                 value = values.get(name)
@@ -522,9 +489,7 @@ def build_activity(rule: ActivityRule, values: Mapping[str, Any], activity_id: s
     except (ValueError, TypeError, OverflowError) as error:
         raise ValueError(f"{rule.at}: {error}") from None
     detail = text_value(values.get(rule.detail)) if rule.detail else None
-    # every value is of its field's type already (parse_instant gives aware UTC, text_value stripped text):
-    # built without pydantic's validation, a third of the cost of reading an activity
-    return typed_activity(rule.kind.value, occurred_at, detail, str(activity_id).strip())
+    return Activity(kind=rule.kind.value, occurred_at=occurred_at, detail=detail, id=activity_id)
 
 
 def text_value(value: Any) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -147,30 +147,6 @@ class Activity(BaseModel):
     occurred_at: UtcDatetime
     detail: str | None = None
     id: str | None = None
-
-
-_object_setattr = object.__setattr__
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def typed(model: type[_Model], **values: Any) -> _Model:
-    """A ``model`` from a value for every field, each of its field's type already (datetimes aware UTC, texts
-    stripped: a stored activity, one the mapping built). Validation is skipped, as by ``model_construct``,
-    without its per-field loop: a million activities are built on each of the read and the decide paths of a
-    100,000-contact sync (``tests/core/test_model.py`` holds the result equal to a validated model)."""
-    if len(values) != len(model.model_fields):
-        raise TypeError(f"{model.__name__}: every field must be given ({sorted(model.model_fields)})")
-    built = model.__new__(model)
-    _object_setattr(built, "__dict__", values)
-    _object_setattr(built, "__pydantic_fields_set__", set(values))
-    _object_setattr(built, "__pydantic_extra__", None)
-    _object_setattr(built, "__pydantic_private__", None)
-    return built
-
-
-def typed_activity(kind: str, occurred_at: datetime, detail: str | None, id: str | None) -> Activity:
-    """:func:`typed` for an :class:`Activity`."""
-    return typed(Activity, kind=kind, occurred_at=occurred_at, detail=detail, id=id)
 
 
 class Counter(BaseModel):

@@ -10,12 +10,12 @@ gives ``None`` (counted as unmapped, never guessed).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from connector.crm import ActivityRecord, ContactRecord, RemovedRecord
 from connector.mapping import CrmMapping, parse_instant, text_value
-from connector.model import Contact, typed
+from connector.model import Contact
 
 PERSON_OBJECTS: tuple[str, ...] = ("Lead", "Contact")
 ACTIVITY_OBJECTS: tuple[str, ...] = ("Task", "Event", "CampaignMember")
@@ -113,14 +113,11 @@ def activity_record(
     who = _person_of(sobject, values)
     if who is None:
         raise ValueError(f"{'/'.join(WHO_FIELDS.get(sobject, ('WhoId',)))}: about no Lead or Contact")
-    modified_at = instant(values["SystemModstamp"])
-    # built unvalidated, as the activity is: each value is of its field's type (ids as text, an aware UTC stamp)
-    return typed(
-        ActivityRecord,
-        crm_id=str(values["Id"]).strip(),
+    return ActivityRecord(
+        crm_id=str(values["Id"]),
         activity=activity,
-        contact_ids=(str(follow(who)).strip(),),
-        modified_at=modified_at.astimezone(UTC),
+        contact_ids=(follow(who),),
+        modified_at=instant(values["SystemModstamp"]),
     )
 
 

