@@ -14,10 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.sync.conftest import store_url, store_urls
-
-__all__ = ["store_url", "store_urls"]
-
 
 @dataclass
 class WebhookReceiver:

@@ -207,13 +207,6 @@ def clean_stages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         world.stop()
 
 
-@pytest.fixture(params=BACKENDS)
-def store_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUrls]:
-    urls = StoreUrls(request.param, tmp_path)
-    yield urls
-    urls.drop()
-
-
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     made = make_world(tmp_path / "hostile", hostile=True)

@@ -31,7 +31,8 @@ from connector.sandbox.hubspot import HubSpotSandbox, Limits
 from connector.store import open_store
 from connector.sync import run_job
 from tests.hubspot.conftest import FAST_RETRY, TOKEN
-from tests.sync.conftest import REPO, StoreUrls, store_urls  # noqa: F401  (the backends fixture)
+from tests.stores import StoreUrls
+from tests.sync.conftest import REPO
 
 MakeClient = Callable[..., HubSpotClient]
 
@@ -172,7 +173,7 @@ def engaged_person(sandbox: HubSpotSandbox) -> int:
 
 def test_show_a_contact_with_only_clicks_page_views_and_a_webinar_reaches_mql(
     tmp_path: Path,
-    store_urls: StoreUrls,  # noqa: F811  (the fixture imported above)
+    store_urls: StoreUrls,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with HubSpotSandbox(token=TOKEN, now=SHOW_NOW, limits=Limits.unlimited()) as sandbox:

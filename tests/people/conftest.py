@@ -3,7 +3,6 @@ backend (SQLite always, PostgreSQL when ``CRMSYNC_TEST_POSTGRES_URL`` is set).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,8 @@ import pytest
 from connector.config import Config
 from connector.jobs import Job
 from connector.mapping import load_mapping
-from connector.store import Store, open_store
+from connector.store import Store
 from tests.fakes import FakeCrm
-from tests.stores import BACKENDS, StoreUrls
 from tests.sync.conftest import REPO, Runner, make_config
 
 UNIFIED = Job(name="unified", connections=["hubspot", "salesforce"], unify=True)
@@ -26,25 +24,6 @@ def new_crms(**options: Any) -> dict[str, FakeCrm]:
         name: FakeCrm(mapping=load_mapping(REPO / "mappings" / f"{name}.toml"), connection=name, **options)
         for name in ("hubspot", "salesforce")
     }
-
-
-@pytest.fixture(params=BACKENDS)
-def store_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUrls]:
-    urls = StoreUrls(request.param, tmp_path)
-    yield urls
-    urls.drop()
-
-
-@pytest.fixture
-def store_url(store_urls: StoreUrls) -> str:
-    return store_urls.new()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from connector.config import Config, HubSpotConnection, PathSettings, RetrySettings, StoreSettings
+from connector.config import Config
 from connector.connections import open_client
 from connector.jobs import Job
 from connector.sandbox.generator import FakeActivity, FakeCompany, FakePerson
@@ -25,14 +25,13 @@ from connector.sandbox.salesforce.seed import SeedShape, seed_org
 from connector.store import Store, open_store
 from connector.store.tables import person_links, stage_changes
 from connector.sync import RunResult, run_job
-from tests.stores import BACKENDS, StoreUrls
-from tests.sync.conftest import REPO
+from tests.stores import StoreUrls
+from tests.sync.conftest import sandbox_config
 
 SANDBOX_NOW = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)
 RUN_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 TOKEN = "pat-na1-people-tier-9f8e"
 TOKEN_ENV = "CRMSYNC_PEOPLE_TIER_HUBSPOT_TOKEN"
-FAST_RETRY = RetrySettings(max_attempts=5, initial_wait_seconds=0.002, max_wait_seconds=0.02, total_wait_seconds=5)
 DAY = timedelta(days=1)
 ACME = FakeCompany(name="Transports Martin", domain="transports-martin.fr", employees=120, industry="logistics",
                    country="FR")  # fmt: skip
@@ -87,13 +86,6 @@ SALESFORCE_PEOPLE = [
 ]  # fmt: skip
 
 
-@pytest.fixture(params=BACKENDS)
-def store_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUrls]:
-    urls = StoreUrls(request.param, tmp_path)
-    yield urls
-    urls.drop()
-
-
 @pytest.fixture
 def sandboxes() -> Iterator[tuple[HubSpotSandbox, SalesforceSandbox]]:
     hubspot = HubSpotSandbox(token=TOKEN, now=SANDBOX_NOW, limits=Limits.unlimited())
@@ -124,20 +116,7 @@ def world(
     for name, value in salesforce.secrets_env().items():
         monkeypatch.setenv(name, value)
     url = store_urls.new()
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    config = Config(
-        store=StoreSettings(url=url),
-        paths=PathSettings(mappings=REPO / "mappings", jobs=jobs, rules=REPO / "mappings" / "lifecycle.toml"),
-        connections={
-            "hubspot": HubSpotConnection(
-                type="hubspot", base_url=hubspot.url, token_env=TOKEN_ENV, retry=FAST_RETRY, timeout_seconds=2.0,
-                burst_limit=1_000_000, search_per_second=1_000_000,
-            ),
-            "salesforce": salesforce.connection_settings(retry=FAST_RETRY, timeout_seconds=2.0, lookback_seconds=300),
-        },
-        base_dir=tmp_path,
-    )  # fmt: skip
+    config = sandbox_config(tmp_path, url, hubspot, salesforce, token_env=TOKEN_ENV, lookback_seconds=300)
     store = open_store(url)
     yield config, store
     store.close()

@@ -22,7 +22,8 @@ from connector.sandbox.salesforce.seed import seed_org
 from connector.store import open_store
 from connector.sync import run_job
 from tests.hubspot.test_engagement import SHOW_NOW
-from tests.sync.conftest import REPO, StoreUrls, store_urls  # noqa: F401  (the backends fixture)
+from tests.stores import StoreUrls
+from tests.sync.conftest import REPO
 
 
 def engaged(sandbox: SalesforceSandbox, *, registered_only: bool = False) -> None:
@@ -50,7 +51,7 @@ def test_the_mapping_tells_registered_from_attended(mapping: CrmMapping) -> None
 
 def test_show_the_same_person_in_salesforce_reaches_mql_through_campaign_members(
     tmp_path: Path,
-    store_urls: StoreUrls,  # noqa: F811  (the fixture imported above)
+    store_urls: StoreUrls,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with SalesforceSandbox(now=SHOW_NOW) as sandbox:

@@ -4,49 +4,40 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select, text
 
-from connector.config import Config, HubSpotConnection, PathSettings, SalesforceConnection, StoreSettings
+from connector.config import (
+    Config,
+    HubSpotConnection,
+    PathSettings,
+    RetrySettings,
+    SalesforceConnection,
+    StoreSettings,
+)
 from connector.jobs import Job
 from connector.mapping import load_mapping
 from connector.model import Company
-from connector.store import Store, open_store
+from connector.store import Store
 from connector.store.tables import stage_changes
 from connector.sync import PageGroup, RunResult, run_job
 from tests.fakes import FakeCrm
-from tests.stores import BACKENDS, StoreUrls
+
+if TYPE_CHECKING:
+    from connector.sandbox.hubspot import HubSpotSandbox
+    from connector.sandbox.salesforce import SalesforceSandbox
 
 REPO = Path(__file__).resolve().parents[2]
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 ICP = Company(name="Transports Martin", domain="example.fr", employees=120, industry="logistics", country="FR")
 OFF_ICP = Company(name="Boulangerie", domain="example.com", employees=3, industry="food", country="FR")
-
-
-@pytest.fixture(params=BACKENDS)
-def store_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUrls]:
-    urls = StoreUrls(request.param, tmp_path)
-    yield urls
-    urls.drop()
-
-
-@pytest.fixture
-def store_url(store_urls: StoreUrls) -> str:
-    return store_urls.new()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def make_config(tmp_path: Path, store_url: str, mappings: Path | None = None) -> Config:
@@ -63,6 +54,39 @@ def make_config(tmp_path: Path, store_url: str, mappings: Path | None = None) ->
         },
         base_dir=tmp_path,
     )
+
+
+FAST_RETRY = RetrySettings(max_attempts=5, initial_wait_seconds=0.002, max_wait_seconds=0.02, total_wait_seconds=5)
+"""Retries of the tiers that run against the sandbox CRMs: a fault is retried at once."""
+
+
+def sandbox_config(
+    tmp_path: Path,
+    url: str,
+    hubspot: HubSpotSandbox,
+    salesforce: SalesforceSandbox,
+    *,
+    token_env: str,
+    timeout_seconds: float = 2.0,
+    **salesforce_options: Any,
+) -> Config:
+    """A config whose two connections are the running sandboxes (HubSpot unpaced, its token in ``token_env``)."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir(exist_ok=True)
+    return Config(
+        store=StoreSettings(url=url),
+        paths=PathSettings(mappings=REPO / "mappings", jobs=jobs, rules=REPO / "mappings" / "lifecycle.toml"),
+        connections={
+            "hubspot": HubSpotConnection(
+                type="hubspot", base_url=hubspot.url, token_env=token_env, retry=FAST_RETRY,
+                timeout_seconds=timeout_seconds, burst_limit=1_000_000, search_per_second=1_000_000,
+            ),
+            "salesforce": salesforce.connection_settings(
+                retry=FAST_RETRY, timeout_seconds=timeout_seconds, **salesforce_options
+            ),
+        },
+        base_dir=tmp_path,
+    )  # fmt: skip
 
 
 @pytest.fixture

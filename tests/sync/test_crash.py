@@ -26,7 +26,8 @@ from connector.store import Store, open_store
 from connector.store.tables import leases
 from connector.sync import PageGroup
 from tests.fakes import FakeCrm, SimulatedCrash
-from tests.sync.conftest import NOW, Runner, StoreUrls, history, make_config, new_crm, open_dead_letters, populate
+from tests.stores import StoreUrls
+from tests.sync.conftest import NOW, Runner, history, make_config, new_crm, open_dead_letters, populate
 
 SIZES = {"page_size": 8, "activity_page_size": 11, "write_batch_size": 7}
 PAGES = PageGroup(max_pages=3, max_seconds=math.inf)

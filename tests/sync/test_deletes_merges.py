@@ -23,7 +23,7 @@ from connector.sandbox.salesforce.seed import SeedShape, seed_org
 from connector.store import open_store
 from connector.store.tables import activities, contacts, dead_letters, job_contacts, pending_writes, stage_changes
 from connector.sync import run_job
-from tests.sync.conftest import StoreUrls
+from tests.stores import StoreUrls
 from tests.sync.test_real_portal_stages import EXAMPLES, NOW, TOKEN, TOKEN_ENV, make_config
 
 

@@ -16,7 +16,7 @@ from connector.store import Store
 from connector.store.first_load import FirstLoad
 from connector.store.tables import activities, contacts, job_contacts
 from tests.fakes import SimulatedCrash
-from tests.sync.conftest import StoreUrls
+from tests.stores import StoreUrls
 from tests.sync.test_bulk_store import NOW, act, person
 from tests.sync.test_crash import PAGES, expire_lease, first_run, make_world, outcome
 

@@ -21,7 +21,7 @@ from connector.sandbox.hubspot import HubSpotSandbox, Limits
 from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
 from connector.store import open_store
 from connector.sync import run_job
-from tests.sync.conftest import StoreUrls
+from tests.stores import StoreUrls
 from tests.sync.test_real_portal_stages import NOW, TOKEN, decided, make_config
 
 AT = "2026-10-01T08:00:00.000+0000"

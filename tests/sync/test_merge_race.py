@@ -30,7 +30,7 @@ from connector.sandbox.salesforce import SalesforceSandbox
 from connector.store import open_store
 from connector.store.tables import activities, contacts, job_contacts, stage_changes
 from connector.sync import run_job
-from tests.sync.conftest import StoreUrls
+from tests.stores import StoreUrls
 from tests.sync.test_deletes_merges import count, hubspot, salesforce  # noqa: F401  (the seeded sandboxes)
 from tests.sync.test_real_portal_stages import EXAMPLES, NOW, TOKEN, TOKEN_ENV, make_config
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from connector.config import Config, HubSpotConnection, PathSettings, RetrySettings, StoreSettings
+from connector.config import Config
 from connector.connections import open_client
 from connector.jobs import Job
 from connector.planner import BEYOND_LADDER
@@ -27,12 +27,12 @@ from connector.sandbox.salesforce.seed import SeedShape, seed_org
 from connector.store import Store, open_store
 from connector.store.tables import contacts, job_contacts
 from connector.sync import run_job
-from tests.sync.conftest import REPO, StoreUrls
+from tests.stores import StoreUrls
+from tests.sync.conftest import sandbox_config
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 TOKEN = "pat-na1-real-portal-1a2b"
 TOKEN_ENV = "CRMSYNC_REAL_PORTAL_HUBSPOT_TOKEN"
-FAST_RETRY = RetrySettings(max_attempts=5, initial_wait_seconds=0.002, max_wait_seconds=0.02, total_wait_seconds=5)
 
 INDUSTRIAL = FakeCompany("Acier Lorrain", "acier-lorrain.example.fr", 500, "manufacturing", "FR")
 SME = FakeCompany("Transports Martin", "transports-martin.example.fr", 45, "logistics", "FR")
@@ -118,20 +118,7 @@ def salesforce() -> Iterator[SalesforceSandbox]:
 
 
 def make_config(tmp_path: Path, url: str, hubspot: HubSpotSandbox, salesforce: SalesforceSandbox) -> Config:
-    jobs = tmp_path / "jobs"
-    jobs.mkdir(exist_ok=True)
-    return Config(
-        store=StoreSettings(url=url),
-        paths=PathSettings(mappings=REPO / "mappings", jobs=jobs, rules=REPO / "mappings" / "lifecycle.toml"),
-        connections={
-            "hubspot": HubSpotConnection(
-                type="hubspot", base_url=hubspot.url, token_env=TOKEN_ENV, retry=FAST_RETRY, timeout_seconds=2.0,
-                burst_limit=1_000_000, search_per_second=1_000_000,
-            ),
-            "salesforce": salesforce.connection_settings(retry=FAST_RETRY, timeout_seconds=2.0, lookback_seconds=300),
-        },
-        base_dir=tmp_path,
-    )  # fmt: skip
+    return sandbox_config(tmp_path, url, hubspot, salesforce, token_env=TOKEN_ENV, lookback_seconds=300)
 
 
 def decided(store: Store, connection: str) -> dict[str, tuple[str | None, str | None]]:

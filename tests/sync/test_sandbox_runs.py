@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from connector.config import Config, HubSpotConnection, PathSettings, RetrySettings, StoreSettings
+from connector.config import Config
 from connector.connections import open_client
 from connector.jobs import Job
 from connector.sandbox.hubspot import HubSpotSandbox, Limits
@@ -23,14 +23,14 @@ from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
 from connector.store import Store, open_store
 from connector.store.tables import activities, contacts, stage_changes
 from connector.sync import run_job
-from tests.sync.conftest import REPO, StoreUrls
+from tests.stores import StoreUrls
+from tests.sync.conftest import sandbox_config
 
 PEOPLE = 30
 SANDBOX_NOW = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)
 RUN_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 TOKEN = "pat-na1-sync-tier-1a2b"
 TOKEN_ENV = "CRMSYNC_SYNC_TIER_HUBSPOT_TOKEN"
-FAST_RETRY = RetrySettings(max_attempts=5, initial_wait_seconds=0.002, max_wait_seconds=0.02, total_wait_seconds=5)
 
 
 @pytest.fixture
@@ -60,20 +60,7 @@ def world(
     for name, value in salesforce.secrets_env().items():
         monkeypatch.setenv(name, value)
     url = store_urls.new()
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    config = Config(
-        store=StoreSettings(url=url),
-        paths=PathSettings(mappings=REPO / "mappings", jobs=jobs, rules=REPO / "mappings" / "lifecycle.toml"),
-        connections={
-            "hubspot": HubSpotConnection(
-                type="hubspot", base_url=hubspot.url, token_env=TOKEN_ENV, retry=FAST_RETRY, timeout_seconds=2.0,
-                burst_limit=1_000_000, search_per_second=1_000_000,
-            ),
-            "salesforce": salesforce.connection_settings(retry=FAST_RETRY, timeout_seconds=2.0, lookback_seconds=300),
-        },
-        base_dir=tmp_path,
-    )  # fmt: skip
+    config = sandbox_config(tmp_path, url, hubspot, salesforce, token_env=TOKEN_ENV, lookback_seconds=300)
     store = open_store(url)
     yield config, store
     store.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from connector.config import Config, HubSpotConnection, PathSettings, RetrySettings, StoreSettings
+from connector.config import Config
 from connector.connections import open_client
 from connector.jobs import Job
 from connector.planner import BEYOND_LADDER
@@ -27,13 +27,13 @@ from connector.sandbox.salesforce import SalesforceSandbox
 from connector.store import open_store
 from connector.store.tables import activities, contacts, job_contacts
 from connector.sync import run_job
-from tests.sync.conftest import REPO, StoreUrls
+from tests.stores import StoreUrls
+from tests.sync.conftest import sandbox_config
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 PEOPLE, ACTIVITIES, OVERLAP, SEED = 400, 4_000, 0.3, 11
 TOKEN = "pat-eu1-9f3c2a71-world"
 TOKEN_ENV = "CRMSYNC_WORLD_HUBSPOT_TOKEN"
-FAST_RETRY = RetrySettings(max_attempts=5, initial_wait_seconds=0.002, max_wait_seconds=0.02, total_wait_seconds=5)
 COPIED = ("email_reply", "meeting_booked", "meeting_held")
 
 
@@ -47,20 +47,7 @@ def sandboxes() -> Iterator[tuple[HubSpotSandbox, SalesforceSandbox]]:
 
 
 def make_config(tmp_path: Path, url: str, hubspot: HubSpotSandbox, salesforce: SalesforceSandbox) -> Config:
-    jobs = tmp_path / "jobs"
-    jobs.mkdir(exist_ok=True)
-    return Config(
-        store=StoreSettings(url=url),
-        paths=PathSettings(mappings=REPO / "mappings", jobs=jobs, rules=REPO / "mappings" / "lifecycle.toml"),
-        connections={
-            "hubspot": HubSpotConnection(
-                type="hubspot", base_url=hubspot.url, token_env=TOKEN_ENV, retry=FAST_RETRY, timeout_seconds=5.0,
-                burst_limit=1_000_000, search_per_second=1_000_000,
-            ),
-            "salesforce": salesforce.connection_settings(retry=FAST_RETRY, timeout_seconds=5.0),
-        },
-        base_dir=tmp_path,
-    )  # fmt: skip
+    return sandbox_config(tmp_path, url, hubspot, salesforce, token_env=TOKEN_ENV, timeout_seconds=5.0)
 
 
 def test_given_one_world_in_both_sandboxes_when_a_job_over_both_runs_then_the_overlap_is_what_a_unifier_needs(
