@@ -257,24 +257,13 @@ class HubSpotClient:
             contact_ids = self._primary_contacts([item.id for item in page.results])
             records: list[ContactRecord] = []
             skips = unreadable(page.unreadable, prefix=f"{COMPANY_OBJECT}/")
-            ids = list(contact_ids)
-            for start in range(0, len(ids), BATCH):
-                chunk = ids[start : start + BATCH]
-                data = self._send(
-                    Operation(
-                        "contacts.batch_read",
-                        "POST",
-                        "/crm/v3/objects/contacts/batch/read",
-                        body={"inputs": [{"id": c} for c in chunk], "properties": self._contact_properties},
-                    )
-                )
-                for item in BatchResponse.model_validate_json(data).results:
-                    contact = CrmObject(id=item.id, properties=item.properties)
+            for _, contacts in self._batch_read("contacts", list(contact_ids), self._contact_properties):
+                for contact in contacts:
                     try:
-                        company = self._companies.get(contact_ids.get(item.id, ""))
+                        company = self._companies.get(contact_ids.get(contact.id, ""))
                         records.append(contact_record(contact, self.mapping, company))
                     except ValueError as error:
-                        skips.append(skipped(item.id, error))
+                        skips.append(skipped(contact.id, error))
             state = state.model_copy(update={"companies": after})
             yield ContactPage(records=tuple(records), cursor=dump_cursor(state), skipped=tuple(skips))
 
@@ -293,18 +282,8 @@ class HubSpotClient:
         ]
         into: dict[str, str] = {}
         wanted = set(unexplained)
-        for start in range(0, len(unexplained), BATCH):
-            chunk = unexplained[start : start + BATCH]
-            data = self._send(
-                Operation(
-                    "contacts.batch_read",
-                    "POST",
-                    "/crm/v3/objects/contacts/batch/read",
-                    body={"inputs": [{"id": c} for c in chunk], "properties": [MERGED_IDS]},
-                )
-            )
-            for item in BatchResponse.model_validate_json(data).results:
-                survivor = CrmObject(id=item.id, properties=item.properties)
+        for _, survivors in self._batch_read("contacts", unexplained, [MERGED_IDS]):
+            for survivor in survivors:
                 for merged in merged_away(survivor):
                     if merged.crm_id in wanted:
                         into[merged.crm_id] = survivor.id
@@ -402,17 +381,8 @@ class HubSpotClient:
         if len(self._companies) + len(ids) > COMPANY_CACHE:
             needed = {c for _, _, primary in held for c in primary.values() if c}
             self._companies.keep_only(needed)
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start : start + BATCH]
-            data = self._send(
-                Operation(
-                    "companies.batch_read",
-                    "POST",
-                    "/crm/v3/objects/companies/batch/read",
-                    body={"inputs": [{"id": i} for i in chunk], "properties": self._company_properties},
-                )
-            )
-            for found in BatchResponse.model_validate_json(data).results:
+        for chunk, companies in self._batch_read(COMPANY_OBJECT, ids, self._company_properties):
+            for found in companies:
                 self._companies.put(found.id, found.properties)
             for missing in chunk:
                 if missing not in self._companies:
@@ -585,22 +555,27 @@ class HubSpotClient:
             known = self._directory(missing)
             found.update(known)
             missing = [email for email in missing if email not in known]
-        for start in range(0, len(missing), BATCH):
-            chunk = missing[start : start + BATCH]
-            data = self._send(
-                Operation(
-                    "contacts.batch_read",
-                    "POST",
-                    "/crm/v3/objects/contacts/batch/read",
-                    body={"inputs": [{"id": e} for e in chunk], "idProperty": "email", "properties": ["email"]},
-                )
-            )
-            for result in BatchResponse.model_validate_json(data).results:
+        for _, results in self._batch_read("contacts", missing, ["email"], id_property="email"):
+            for result in results:
                 email = (result.properties.get("email") or "").lower()
                 if email:
                     found[email] = result.id
                     self._email_ids.put(email, result.id)
         return found
+
+    def _batch_read(
+        self, crm_object: str, ids: Sequence[str], properties: list[str], *, id_property: str | None = None
+    ) -> Iterator[tuple[Sequence[str], tuple[CrmObject, ...]]]:
+        """``POST /crm/v3/objects/{crm_object}/batch/read``, 100 ids a call (by ``id_property`` when given): each
+        batch of ids with the records HubSpot returned for it (an id it does not know is left out)."""
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            body: dict[str, Any] = {"inputs": [{"id": i} for i in chunk], "properties": properties}
+            if id_property is not None:
+                body["idProperty"] = id_property
+            path_ = f"/crm/v3/objects/{crm_object}/batch/read"
+            data = self._send(Operation(f"{crm_object}.batch_read", "POST", path_, body=body))
+            yield chunk, BatchResponse.model_validate_json(data).results
 
     # -- the scan shared by every CRM object -------------------------------------------
     def _scan(
