@@ -24,8 +24,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -45,6 +44,7 @@ from connector.crm import (
     WriteResult,
 )
 from connector.errors import ConfigError, Problem, TransientError
+from connector.http.read_ahead import read_ahead
 from connector.hubspot.cursor import (
     ActivityCursor,
     ContactCursor,
@@ -113,6 +113,8 @@ COMPANY_CACHE = 50_000
 """Companies kept between contact pages; past this many, those no waiting page needs are forgotten."""
 EMAIL_CACHE = 20_000
 """E-mails of the contacts pulled last kept in memory (~4 MB); the store's directory answers for the others."""
+READ_AHEAD_PAGES = 8
+"""Pages made (fetched and normalised) ahead of the caller by the read-ahead thread."""
 HOLD_PAGES = 20
 """Contact pages that may wait for a full batch of unseen companies before a partial batch is read."""
 ENGAGEMENT_OBJECTS = ("meetings", "emails", "calls")
@@ -189,7 +191,7 @@ class HubSpotClient:
 
     # -- reading: contacts ---------------------------------------------------------
     def pull_contacts(self, cursor: str | None) -> Iterator[ContactPage]:
-        return _read_ahead(self._contact_pages(cursor))
+        return read_ahead(self._contact_pages(cursor), depth=READ_AHEAD_PAGES, name="hubspot-read-ahead")
 
     def _contact_pages(self, cursor: str | None) -> Iterator[ContactPage]:
         """The contact scan's pages; the last one also carries the contacts archived since the last pull (read
@@ -398,7 +400,7 @@ class HubSpotClient:
 
     # -- reading: activities ---------------------------------------------------------
     def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
-        return _read_ahead(self._activity_pages(cursor))
+        return read_ahead(self._activity_pages(cursor), depth=READ_AHEAD_PAGES, name="hubspot-read-ahead")
 
     def _activity_pages(self, cursor: str | None) -> Iterator[ActivityPage]:
         state = load_cursor(ActivityCursor, cursor) or ActivityCursor()
@@ -832,25 +834,6 @@ class RecentEmails:
 
     def clear(self) -> None:
         self._ids.clear()
-
-
-_Page = TypeVar("_Page")
-_END = object()
-
-
-def _read_ahead(pages: Iterator[_Page]) -> Iterator[_Page]:
-    """``pages``, the next one fetched (HTTP, parsing, normalising) in a second thread while the caller
-    stores the current one: one page ahead, the same calls. The pages are made in order by one thread
-    at a time, so the generator's state (cursors, the e-mail map) needs no lock. A caller that stops
-    early waits for the page in flight, which is dropped."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubspot-read-ahead") as reader:
-        ahead = reader.submit(next, pages, _END)
-        while True:
-            page = ahead.result()
-            if page is _END:
-                return
-            ahead = reader.submit(next, pages, _END)
-            yield page  # type: ignore[misc]
 
 
 def _submission_ref(item: dict[str, Any]) -> str:

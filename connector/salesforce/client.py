@@ -22,7 +22,6 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -44,6 +43,7 @@ from connector.crm import (
     WriteResult,
 )
 from connector.errors import ConfigError, NotFound, Problem, TransientError
+from connector.http.read_ahead import read_ahead
 from connector.mapping import CrmMapping
 from connector.salesforce.cursor import Cursor, Position, resume_from
 from connector.salesforce.errors import RECORD_RETRY_CODES, QueryLocatorExpired
@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 _FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 ACCOUNT = "Account"
 """The cursor key of the Account scan: Contacts whose Account changed since it are read again."""
+READ_AHEAD_PAGES = 4
+"""Pages of a scan fetched ahead of the caller (up to 2,000 records each, a few MB held)."""
 _LOCK_RETRIES = 3
 """Extra collections calls for records that failed with UNABLE_TO_LOCK_ROW before they are left to a later run."""
 
@@ -174,37 +176,40 @@ class SalesforceClient:
         """Pages of flattened records after ``since``, in ``(SystemModstamp, Id)`` order, each with the
         org's clock when the scan began (the first ``query`` answer's ``Date``; ``None`` if none came).
 
-        The next page is fetched while the caller works on the current one
-        (one read-ahead, same calls). If a query locator expires mid-way, the
+        The next pages are fetched while the caller works on the current one
+        (up to :data:`READ_AHEAD_PAGES` ahead, same calls). If a query locator expires mid-way, the
         query is re-issued from the last record handed out with the exact
         tie-breaker: nothing is missed or repeated. ``deleted``: read with
         ``queryAll`` (same calls), so deleted and merged-away rows come too.
         """
-        last: Position | None = None
         parents = tuple(dict.fromkeys(name.split(".")[0] for name in fields if "." in name))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesforce-read-ahead") as reader:
-            self._dates.last = None
-            page = self._query(incremental_soql(sobject, fields, since), deleted)
-            # a re-query after an expired locator keeps this (earlier) start: resuming from it is safe
-            started = self._scan_started[sobject] = self._org_clock()
-            while True:
-                ahead = (
-                    None
-                    if page.done or not page.next_records_url
-                    else reader.submit(self._query_more, page.next_records_url)
-                )
-                records = [flatten(record, parents) for record in page.records]
-                if records:
-                    tail = records[-1]
-                    last = Position(self._instant(tail["SystemModstamp"]), str(tail["Id"]))
-                    yield started, records
-                if ahead is None:
-                    return
-                try:
-                    page = ahead.result()
-                except QueryLocatorExpired:
-                    log.warning("query locator expired; re-querying", extra={"event": "requery", "sobject": sobject})
-                    page = self._query(incremental_soql(sobject, fields, last or since), deleted)
+        fetched = read_ahead(
+            self._fetched(sobject, fields, since, deleted), depth=READ_AHEAD_PAGES, name="salesforce-read-ahead"
+        )
+        for page in fetched:
+            if page.records:
+                yield self._scan_started.get(sobject), [flatten(record, parents) for record in page.records]
+
+    def _fetched(self, sobject: str, fields: list[str], since: Position | None, deleted: bool) -> Iterator[QueryPage]:
+        """The answers of one scan, in order, made by the read-ahead thread: the ``query``, then each
+        ``query_more`` its predecessor names; a re-query from the last record fetched when a locator expired."""
+        last: Position | None = None
+        self._dates.last = None
+        page = self._query(incremental_soql(sobject, fields, since), deleted)
+        # a re-query after an expired locator keeps this (earlier) start: resuming from it is safe
+        self._scan_started[sobject] = self._org_clock()
+        while True:
+            if page.records:
+                tail = page.records[-1]
+                last = Position(self._instant(tail["SystemModstamp"]), str(tail["Id"]))
+            yield page
+            if page.done or not page.next_records_url:
+                return
+            try:
+                page = self._query_more(page.next_records_url)
+            except QueryLocatorExpired:
+                log.warning("query locator expired; re-querying", extra={"event": "requery", "sobject": sobject})
+                page = self._query(incremental_soql(sobject, fields, last or since), deleted)
 
     def _query(self, soql: str, deleted: bool = False) -> QueryPage:
         # counted as "query" either way: one SOQL query call, whichever resource answers it
