@@ -35,10 +35,10 @@ def db_time(db: Connection, value: datetime | None) -> Any:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store")
         value = value.astimezone(UTC)
-    naive = value.replace(tzinfo=None)
     if db.dialect.name == "sqlite":
-        return naive.isoformat(" ", "microseconds")
-    return naive
+        # SQLAlchemy's text form of the naive time: the aware one's, without its "+00:00"
+        return value.isoformat(" ", "microseconds")[:-6]
+    return value.replace(tzinfo=None)
 
 
 def db_json(value: Any) -> str:
@@ -177,16 +177,26 @@ def update_rows(
 
 
 def set_where_in(
-    db: Connection, table: str, assignment: str, fixed: Sequence[tuple[str, Any]], column: str, values: Sequence[Any]
+    db: Connection,
+    table: str,
+    assignment: str,
+    fixed: Sequence[tuple[str, Any]],
+    column: str,
+    values: Sequence[Any],
+    *,
+    unless: str = "",
 ) -> None:
     """``UPDATE table SET assignment WHERE`` each ``fixed`` column equals its value ``AND column IN (values)``
-    (at most 900, text made :func:`storable` by the caller): one statement given to the driver as it is, not
-    compiled by SQLAlchemy (whose expanding ``IN`` costs more than the update on every page of a pull).
-    ``assignment`` and the names come from this package, never from a CRM."""
+    (at most 900, text made :func:`storable` by the caller), leaving out the rows where ``unless`` holds (rows
+    the assignment would not change: not rewritten, nor their index entries): one statement given to the driver
+    as it is, not compiled by SQLAlchemy (whose expanding ``IN`` costs more than the update on every page of a
+    pull). ``assignment``, ``unless`` and the names come from this package, never from a CRM."""
     if not values:
         return
     where = " AND ".join(f"{name} = {_marks(db, 1)}" for name, _ in fixed)
     sql = f"UPDATE {table} SET {assignment} WHERE {where} AND {column} IN ({_marks(db, len(values))})"
+    if unless:
+        sql += f" AND NOT ({unless})"
     db.exec_driver_sql(sql, (*(value for _, value in fixed), *values))
 
 

@@ -38,10 +38,14 @@ class Queue:
     ) -> set[str]:
         """Changed contacts become dirty for every job; ``forced`` ones for this job; seen ones this job
         never decided become dirty for it. Returns the contacts queued because they changed or were forced."""
+        # a row already dirty is left as it is (an activity page names each contact about once per ten activities)
         for part in in_chunks([storable(crm_id) for crm_id in changed]):
-            set_where_in(db, "job_contacts", "dirty = TRUE", [("connection", connection)], "crm_id", part)
+            set_where_in(db, "job_contacts", "dirty = TRUE", [("connection", connection)], "crm_id", part, unless="dirty")
         for part in in_chunks([storable(crm_id) for crm_id in forced]):
-            set_where_in(db, "job_contacts", "dirty = TRUE", [("job", job), ("connection", connection)], "crm_id", part)
+            set_where_in(
+                db, "job_contacts", "dirty = TRUE", [("job", job), ("connection", connection)], "crm_id", part,
+                unless="dirty",
+            )  # fmt: skip
         insert_rows(
             db,
             "job_contacts",
