@@ -77,6 +77,7 @@ from connector.store import (
     new_owner,
 )
 from connector.store.values import PersonConflict, RecordEmails, RecordKey
+from connector.sync.collector import tuned_collector
 from connector.sync.decide import ChunkPlan, StageWrite, decide_chunk
 from connector.sync.people import plan_links, record_emails
 from connector.sync.redact import safe_error, safe_message, secret_values
@@ -135,6 +136,7 @@ class RunSettings:
     """When pulled pages commit (several per transaction)."""
 
 
+@tuned_collector()  # see connector.sync.collector: 17 % of a run's CPU went to collecting cycles
 def run_job(
     job: Job,
     config: Config,
