@@ -18,7 +18,7 @@ PostgreSQL drivers get the ``executemany``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,18 +27,37 @@ from sqlalchemy import Connection, Table
 from connector.store.tables import storable_json
 
 
-def db_time(db: Connection, value: datetime | None) -> Any:
-    """``value`` as the store's ``UtcDateTime`` columns bind it on this connection's database."""
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return value.astimezone(UTC)
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        value = value.astimezone(UTC)
-    if db.dialect.name == "sqlite":
-        # SQLAlchemy's text form of the naive time: the aware one's, without its "+00:00"
-        return value.isoformat(" ", "microseconds")[:-6]
+        value = _utc(value)
+    # SQLAlchemy's text form of the naive time: the aware one's, without its "+00:00"
+    return value.isoformat(" ", "microseconds")[:-6]
+
+
+def _naive_time(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = _utc(value)
     return value.replace(tzinfo=None)
+
+
+def time_binder(db: Connection) -> Callable[[datetime | None], Any]:
+    """:func:`db_time` for this connection's database, chosen once (a page converts thousands of times)."""
+    return _sqlite_time if db.dialect.name == "sqlite" else _naive_time
+
+
+def db_time(db: Connection, value: datetime | None) -> Any:
+    """``value`` as the store's ``UtcDateTime`` columns bind it on this connection's database."""
+    return time_binder(db)(value)
 
 
 def db_json(value: Any) -> str:
@@ -212,10 +231,14 @@ def activity_rows(
         "SELECT crm_id, contact_crm_id, kind, occurred_at, detail FROM activities"
         f" WHERE connection = {_marks(db, 1)} AND contact_crm_id IN ({_marks(db, len(contact_ids))})"
     )
-    sqlite = db.dialect.name == "sqlite"
-    for crm_id, contact_id, kind, occurred_at, detail in db.exec_driver_sql(sql, (connection, *contact_ids)):
-        moment = datetime.fromisoformat(occurred_at) if sqlite else occurred_at
-        aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    rows = db.exec_driver_sql(sql, (connection, *contact_ids))
+    if db.dialect.name == "sqlite":
+        # the stored text is naive UTC: read with its offset, in one step (a fifth of parsing, then replacing)
+        for crm_id, contact_id, kind, occurred_at, detail in rows:
+            yield crm_id, contact_id, kind, datetime.fromisoformat(occurred_at + "+00:00"), detail
+        return
+    for crm_id, contact_id, kind, occurred_at, detail in rows:
+        aware = occurred_at.replace(tzinfo=UTC) if occurred_at.tzinfo is None else occurred_at.astimezone(UTC)
         yield crm_id, contact_id, kind, aware, detail
 
 
