@@ -80,6 +80,35 @@ def test_a_re_read_record_is_recognised_and_a_changed_one_updated(store: Store) 
     assert links == ["c2"]
 
 
+def test_activities_read_back_for_the_decision_as_aware_utc_times_in_order(store: Store) -> None:
+    late = Activity(kind=ActivityKind.EMAIL_OPEN, occurred_at=datetime(2026, 11, 3, 23, 59, 59, 999999, tzinfo=PARIS))
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hs", [person("c1")], force_dirty=False, now=NOW)
+        store.records.store_activities(db, "job", "hs", [
+            ActivityRecord(crm_id="a2", activity=late, contact_ids=("c1",), modified_at=NOW),
+            act("a1", "c1"),
+        ], force_dirty=False, now=NOW)  # fmt: skip
+        (queued,) = store.queue.due(db, "job", "hs", after="", limit=10, now=NOW)
+    assert [(a.id, a.occurred_at) for a in queued.activities] == [
+        ("a1", datetime(2026, 11, 2, 8, 30, tzinfo=UTC)),
+        ("a2", datetime(2026, 11, 3, 22, 59, 59, 999999, tzinfo=UTC)),
+    ]
+    assert all(a.occurred_at.tzinfo is UTC for a in queued.activities)
+
+
+def test_a_decided_contact_is_queued_again_by_a_new_activity_and_a_queued_one_stays_queued(store: Store) -> None:
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hs", [person("c1"), person("c2")], force_dirty=False, now=NOW)
+        store.queue.done(db, "job", "hs", ["c1"])  # decided: out of the queue; c2 still queued
+        store.records.store_activities(db, "job", "hs", [act("a1", "c1"), act("a2", "c2")], force_dirty=False,
+                                       now=NOW)  # fmt: skip
+        # a second page naming them again: both already dirty, left as they are
+        store.records.store_activities(db, "job", "hs", [act("a3", "c1"), act("a4", "c2")], force_dirty=False,
+                                       now=NOW)  # fmt: skip
+        queued = sorted(db.execute(select(job_contacts.c.crm_id, job_contacts.c.dirty)).all())
+    assert queued == [("c1", True), ("c2", True)]
+
+
 def test_hashes_tell_apart_what_json_told_apart() -> None:
     assert activity_hash(act("a", "c1", detail="x")) != activity_hash(act("a", "c1", detail="x1"))
     assert activity_hash(act("a", "c1", "c2")) == activity_hash(act("a", "c2", "c1"))
