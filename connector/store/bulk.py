@@ -65,7 +65,8 @@ def db_json(value: Any) -> str:
     return json.dumps(storable_json(value))
 
 
-def _marks(db: Connection, count: int) -> str:
+def marks(db: Connection, count: int) -> str:
+    """``count`` parameter marks of the connection's driver, comma-separated."""
     mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
     return ", ".join([mark] * count)
 
@@ -78,13 +79,10 @@ def insert_rows(
     *,
     conflict: Sequence[str] = (),
     update: Sequence[str] = (),
-    expect_new: bool = False,
 ) -> None:
     """``INSERT`` ``rows`` (tuples in ``columns`` order) in one ``executemany``.
 
     With ``conflict`` (the key columns): ``ON CONFLICT DO UPDATE`` the ``update`` columns, or ``DO NOTHING``.
-    ``expect_new``: the rows are most likely not there yet; on PostgreSQL they are then copied straight into
-    the table under a savepoint, and through the staging table only when one of them was there after all.
     Table and column names come from this package, never from a CRM."""
     if not rows:
         return
@@ -92,11 +90,9 @@ def insert_rows(
     if db.dialect.name == "postgresql" and db.dialect.driver == "psycopg":
         if conflict:
             rows = _last_per_key(columns, rows, conflict, keep_last=bool(update))
-            if expect_new and _copied_if_new(db, table, names, rows):
-                return
         _copy_rows(db, table, names, rows, conflict=conflict, update=update)
         return
-    sql = f"INSERT INTO {table} ({names}) VALUES ({_marks(db, len(columns))})"
+    sql = f"INSERT INTO {table} ({names}) VALUES ({marks(db, len(columns))})"
     if conflict:
         keys = ", ".join(conflict)
         if update:
@@ -119,23 +115,6 @@ def _last_per_key(
         if keep_last or key not in chosen:
             chosen[key] = row
     return list(chosen.values())
-
-
-def _copied_if_new(db: Connection, table: str, names: str, rows: Sequence[tuple[Any, ...]]) -> bool:
-    """``COPY`` ``rows`` straight into ``table`` under a savepoint; false (and nothing copied) when a key was taken."""
-    savepoint = db.begin_nested()
-    try:
-        _copy_rows(db, table, names, rows, conflict=(), update=())
-    except Exception as error:
-        savepoint.rollback()
-        if getattr(error, "sqlstate", None) == _UNIQUE_VIOLATION:
-            return False
-        raise
-    savepoint.commit()
-    return True
-
-
-_UNIQUE_VIOLATION = "23505"
 
 
 def _on_conflict(conflict: Sequence[str], update: Sequence[str]) -> str:
@@ -190,8 +169,8 @@ def update_rows(
         return
     rows = _last_per_key((*keys, *columns), rows, keys, keep_last=True)
     count = len(keys)
-    sets = ", ".join(f"{column} = {_marks(db, 1)}" for column in columns)
-    where = " AND ".join(f"{key} = {_marks(db, 1)}" for key in keys)
+    sets = ", ".join(f"{column} = {marks(db, 1)}" for column in columns)
+    where = " AND ".join(f"{key} = {marks(db, 1)}" for key in keys)
     db.exec_driver_sql(f"UPDATE {table.name} SET {sets} WHERE {where}", [row[count:] + row[:count] for row in rows])
 
 
@@ -212,8 +191,8 @@ def set_where_in(
     pull). ``assignment``, ``unless`` and the names come from this package, never from a CRM."""
     if not values:
         return
-    where = " AND ".join(f"{name} = {_marks(db, 1)}" for name, _ in fixed)
-    sql = f"UPDATE {table} SET {assignment} WHERE {where} AND {column} IN ({_marks(db, len(values))})"
+    where = " AND ".join(f"{name} = {marks(db, 1)}" for name, _ in fixed)
+    sql = f"UPDATE {table} SET {assignment} WHERE {where} AND {column} IN ({marks(db, len(values))})"
     if unless:
         sql += f" AND NOT ({unless})"
     db.exec_driver_sql(sql, (*(value for _, value in fixed), *values))
@@ -229,7 +208,7 @@ def activity_rows(
         return
     sql = (
         "SELECT crm_id, contact_crm_id, kind, occurred_at, detail FROM activities"
-        f" WHERE connection = {_marks(db, 1)} AND contact_crm_id IN ({_marks(db, len(contact_ids))})"
+        f" WHERE connection = {marks(db, 1)} AND contact_crm_id IN ({marks(db, len(contact_ids))})"
     )
     rows = db.exec_driver_sql(sql, (connection, *contact_ids))
     if db.dialect.name == "sqlite":
@@ -244,5 +223,5 @@ def activity_rows(
 
 def has_rows(db: Connection, table: str, connection: str) -> bool:
     """Whether ``table`` holds anything of ``connection`` (one index probe)."""
-    sql = f"SELECT 1 FROM {table} WHERE connection = {_marks(db, 1)} LIMIT 1"
+    sql = f"SELECT 1 FROM {table} WHERE connection = {marks(db, 1)} LIMIT 1"
     return db.exec_driver_sql(sql, (connection,)).first() is not None

@@ -15,6 +15,10 @@ Memory is fixed (:data:`BITS` bits, 8 MiB) whatever the number of records; past
 a few million ids more of them are looked up for nothing (about 7 % at ten
 million), never fewer than needed. A crash mid-first-load leaves rows behind:
 the re-run's pull finds them and looks everything up.
+
+This is the contacts' way. A first load of activities (ten times as many rows)
+is not looked up at all: it is staged and settled in key order at the pull's
+end, which sorts out what was read twice (:mod:`connector.store.staging`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ class FirstLoad:
     def __init__(self, bits: int = BITS) -> None:
         if bits < 8 or bits & (bits - 1):
             raise ValueError("bits must be a power of two, at least 8")
-        self._bits = bytearray(bits // 8)
+        self._bits = bytearray()  # made on first use: a first load of activities is staged and never asks
         self._mask = bits - 1
 
     def _slots(self, crm_id: str) -> tuple[int, int]:
@@ -41,8 +45,13 @@ class FirstLoad:
         code = hash(crm_id) & 0xFFFF_FFFF_FFFF_FFFF
         return code & self._mask, ((code >> 32) | 1) * 0x9E37_79B1 & self._mask
 
+    def _made(self) -> bytearray:
+        if not self._bits:
+            self._bits = bytearray((self._mask + 1) // 8)
+        return self._bits
+
     def add(self, crm_ids: Iterable[str]) -> None:
-        bits = self._bits
+        bits = self._made()
         for crm_id in crm_ids:
             one, two = self._slots(crm_id)
             bits[one >> 3] |= 1 << (one & 7)
@@ -50,7 +59,7 @@ class FirstLoad:
 
     def may_have(self, crm_ids: Iterable[str]) -> list[str]:
         """The ids of ``crm_ids`` this pull may have stored already (all of those it has, a few it has not)."""
-        bits = self._bits
+        bits = self._made()
         found = []
         for crm_id in crm_ids:
             one, two = self._slots(crm_id)

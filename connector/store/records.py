@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, select
 
 from connector.crm import ActivityRecord, ContactRecord, RemovedRecord
 from connector.model import Contact
+from connector.store import staging
 from connector.store.bulk import db_json, has_rows, insert_rows, time_binder, update_rows
 from connector.store.first_load import FirstLoad
 from connector.store.queue import Queue
@@ -241,7 +242,8 @@ class Records:
         ids = list(latest)
         known: dict[str, str] = {}
         old_links: dict[str, set[str]] = {}
-        if look_up := self._to_look_up(db, "activities", connection, ids, first_load):
+        # a first load is staged, not looked up: what it read twice is sorted out when it settles
+        if first_load is None and (look_up := self._to_look_up(db, "activities", connection, ids, None)):
             for part in in_chunks(look_up):
                 for crm_id, digest, contact_id in db.execute(
                     select(activities.c.crm_id, activities.c.content_hash, activities.c.contact_crm_id).where(
@@ -250,10 +252,16 @@ class Records:
                 ).all():
                     known[crm_id] = digest
                     old_links.setdefault(crm_id, set()).add(contact_id)
-        changed: list[str] = []
-        rows: list[tuple[Any, ...]] = []
-        touched: set[str] = set()
         to_db = time_binder(db)
+        if first_load is not None:
+            # a first load: everything is new, and its contacts are queued when it settles
+            staging.stage(
+                db, _activity_rows(connection, ((record, activity_hash(record)) for record in latest.values()), to_db)
+            )
+            return PageCounts(len(latest), len(latest), 0, 0)
+        changed: list[str] = []
+        fresh: list[tuple[ActivityRecord, str]] = []
+        touched: set[str] = set()
         for crm_id, record in latest.items():
             digest = activity_hash(record)
             if force_dirty:
@@ -261,44 +269,35 @@ class Records:
             if known.get(crm_id) == digest:
                 continue
             changed.append(crm_id)
+            fresh.append((record, digest))
             touched.update(record.contact_ids)
             touched.update(old_links.get(crm_id, ()))
-            activity = record.activity
-            stored_id = storable(crm_id)
-            occurred_at = to_db(activity.occurred_at)
-            detail = None if activity.detail is None else storable(activity.detail)
-            modified_at = to_db(record.modified_at)
-            for contact_id in dict.fromkeys(record.contact_ids):
-                rows.append(
-                    (
-                        connection,
-                        storable(contact_id),
-                        stored_id,
-                        activity.kind,
-                        occurred_at,
-                        detail,
-                        digest,
-                        modified_at,
-                    )
-                )
+        rows = _activity_rows(connection, fresh, to_db)
         # in key order: SQLite's inserts then walk its index pages in turn (~10 % less work than at random)
         rows.sort(key=_BY_KEY)
         stale = [crm_id for crm_id in changed if crm_id in known]
         for part in in_chunks(stale):
             db.execute(delete(activities).where(activities.c.connection == connection, activities.c.crm_id.in_(part)))
-        if first_load is None:
-            insert_rows(db, "activities", _ACTIVITY_COLUMNS, rows)
-        else:
-            # another job reading the same connection may be loading it too: its rows are replaced, not a
-            # key violation (the rows of one pull are never there: the filter said so)
-            insert_rows(db, "activities", _ACTIVITY_COLUMNS, rows, conflict=_ACTIVITY_KEYS,
-                        update=_ACTIVITY_COLUMNS[3:], expect_new=True)  # fmt: skip
+        insert_rows(db, "activities", _ACTIVITY_COLUMNS, rows)
         affected = sorted(touched)
         dirtied = self._queue.mark_dirty(
             db, job, connection, changed=affected, forced=affected if force_dirty else [], seen=affected
         )
         new = sum(1 for crm_id in changed if crm_id not in known)
         return PageCounts(len(latest), new, len(changed) - new, len(dirtied))
+
+    @staticmethod
+    def staged(db: Connection, connection: str) -> bool:
+        """Whether a first load of ``connection``'s activities stopped before it settled (rows still staged)."""
+        return staging.staged(db, connection)
+
+    def settle_staged(self, db: Connection, job: str, connection: str) -> int:
+        """Move ``connection``'s staged first load into ``activities`` (:mod:`connector.store.staging`), queueing
+        the contacts it names as :meth:`store_activities` would have (for ``job``, which settles it); the contacts
+        whose stored activities it replaced are queued again for every job. Returns the rows moved."""
+        moved, replaced = staging.settle(db, job, connection)
+        self._queue.mark_dirty(db, "", connection, changed=replaced, forced=[], seen=[])
+        return moved
 
     def mark_written(self, db: Connection, connection: str, written: Sequence[Written]) -> None:
         """The CRM now holds what was written: keep our copy in step so the echo of our own write is not a change."""
@@ -309,3 +308,20 @@ class Records:
             digest = contact_hash(queued.object_type, queued.contact_json, values)
             rows.append((connection, storable(queued.crm_id), item.stage.value, db_json(values), digest))
         update_rows(db, contacts, _CONTACT_KEYS, ("stage", "stage_values", "content_hash"), rows)
+
+
+def _activity_rows(connection: str, records: Iterable[tuple[ActivityRecord, str]], to_db: Any) -> list[tuple[Any, ...]]:
+    """The stored rows (in ``_ACTIVITY_COLUMNS`` order) of activity records with their content hashes: one per
+    contact the activity names."""
+    rows: list[tuple[Any, ...]] = []
+    for record, digest in records:
+        activity = record.activity
+        stored_id = storable(record.crm_id)
+        occurred_at = to_db(activity.occurred_at)
+        detail = None if activity.detail is None else storable(activity.detail)
+        modified_at = to_db(record.modified_at)
+        for contact_id in dict.fromkeys(record.contact_ids):
+            rows.append(
+                (connection, storable(contact_id), stored_id, activity.kind, occurred_at, detail, digest, modified_at)
+            )
+    return rows

@@ -17,6 +17,8 @@ What is kept, and why:
 - ``ladder_notes``: the history's other kind of entry, which is not a stage
   change: a contact found beyond the ladder (why nothing is written), once
   each time it gets there; ``back_at`` when it came back inside the ladder.
+- ``activity_staging``: a connection's first load of activities on its way
+  into ``activities`` (appended as pulled, moved in key order at the pull's end).
 - ``dead_letters``, ``checkpoints``, ``runs``, ``leases``.
 
 No secret is ever written to any of them. CRM ids are ``TEXT``: vendors'
@@ -35,6 +37,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -164,6 +167,24 @@ activities = Table(
     Column("modified_at", UtcDateTime, nullable=True),
     Index(None, "connection", "crm_id"),
 )
+
+activity_staging = Table(
+    "activity_staging",
+    metadata,
+    Column("connection", String(CONNECTION), nullable=False),
+    # which page group staged the row (nanoseconds): the latest group's copy of an activity is the one kept
+    Column("batch", BigInteger, nullable=False),
+    Column("contact_crm_id", SafeText, nullable=False),
+    Column("crm_id", SafeText, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("detail", SafeText, nullable=True),
+    Column("content_hash", String(40), nullable=False),
+    Column("modified_at", UtcDateTime, nullable=True),
+    Index(None, "connection", "batch"),
+)
+"""A connection's first load of activities, appended as pulled and moved into ``activities`` in key order when
+the pull ends (see :mod:`connector.store.staging`): no key, no index but the append-only one."""
 
 job_contacts = Table(
     "job_contacts",

@@ -429,6 +429,12 @@ class _Run:
             with self._read() as db:
                 cursor = self.store.checkpoints.get(db, self.job, name, stream).resume_from
         with self._read() as db:
+            leftover = self.store.records.staged(db, name)
+        if leftover:
+            # a first load that stopped before it settled: its rows join the store before anything is read
+            with self._transaction() as db:
+                self.store.records.settle_staged(db, self.job, name)
+        with self._read() as db:
             # nothing of the connection stored yet: this pull looks up only what it may have stored itself
             first = self.store.records.first_load(db, name, stream)
         pulled: Iterator[ContactPage | ActivityPage] = (
@@ -470,6 +476,11 @@ class _Run:
         counts.add_time("pull", time.monotonic() - clock)
         if group:
             read += self._store_group(name, stream, group, full, counts, read, first)
+        if first is not None and stream == ACTIVITIES:
+            started = time.monotonic()
+            with self._transaction() as db:
+                self.store.records.settle_staged(db, self.job, name)
+            counts.add_time("store", time.monotonic() - started)
         if self._scratch is None and read >= self.store.records.ANALYZE_AFTER:
             with self._read() as db:
                 self.store.records.refresh_statistics(db, stream, read)

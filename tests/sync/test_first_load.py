@@ -1,5 +1,6 @@
-"""A connection's first load looks up only what the pull itself may have stored; a re-run after a crash looks
-everything up. The same records and queue as looking up everything, on both stores."""
+"""A connection's first load looks up only the contacts the pull itself may have stored, and stages its
+activities, settled in key order at the end (the latest copy of each); a re-run after a crash settles what was
+staged and looks everything up. The same records and queue as looking up everything, on both stores."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select, update
 
 from connector.progress import ProgressEvent
 from connector.store import Store
 from connector.store.first_load import FirstLoad
-from connector.store.tables import activities, contacts, job_contacts
+from connector.store.tables import activities, activity_staging, contacts, job_contacts
 from tests.fakes import SimulatedCrash
 from tests.stores import StoreUrls
 from tests.sync.test_bulk_store import NOW, act, person
@@ -39,7 +40,7 @@ def hash_look_ups(store: Store) -> Iterator[list[str]]:
         event.remove(store.engine, "before_cursor_execute", listen)
 
 
-def test_a_first_load_looks_up_only_the_records_it_read_twice(store: Store) -> None:
+def test_a_first_load_looks_up_only_the_contacts_it_read_twice_and_stages_its_activities(store: Store) -> None:
     with store.begin() as db:
         people, acts = store.records.first_load(db, HS, "contacts"), store.records.first_load(db, HS, "activities")
     assert people is not None and acts is not None
@@ -50,46 +51,61 @@ def test_a_first_load_looks_up_only_the_records_it_read_twice(store: Store) -> N
                                        now=NOW, first_load=acts)  # fmt: skip
     assert look_ups == []  # nothing stored before: nothing looked up
     assert (one.new, one.changed) == (2, 0)
-    # the next group of the same pull: one contact read again unchanged, one activity read again with another
-    # contact (edited while the pull ran), one of each new
+    # the next group of the same pull: one contact read again unchanged, one activity read again with other
+    # contacts (edited while the pull ran), one of each new
     with hash_look_ups(store) as look_ups, store.begin() as db:
         again = store.records.store_contacts(db, "job", HS, [person("10000000001"), person("10000000003")],
                                              force_dirty=False, now=NOW, first_load=people)  # fmt: skip
-        moved = store.records.store_activities(db, "job", HS, [act("90000000001", "10000000002"),
-                                               act("90000000002", "10000000001")], force_dirty=False, now=NOW,
-                                               first_load=acts)  # fmt: skip
+        store.records.store_activities(db, "job", HS, [act("90000000001", "10000000002", "10000000003"),
+                                       act("90000000002", "10000000001")], force_dirty=False, now=NOW,
+                                       first_load=acts)  # fmt: skip
     assert (again.new, again.changed) == (1, 0)
-    assert (moved.new, moved.changed) == (1, 1)
-    assert len(look_ups) == 2
+    assert len(look_ups) == 1  # the contacts' only: activities are never looked up while staged
     assert "10000000001" in look_ups[0] and "10000000003" not in look_ups[0]
-    assert "90000000001" in look_ups[1] and "90000000002" not in look_ups[1]
+    with store.begin() as db:
+        assert db.execute(select(func.count()).select_from(activities)).scalar_one() == 0
+        assert db.execute(select(func.count()).select_from(activity_staging)).scalar_one() == 4
+        assert store.records.staged(db, HS) and not store.records.staged(db, "other")
+    with store.begin() as db:
+        assert store.records.settle_staged(db, "job", HS) == 3
     with store.begin() as db:
         links = sorted(db.execute(select(activities.c.crm_id, activities.c.contact_crm_id)).all())
         stored = db.execute(select(contacts.c.crm_id).order_by(contacts.c.crm_id)).scalars().all()
         queued = db.execute(select(job_contacts.c.crm_id).where(job_contacts.c.dirty.is_(True))).scalars().all()
+        assert not store.records.staged(db, HS)
         # the connection has records now: a later pull looks everything up
         assert store.records.first_load(db, HS, "contacts") is None
         assert store.records.first_load(db, HS, "activities") is None
         assert store.records.first_load(db, "other", "contacts") is not None
-    assert links == [("90000000001", "10000000002"), ("90000000002", "10000000001")]
+    # the latest copy of each activity, with all of its contacts; the first copy's contact is gone
+    assert links == [("90000000001", "10000000002"), ("90000000001", "10000000003"), ("90000000002", "10000000001")]
     assert stored == ["10000000001", "10000000002", "10000000003"]
     assert sorted(queued) == stored
 
 
-def test_a_first_load_replaces_what_another_job_stored_meanwhile(store: Store) -> None:
+def test_settling_replaces_what_another_job_stored_meanwhile_and_requeues_its_contacts(store: Store) -> None:
     with store.begin() as db:
         mine = store.records.first_load(db, HS, "activities")
     assert mine is not None
     with store.begin() as db:  # another job reading the same connection, after this pull started
-        store.records.store_activities(db, "other-job", HS, [act("90000000001", "10000000001", detail="Old")],
-                                       force_dirty=False, now=NOW)  # fmt: skip
+        store.records.store_activities(db, "other-job", HS, [act("90000000001", "10000000009", detail="Old"),
+                                       act("90000000003", "10000000009", detail="Kept")], force_dirty=False,
+                                       now=NOW)  # fmt: skip
+        db.execute(update(job_contacts).values(dirty=False))  # decided since
     with store.begin() as db:
         store.records.store_activities(db, "job", HS, [act("90000000001", "10000000001"),
                                        act("90000000002", "10000000001")], force_dirty=False, now=NOW,
                                        first_load=mine)  # fmt: skip
     with store.begin() as db:
-        rows = sorted(db.execute(select(activities.c.crm_id, activities.c.detail)).all())
-    assert rows == [("90000000001", "Guide"), ("90000000002", "Guide")]
+        store.records.settle_staged(db, "job", HS)
+    with store.begin() as db:
+        rows = sorted(db.execute(select(activities.c.crm_id, activities.c.contact_crm_id, activities.c.detail)).all())
+        queued = db.execute(select(job_contacts.c.job, job_contacts.c.crm_id).where(job_contacts.c.dirty.is_(True)))
+        dirty = sorted(queued.all())
+    assert rows == [("90000000001", "10000000001", "Guide"), ("90000000002", "10000000001", "Guide"),
+                    ("90000000003", "10000000009", "Kept")]  # fmt: skip
+    # the other job's contact lost an activity: decided again; this job's contact was queued when staged
+    assert dirty == [("job", "10000000001"), ("other-job", "10000000009")]
 
 
 def test_the_filter_never_forgets_an_id_it_was_given() -> None:
