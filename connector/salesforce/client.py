@@ -18,6 +18,7 @@ sets go out as collections of 200.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from pydantic import ValidationError
 from simple_salesforce import format_soql
 
 from connector.crm import (
@@ -214,10 +216,10 @@ class SalesforceClient:
     def _query(self, soql: str, deleted: bool = False) -> QueryPage:
         # counted as "query" either way: one SOQL query call, whichever resource answers it
         path = "queryAll/" if deleted else "query/"
-        return QueryPage.model_validate(self.api.send(Operation("query", path, params={"q": soql})))
+        return self.api.send_parsed(Operation("query", path, params={"q": soql}), _query_page)
 
     def _query_more(self, url: str) -> QueryPage:
-        return QueryPage.model_validate(self.api.send(Operation("query_more", url, next_url=True)))
+        return self.api.send_parsed(Operation("query_more", url, next_url=True), _query_page)
 
     def _patch(self, body: dict[str, Any]) -> list[SaveResult]:
         answer = self.api.send(Operation("composite/sobjects", "composite/sobjects", "PATCH", body=body)) or []
@@ -448,3 +450,15 @@ class SalesforceClient:
 
 
 __all__ = ["SalesforceClient", "incremental_soql"]
+
+
+def _query_page(body: bytes) -> QueryPage:
+    """A query page parsed from its body in one pass. pydantic's JSON parser refuses the escape of a lone UTF-16
+    surrogate (``"\\ud800"``), which Salesforce can send in any text field: such a page is parsed by ``json``
+    instead, and the record holding it is skipped where it is normalised, as every other unreadable record is."""
+    try:
+        return QueryPage.model_validate_json(body)
+    except ValidationError as error:
+        if not any(problem["type"] == "json_invalid" for problem in error.errors()):
+            raise
+    return QueryPage.model_validate(json.loads(body))

@@ -147,3 +147,22 @@ def test_401_after_a_refresh_is_an_auth_error(make_client: ClientFactory, sandbo
         pull_ids(client)
     assert token.call_count == 2
     assert query.call_count == 2
+
+
+@responses.activate
+def test_a_query_answer_that_is_not_json_is_retried(make_client: ClientFactory, sandbox: SalesforceSandbox) -> None:
+    """With ``responses``: a proxy's page with status 200 instead of the first query page, then the real pages."""
+    client = make_client(sandbox)
+    base = sandbox.url
+    responses.post(f"{base}/services/oauth2/token", json={"access_token": "t", "instance_url": base})
+    url = f"{base}/services/data/v62.0/queryAll/"
+    broken = responses.get(url, body="<html>upstream timed out</html>", status=200)
+    page = {"totalSize": 1, "done": True, "records": [
+        {"attributes": {"type": "Contact"}, "Id": "003000000000001AAA", "Email": "a@example.com",
+         "SystemModstamp": "2026-11-02T09:00:00.000+0000", "LastModifiedDate": "2026-11-02T09:00:00.000+0000",
+         "IsDeleted": False, "MasterRecordId": None}]}  # fmt: skip
+    answered = responses.get(url, json=page)
+    pages = list(client.pull_contacts(None))
+    assert broken.call_count == 1 and answered.call_count >= 1
+    assert client.usage().retries == 1
+    assert "003000000000001AAA" in [record.crm_id for page in pages for record in page.records]
