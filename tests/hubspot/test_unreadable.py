@@ -17,6 +17,7 @@ from connector.config import HubSpotConnection
 from connector.crm import SkipReason
 from connector.http.usage import UsageCounter
 from connector.hubspot.client import HubSpotClient
+from connector.hubspot.engagement import EmailEvent, parse_items
 from connector.hubspot.payloads import ObjectPage, SubmissionPage, parse_page
 from connector.hubspot.transport import Operation, Response
 from connector.mapping import CrmMapping
@@ -146,3 +147,36 @@ def test_submission_pages_skip_only_the_bad_submission() -> None:
     page = parse_page(SubmissionPage, body, record_id=lambda item: str(item.get("conversionId")))
     assert [s.conversion_id for s in page.results] == ["c1"]
     assert [u.crm_id for u in page.unreadable] == ["c2"]
+
+
+def _event(n: int, recipient: str = '"ann@example.fr"', created: str = "1763632800000") -> str:
+    return f'{{"id": "e{n}", "created": {created}, "type": "OPEN", "recipient": {recipient}}}'
+
+
+def test_an_events_page_keeps_its_other_keys_on_the_fast_path() -> None:
+    body = f'{{"events": [{_event(1)}, {_event(2)}], "hasMore": true, "offset": "abc"}}'.encode()
+    rest, events, skips = parse_items(body, "events", EmailEvent)
+    assert rest == {"hasMore": True, "offset": "abc"}
+    assert [event.id for event in events] == ["e1", "e2"] and skips == []
+
+
+def test_an_events_page_skips_only_the_event_of_the_wrong_type() -> None:
+    wrong = _event(2, created='"yesterday"')
+    body = f'{{"events": [{_event(1)}, {wrong}, {_event(3)}], "hasMore": false}}'.encode()
+    rest, events, skips = parse_items(body, "events", EmailEvent)
+    assert rest == {"hasMore": False}
+    assert [event.id for event in events] == ["e1", "e3"]
+    assert [(skip.crm_id, skip.code) for skip in skips] == [("events/e2", SkipReason.UNREADABLE)]
+
+
+def test_an_events_page_with_a_lone_surrogate_is_read_by_json() -> None:
+    # pydantic's parser refuses the page; Python's keeps the text (the recipient then matches no contact)
+    body = f'{{"events": [{_event(1)}, {_event(2, recipient=SURROGATE)}], "hasMore": false}}'.encode()
+    _, events, skips = parse_items(body, "events", EmailEvent)
+    assert [event.id for event in events] == ["e1", "e2"] and skips == []
+    assert events[1].recipient == "Bad \ud800 name"
+
+
+def test_an_events_body_that_is_not_json_still_fails() -> None:
+    with pytest.raises(ValueError):
+        parse_items(b"<html>", "events", EmailEvent)
