@@ -210,7 +210,13 @@ def activity_rows(
         "SELECT crm_id, contact_crm_id, kind, occurred_at, detail FROM activities"
         f" WHERE connection = {marks(db, 1)} AND contact_crm_id IN ({marks(db, len(contact_ids))})"
     )
-    rows = db.exec_driver_sql(sql, (connection, *contact_ids))
+    # on the driver's own cursor, in the connection's transaction: SQLAlchemy's row objects cost ~1.5 s a million
+    driver = db.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    cursor.execute(sql, (connection, *contact_ids))
+    rows = cursor.fetchall()
+    cursor.close()
     if db.dialect.name == "sqlite":
         # the stored text is naive UTC: read with its offset, in one step (a fifth of parsing, then replacing)
         for crm_id, contact_id, kind, occurred_at, detail in rows:

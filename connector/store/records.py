@@ -323,7 +323,8 @@ def _activity_rows(connection: str, records: Iterable[tuple[ActivityRecord, str]
         stored_id = storable(record.crm_id)
         occurred_at = to_db(activity.occurred_at)
         detail = None if activity.detail is None else storable(activity.detail)
-        modified_at = to_db(record.modified_at)
+        # an e-mail event or a submission is modified when it happens: one conversion for both
+        modified_at = occurred_at if record.modified_at is activity.occurred_at else to_db(record.modified_at)
         for contact_id in dict.fromkeys(record.contact_ids):
             rows.append(
                 (connection, storable(contact_id), stored_id, activity.kind, occurred_at, detail, digest, modified_at)
