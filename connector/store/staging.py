@@ -34,6 +34,7 @@ those contacts, and for itself.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -56,9 +57,21 @@ COLUMNS = (
 _KEYS = ("connection", "contact_crm_id", "crm_id")
 
 
+_last_batch = 0
+_batch_lock = threading.Lock()
+
+
+def _next_batch() -> int:
+    """Nanoseconds since the epoch, never the same or smaller twice in this process (a clock set back)."""
+    global _last_batch
+    with _batch_lock:
+        _last_batch = max(time.time_ns(), _last_batch + 1)
+        return _last_batch
+
+
 def stage(db: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Append activity rows (tuples in :data:`COLUMNS` order, values as the store binds them) as one page group."""
-    batch = time.time_ns()
+    batch = _next_batch()
     insert_rows(db, TABLE, ("batch", *COLUMNS), [(batch, *row) for row in rows])
 
 

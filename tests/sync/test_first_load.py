@@ -108,6 +108,13 @@ def test_settling_replaces_what_another_job_stored_meanwhile_and_requeues_its_co
     assert dirty == [("job", "10000000001"), ("other-job", "10000000009")]
 
 
+def counts(store: Store) -> tuple[int, int]:
+    """Rows in ``activities`` and in ``activity_staging``."""
+    with store.begin() as db:
+        stored = db.execute(select(func.count()).select_from(activities)).scalar_one()
+        return stored, db.execute(select(func.count()).select_from(activity_staging)).scalar_one()
+
+
 def test_the_filter_never_forgets_an_id_it_was_given() -> None:
     first = FirstLoad(bits=1 << 10)  # small: many false positives, never a false negative
     ids = [f"{n:011d}" for n in range(5_000)]
@@ -140,10 +147,20 @@ def test_a_crash_mid_first_load_then_a_rerun_looks_up_and_equals_one_clean_run(
     with hash_look_ups(world.store) as look_ups, pytest.raises(SimulatedCrash):
         world.runner(chunk_size=9, progress=crash_after_second_activity_group, pages=PAGES)
     assert look_ups == []  # the whole first load so far: no look-up
+    assert counts(world.store) == (0, 2 * PAGES.max_pages * 10)  # staged: two groups of three pages of ten
     expire_lease(world.store)
+    at_first_contacts: list[tuple[int, int]] = []
+
+    def check_first_contacts(event: ProgressEvent) -> None:
+        if event.phase == "contacts" and not at_first_contacts:
+            at_first_contacts.append(counts(world.store))
+
     with hash_look_ups(world.store) as look_ups:
-        rerun = world.runner(chunk_size=9, pages=PAGES)
+        rerun = world.runner(chunk_size=9, progress=check_first_contacts, pages=PAGES)
     assert rerun.status == "completed"
+    # the staged rows were moved before the re-run stored anything (a contact it removes takes them along)
+    [(stored, staged)] = at_first_contacts
+    assert stored > 0 and staged == 0
     assert look_ups  # the re-run found rows: it looked them up
     assert outcome(world) == expected
     world.store.close()
