@@ -198,6 +198,18 @@ def set_where_in(
     db.exec_driver_sql(sql, (*(value for _, value in fixed), *values))
 
 
+def delete_where_in(
+    db: Connection, table: str, fixed: Sequence[tuple[str, Any]], column: str, values: Sequence[Any]
+) -> None:
+    """``DELETE FROM table WHERE`` each ``fixed`` column equals its value ``AND column IN (values)`` (at most 900,
+    text made :func:`storable` by the caller), given to the driver as it is, like :func:`set_where_in`."""
+    if not values:
+        return
+    where = " AND ".join(f"{name} = {marks(db, 1)}" for name, _ in fixed)
+    sql = f"DELETE FROM {table} WHERE {where} AND {column} IN ({marks(db, len(values))})"
+    db.exec_driver_sql(sql, (*(value for _, value in fixed), *values))
+
+
 def activity_rows(
     db: Connection, connection: str, contact_ids: Sequence[str]
 ) -> Iterator[tuple[str, str, str, datetime, str | None]]:

@@ -9,9 +9,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
-from connector.store.bulk import db_json, db_time, insert_rows
+from connector.store.bulk import db_json, db_time, insert_rows, marks
 from connector.store.sql import in_chunks
-from connector.store.tables import ladder_notes, stage_changes, storable
+from connector.store.tables import ladder_notes, storable
 from connector.store.values import Change, LadderNote
 
 _COLUMNS = (
@@ -38,9 +38,8 @@ class History:
         seen: set[str] = set()
         keys = [change.intent.intent_id for change in changes]
         for part in in_chunks(keys):
-            seen.update(
-                db.execute(select(stage_changes.c.intent_id).where(stage_changes.c.intent_id.in_(part))).scalars()
-            )
+            sql = f"SELECT intent_id FROM stage_changes WHERE intent_id IN ({marks(db, len(part))})"
+            seen.update(row[0] for row in db.exec_driver_sql(sql, tuple(part)))
         rows = []
         for change in changes:
             intent = change.intent

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, select
 
 from connector.model import Stage
-from connector.store.bulk import db_json, db_time, insert_rows
+from connector.store.bulk import db_json, db_time, delete_where_in, insert_rows
 from connector.store.sql import in_chunks
 from connector.store.tables import pending_writes, storable
 from connector.store.values import Intent, PendingWrite
@@ -46,14 +46,8 @@ class Outbox:
                     update=_COLUMNS)  # fmt: skip
 
     def drop(self, db: Connection, job: str, connection: str, crm_ids: Iterable[str]) -> None:
-        for part in in_chunks(list(crm_ids)):
-            db.execute(
-                delete(pending_writes).where(
-                    pending_writes.c.job == job,
-                    pending_writes.c.connection == connection,
-                    pending_writes.c.crm_id.in_(part),
-                )
-            )
+        for part in in_chunks([storable(crm_id) for crm_id in crm_ids]):
+            delete_where_in(db, "pending_writes", [("job", job), ("connection", connection)], "crm_id", part)
 
     def pending(self, db: Connection, job: str, connection: str, crm_ids: Sequence[str]) -> dict[str, PendingWrite]:
         """The open intents of these records, by CRM id."""

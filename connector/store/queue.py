@@ -211,16 +211,9 @@ class Queue:
 
     @staticmethod
     def _reset(db: Connection, job: str, connection: str, crm_ids: Sequence[str], *, queued: bool) -> None:
-        for part in in_chunks(list(crm_ids)):
-            db.execute(
-                update(job_contacts)
-                .where(
-                    job_contacts.c.job == job,
-                    job_contacts.c.connection == connection,
-                    job_contacts.c.crm_id.in_(part),
-                )
-                .values(dirty=queued, attempts=0, not_before=None)
-            )
+        assignment = f"dirty = {'TRUE' if queued else 'FALSE'}, attempts = 0, not_before = NULL"
+        for part in in_chunks([storable(crm_id) for crm_id in crm_ids]):
+            set_where_in(db, "job_contacts", assignment, [("job", job), ("connection", connection)], "crm_id", part)
 
     def defer(self, db: Connection, job: str, connection: str, deferrals: Sequence[Deferral]) -> None:
         """Keep contacts queued, each not before its ``not_before`` (transient failure backoff)."""
