@@ -210,6 +210,31 @@ def delete_where_in(
     db.exec_driver_sql(sql, (*(value for _, value in fixed), *values))
 
 
+def _sqlite_read_time(value: str | None) -> datetime | None:
+    # the stored text is naive UTC: read with its offset, in one step (a fifth of parsing, then replacing)
+    return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+
+def _read_time(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def time_reader(db: Connection) -> Callable[[Any], datetime | None]:
+    """What ``UtcDateTime`` makes of a stored time read by the driver itself: an aware UTC datetime, or none."""
+    return _sqlite_read_time if db.dialect.name == "sqlite" else _read_time
+
+
+def json_reader(db: Connection) -> Callable[[Any], Any]:
+    """What ``SafeJSON`` makes of a stored JSON value read by the driver itself (psycopg decodes it already)."""
+    return json.loads if db.dialect.name == "sqlite" else _as_is
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def activity_rows(
     db: Connection, connection: str, contact_ids: Sequence[str]
 ) -> Iterator[tuple[str, str, str, datetime, str | None]]:
@@ -235,7 +260,8 @@ def activity_rows(
             yield crm_id, contact_id, kind, datetime.fromisoformat(occurred_at + "+00:00"), detail
         return
     for crm_id, contact_id, kind, occurred_at, detail in rows:
-        aware = occurred_at.replace(tzinfo=UTC) if occurred_at.tzinfo is None else occurred_at.astimezone(UTC)
+        aware = _read_time(occurred_at)
+        assert aware is not None  # NOT NULL
         yield crm_id, contact_id, kind, aware, detail
 
 
