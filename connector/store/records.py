@@ -38,17 +38,7 @@ _CONTACT_COLUMNS = (
     "stored_at",
 )
 _CONTACT_KEYS = ("connection", "crm_id")
-_ACTIVITY_COLUMNS = (
-    "connection",
-    "contact_crm_id",
-    "crm_id",
-    "kind",
-    "occurred_at",
-    "detail",
-    "content_hash",
-    "modified_at",
-)
-_ACTIVITY_KEYS = ("connection", "contact_crm_id", "crm_id")
+_ACTIVITY_COLUMNS = staging.COLUMNS
 _BY_KEY = itemgetter(1, 2)
 """An activity row's key within its connection (``contact_crm_id``, ``crm_id``)."""
 _BY_STORED = itemgetter(3, 2)

@@ -42,19 +42,12 @@ from typing import Any
 from sqlalchemy import Connection
 
 from connector.store.bulk import has_rows, insert_rows, marks
+from connector.store.tables import activities
 
 TABLE = "activity_staging"
-COLUMNS = (
-    "connection",
-    "contact_crm_id",
-    "crm_id",
-    "kind",
-    "occurred_at",
-    "detail",
-    "content_hash",
-    "modified_at",
-)
-_KEYS = ("connection", "contact_crm_id", "crm_id")
+COLUMNS = tuple(column.name for column in activities.columns)
+"""An ``activities`` row's columns, in the order :func:`stage` takes its tuples (the staging table adds ``batch``)."""
+_KEYS = tuple(column.name for column in activities.primary_key.columns)
 
 
 _last_batch = 0
