@@ -233,11 +233,17 @@ class Records:
         if not records:
             return PageCounts(0, 0, 0, 0)
         latest: dict[str, ActivityRecord] = {record.crm_id: record for record in records}
-        ids = list(latest)
+        to_db = time_binder(db)
+        if first_load is not None:
+            # a first load is staged, not looked up: everything is new, what it read twice is sorted out when it
+            # settles, and its contacts are queued then
+            staging.stage(
+                db, _activity_rows(connection, ((record, activity_hash(record)) for record in latest.values()), to_db)
+            )
+            return PageCounts(len(latest), len(latest), 0, 0)
         known: dict[str, str] = {}
         old_links: dict[str, set[str]] = {}
-        # a first load is staged, not looked up: what it read twice is sorted out when it settles
-        if first_load is None and (look_up := self._to_look_up(db, "activities", connection, ids, None)):
+        if look_up := self._to_look_up(db, "activities", connection, list(latest), None):
             for part in in_chunks(look_up):
                 for crm_id, digest, contact_id in db.execute(
                     select(activities.c.crm_id, activities.c.content_hash, activities.c.contact_crm_id).where(
@@ -246,13 +252,6 @@ class Records:
                 ).all():
                     known[crm_id] = digest
                     old_links.setdefault(crm_id, set()).add(contact_id)
-        to_db = time_binder(db)
-        if first_load is not None:
-            # a first load: everything is new, and its contacts are queued when it settles
-            staging.stage(
-                db, _activity_rows(connection, ((record, activity_hash(record)) for record in latest.values()), to_db)
-            )
-            return PageCounts(len(latest), len(latest), 0, 0)
         changed: list[str] = []
         fresh: list[tuple[ActivityRecord, str]] = []
         touched: set[str] = set()
