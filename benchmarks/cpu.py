@@ -29,6 +29,12 @@ def _stat(pid: str) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by one live process (the sandbox CRM's), ``None`` once it is gone."""
+    fields = _stat(str(pid))
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def server_cpu() -> float | None:
     """CPU seconds used so far by the PostgreSQL server on this machine (``None`` if none is found)."""
     total = 0

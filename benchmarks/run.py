@@ -166,6 +166,8 @@ def run_child(scenario: str, crm: str, contacts: int, args: argparse.Namespace) 
         command += ["--store-url", args.store_url]
     if args.no_wait:
         command.append("--no-wait")
+    if args.decide_processes is not None:
+        command += ["--decide-processes", str(args.decide_processes)]
     if scenario == "unify":
         command += ["--overlap", str(args.overlap), *(["--no-unify"] if args.no_unify else [])]
     answer = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
@@ -225,7 +227,13 @@ def main(argv: list[str] | None = None) -> None:
         child.add_argument("--no-wait", action="store_true")
         child.add_argument("--overlap", type=float, default=0.3)
         child.add_argument("--no-unify", action="store_true")
+        child.add_argument("--decide-processes", type=int)
         options = child.parse_args(argv[1:])
+        if options.decide_processes is not None:
+            from scenarios import TARGETS
+
+            for target in TARGETS.values():
+                target.job = target.job.model_copy(update={"decide_processes": options.decide_processes})
         if options.scenario == "unify":
             print(json.dumps(measure_unify(options.contacts, options.contacts * options.activities_per_contact,
                                            options.seed, options.store_url, options.overlap,
@@ -249,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
         "--no-wait", action="store_true", help="incremental/rerun: do not wait for our own writes to leave the lookback"
     )
     parser.add_argument("--overlap", type=float, default=0.3, help="unify: share of the people in both CRMs")
+    parser.add_argument(
+        "--decide-processes", type=int, help="the job's decide_processes (default: the job's default, 0 = per core)"
+    )
     parser.add_argument(
         "--no-unify", action="store_true", help="unify: the same job without `unify = true` (the baseline)"
     )

@@ -190,6 +190,13 @@ class Target:
     def connection(self) -> HubSpotConnection | SalesforceConnection:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int:
+        """The sandbox process's id (its CPU is reported beside the run's)."""
+        popen = self.process.process
+        assert popen is not None, "the sandbox is not running"
+        return popen.pid
+
     def start(self) -> None:
         raise NotImplementedError
 
@@ -485,17 +492,19 @@ TARGETS: dict[str, type[Target]] = {"hubspot": HubSpotTarget, "salesforce": Sale
 def run_phase(target: Target, store: Store, config: Config, name: str, *, full: bool = False,
               minimum: dict[str, int] | None = None) -> Phase:  # fmt: skip
     """``run_job`` once, as ``crmsync run`` does it; ``minimum`` (reads known beforehand) is completed with writes."""
-    from cpu import client_cpu, server_cpu
+    from cpu import client_cpu, process_cpu, server_cpu
 
     target.last_started = datetime.now(UTC)
     postgres = store.engine.dialect.name == "postgresql"
     with RssSampler() as rss:
         cpu_before, server_before = client_cpu(), server_cpu() if postgres else None
+        sandbox_before = process_cpu(target.pid)
         started = time.perf_counter()
         result = run_job(target.job, config, store=store, clients=open_client, full=full, heartbeat=True)
         seconds = time.perf_counter() - started
         cpu_used = client_cpu() - cpu_before
         server_after = server_cpu() if postgres else None
+        sandbox_after = process_cpu(target.pid)
     if result.status != "completed":
         raise RuntimeError(f"{target.crm} {name}: the run ended {result.status}: {result.error}")
     counts = result.counts[target.crm].as_dict()
@@ -510,6 +519,8 @@ def run_phase(target: Target, store: Store, config: Config, name: str, *, full: 
     notes: dict[str, Any] = {"client_cpu_s": round(cpu_used, 1)}
     if server_before is not None and server_after is not None:
         notes["server_cpu_s"] = round(server_after - server_before, 1)
+    if sandbox_before is not None and sandbox_after is not None:
+        notes["sandbox_cpu_s"] = round(sandbox_after - sandbox_before, 1)
     if minimum is not None:
         notes["records_in_window"] = target.window_records
     return Phase(

@@ -29,7 +29,6 @@ _STRICT = ConfigDict(frozen=True, extra="forbid")
 DEFAULT_CONFIG = Path("config.toml")
 
 
-
 def vendor_settings() -> tuple[type[ConnectionSettings], ...]:
     """Every vendor's settings model: ``SETTINGS`` of each ``connector/<vendor>/settings.py``.
 
@@ -68,7 +67,6 @@ __all__ = [
     "config_problems",
     "load_config",
 ]
-
 
 
 class StoreSettings(BaseModel):

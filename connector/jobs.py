@@ -34,6 +34,9 @@ class Job(BaseModel):
     """Plan writes and report them without making them (wins over ``write_back``)."""
     rules: str | None = None
     """Optional rules file for this job, relative to the config's folder (default: ``paths.rules``)."""
+    decide_processes: int = Field(default=0, ge=0, le=16)
+    """Processes that decide a queue of 5,000 contacts or more: the run's own and helpers beside it (every
+    CRM call stays in the run's process); 0 = one per CPU core, at most 4; 1 = the run's process alone."""
     unify: StrictBool = False
     """Match the records of the job's connections into people (one person, one stage across the CRMs);
     needs at least two connections (docs/people.md)."""

@@ -23,6 +23,7 @@ out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 """Standard error: progress, notes, warnings and errors."""
 
+
 def safe(value: object, style: str = "") -> Text:
     """CRM or store text, ready to print: never markup, controls visible."""
     return Text(visible(value if value is not None else ""), style=style)

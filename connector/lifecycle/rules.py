@@ -482,7 +482,9 @@ class _Evaluation:
                     counter = self._counter(signal)
                     assert counter is not None
                     reasons.append(f"{head}: {signal.label} ({counter.total})")
-                    facts.append(Fact(source=FactSource.COUNTER, name=counter.kind, value=str(counter.total), at=counter.last_at))
+                    facts.append(
+                        Fact(source=FactSource.COUNTER, name=counter.kind, value=str(counter.total), at=counter.last_at)
+                    )
                     if not current.match_all:
                         break
                     continue
@@ -525,7 +527,8 @@ class _Evaluation:
 
     def _icp_facts(self) -> list[Fact]:
         return [
-            Fact(source=FactSource.FIELD, name=c.field, value=str(_field_value(self.contact, c.field))) for c in self.rules.icp
+            Fact(source=FactSource.FIELD, name=c.field, value=str(_field_value(self.contact, c.field)))
+            for c in self.rules.icp
         ]
 
 

@@ -18,6 +18,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCKED_ATTEMPTS = 20
 
 
+READ_ONLY = "crmsync_read_only"
+"""Execution option of a connection that only reads (:meth:`connector.store.Store.read`)."""
+
+
 def create_store_engine(url: str, *, connect_args: dict[str, Any] | None = None) -> Engine:
     """An engine for ``url`` (SQLite or PostgreSQL) set up for several writers.
 
@@ -63,7 +67,9 @@ def _sqlite_events(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # a read (Store.read) takes a snapshot and no lock: in WAL it neither waits for a writer nor blocks one
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def migrate(engine: Engine) -> None:

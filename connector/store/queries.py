@@ -391,14 +391,15 @@ def latest_run_since(store: Store, job: str, since: datetime) -> RunView | None:
     """``job``'s newest run started at or after ``since`` (the run a command just made, failed or not)."""
     with store.begin() as db:
         row = db.execute(
-            select(runs).where(runs.c.job == job, runs.c.started_at >= since).order_by(runs.c.started_at.desc()).limit(1)
+            select(runs)
+            .where(runs.c.job == job, runs.c.started_at >= since)
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
         ).first()
     return _run(row) if row else None
 
 
-def run_list(
-    store: Store, *, job: str | None = None, status: str | None = None, limit: int = 50
-) -> list[RunView]:
+def run_list(store: Store, *, job: str | None = None, status: str | None = None, limit: int = 50) -> list[RunView]:
     """Runs, newest first, optionally of one job and one status."""
     query = select(runs)
     if job:

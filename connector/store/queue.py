@@ -65,7 +65,9 @@ class Queue:
         never decided become dirty for it. Returns the contacts queued because they changed or were forced."""
         # a row already dirty is left as it is (an activity page names each contact about once per ten activities)
         for part in in_chunks([storable(crm_id) for crm_id in changed]):
-            set_where_in(db, "job_contacts", "dirty = TRUE", [("connection", connection)], "crm_id", part, unless="dirty")
+            set_where_in(
+                db, "job_contacts", "dirty = TRUE", [("connection", connection)], "crm_id", part, unless="dirty"
+            )
         for part in in_chunks([storable(crm_id) for crm_id in forced]):
             set_where_in(
                 db, "job_contacts", "dirty = TRUE", [("job", job), ("connection", connection)], "crm_id", part,
@@ -95,28 +97,45 @@ class Queue:
         )
 
     def due(
-        self, db: Connection, job: str, connection: str, *, after: str, limit: int, now: datetime
-    ) -> list[QueuedContact]:
-        """The next ``limit`` dirty contacts (by CRM id, after ``after``) that are due, with their activities
-        and their open outbox intent."""
+        self, db: Connection, job: str, connection: str, *, after: str, limit: int, now: datetime,
+        until: str | None = None,
+    ) -> list[QueuedContact]:  # fmt: skip
+        """The next ``limit`` dirty contacts (by CRM id, after ``after`` and up to ``until`` when given) that are
+        due, with their activities and their open outbox intent."""
         one = marks(db, 1)
+        upto, bound = (f" AND j.crm_id <= {one}", (storable(until),)) if until is not None else ("", ())
         # handed to the driver as it is, values made what the column types would make them (a 100,000-contact run
         # reads 200 such chunks; SQLAlchemy's compiling and result processing were a third of loading them)
         sql = (
             "SELECT c.crm_id, c.object_type, c.email, c.stage, c.stage_values, c.contact, c.modified_at,"
             " j.attempts, j.written_stage FROM job_contacts j JOIN contacts c"
             " ON c.connection = j.connection AND c.crm_id = j.crm_id"
-            f" WHERE j.job = {one} AND j.connection = {one} AND j.dirty = TRUE AND j.crm_id > {one}"
+            f" WHERE j.job = {one} AND j.connection = {one} AND j.dirty = TRUE AND j.crm_id > {one}{upto}"
             f" AND (j.not_before IS NULL OR j.not_before <= {one}) ORDER BY j.crm_id LIMIT {one}"
         )
         read_json, read_time = json_reader(db), time_reader(db)
         rows = [
             _Due(crm_id, object_type, email, stage, read_json(values), contact, read_time(modified), attempts, written)
             for crm_id, object_type, email, stage, values, contact, modified, attempts, written in db.exec_driver_sql(
-                sql, (job, connection, storable(after), time_binder(db)(now), limit)
+                sql, (job, connection, storable(after), *bound, time_binder(db)(now), limit)
             )
         ]
         return self._queued(db, job, connection, rows)
+
+    def chunk_bounds(self, db: Connection, job: str, connection: str, *, size: int, now: datetime) -> list[str]:
+        """The CRM id that ends each run of ``size`` due contacts, in CRM id order (the last run's end is not
+        given: it runs to the end of the queue). Chunk ``k`` of the queue is then the due contacts after bound
+        ``k - 1`` (after "" for the first) up to bound ``k``, whoever decides it and in whatever order."""
+        one = marks(db, 1)
+        modulo = "%%" if db.dialect.name == "postgresql" else "%"  # psycopg's placeholders start with %
+        sql = (
+            "SELECT crm_id FROM (SELECT j.crm_id AS crm_id, ROW_NUMBER() OVER (ORDER BY j.crm_id) AS n"
+            f" FROM job_contacts j WHERE j.job = {one} AND j.connection = {one} AND j.dirty = TRUE"
+            f" AND (j.not_before IS NULL OR j.not_before <= {one})) AS due WHERE n {modulo} {one} = 0"
+            " ORDER BY crm_id"
+        )
+        rows = db.exec_driver_sql(sql, (job, connection, time_binder(db)(now), size)).all()
+        return [crm_id for (crm_id,) in rows]
 
     def records(
         self, db: Connection, job: str, connection: str, crm_ids: Sequence[str], *, now: datetime

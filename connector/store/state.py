@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from connector.store.checkpoints import Checkpoints
-from connector.store.database import create_store_engine, migrate
+from connector.store.database import READ_ONLY, create_store_engine, migrate
 from connector.store.dead_letters import DeadLetters
 from connector.store.history import History
 from connector.store.outbox import Outbox
@@ -55,6 +55,16 @@ class Store:
             if not flush and connection.dialect.name == "postgresql":
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction that only reads. On SQLite it takes no write lock (``BEGIN``, not ``BEGIN IMMEDIATE``):
+        it reads a snapshot while another process writes, so two processes deciding one queue load their
+        chunks side by side. Writing in it may fail with "database is locked": use :meth:`begin` to write."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{READ_ONLY: True})
+            with connection.begin():
+                yield connection
 
     def close(self) -> None:
         self.engine.dispose()

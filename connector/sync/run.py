@@ -35,6 +35,9 @@ after one clean run. This module talks to CRMs only through the
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import signal
 import threading
 import time
 import uuid
@@ -43,6 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -76,9 +80,21 @@ from connector.store import (
     acquire,
     new_owner,
 )
+from connector.store.database import create_store_engine
 from connector.store.values import PersonConflict, RecordEmails, RecordKey
 from connector.sync.collector import tuned_collector
 from connector.sync.decide import ChunkPlan, StageWrite, decide_chunk
+from connector.sync.helper import (
+    Failed,
+    Finished,
+    Helpers,
+    HelperTask,
+    Planned,
+    chunk_range,
+    claim,
+    portable,
+    without_activities,
+)
 from connector.sync.people import plan_links, record_emails
 from connector.sync.redact import safe_error, safe_message, secret_values
 from connector.sync.result import ConnectionCounts, RunResult
@@ -119,6 +135,18 @@ class PageGroup:
         return len(group) >= self.max_pages or records >= self.max_records or seconds >= self.max_seconds
 
 
+SHARE_FROM = 5_000
+"""Queued contacts of one connection from which a run decides them with helper processes."""
+AUTO_PROCESSES = 4
+"""``decide_processes = 0`` (the default) means one per core, at most this many."""
+
+
+def decide_processes(wanted: int) -> int:
+    """The processes a run decides with: ``wanted``, or for 0 one per core of this machine (at most
+    :data:`AUTO_PROCESSES`)."""
+    return wanted if wanted > 0 else max(1, min(os.cpu_count() or 1, AUTO_PROCESSES))
+
+
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     """How one run goes: which job, read what, write or not, in what sizes."""
@@ -134,6 +162,11 @@ class RunSettings:
     max_attempts: int = MAX_RETRY_ATTEMPTS
     pages: PageGroup = field(default_factory=lambda: PageGroup())
     """When pulled pages commit (several per transaction)."""
+    decide_processes: int = 1
+    """Processes that decide a long queue: this one and ``decide_processes - 1`` helpers
+    (:mod:`connector.sync.helper`)."""
+    share_from: int = SHARE_FROM
+    """Queued contacts from which helpers are started (a shorter queue is decided before they would start)."""
 
 
 @tuned_collector()  # see connector.sync.collector: 17 % of a run's CPU went to collecting cycles
@@ -154,6 +187,8 @@ def run_job(
     chunk_size: int = 500,
     dry_run_limit: int = 10_000,
     pages: PageGroup | None = None,
+    processes: int | None = None,
+    share_from: int = SHARE_FROM,
 ) -> RunResult:
     """Run ``job`` once. Returns the run's result; raises when the run could not complete.
 
@@ -164,6 +199,9 @@ def run_job(
     ``stop`` set (SIGTERM) finishes the current batch, commits and returns
     with status ``stopped``. ``dry_run`` (when given) overrides the job's
     write mode with a dry run (``True``) or its ``write_back`` setting (``False``).
+    ``processes`` (when given) overrides the job's ``decide_processes``: a queue of
+    ``share_from`` contacts or more is decided by that many processes
+    (:mod:`connector.sync.helper`).
     """
     run_mode = RunMode.FULL if full else job.run_mode
     write_mode = job.write_mode if dry_run is None else WriteMode.from_flags(write_back=job.write_back, dry_run=dry_run)
@@ -175,6 +213,8 @@ def run_job(
         chunk_size=chunk_size,
         dry_run_limit=dry_run_limit,
         pages=pages or PageGroup(),
+        decide_processes=decide_processes(job.decide_processes if processes is None else processes),
+        share_from=share_from,
     )
     stop = stop or threading.Event()
     owner = owner or new_owner()
@@ -193,7 +233,15 @@ def run_job(
         rules = job_rules(job, config)
         mappings = {name: config.connection_mapping(name) for name in job.connections}
         run = _Run(
-            settings, store=store, lease=lease, result=result, rules=rules, clock=clock, emit=progress, stop=stop
+            settings,
+            config=config,
+            store=store,
+            lease=lease,
+            result=result,
+            rules=rules,
+            clock=clock,
+            emit=progress,
+            stop=stop,
         )
         if job.unify:
             # every connection is pulled before anyone is decided: one person's records come from all of them
@@ -312,6 +360,66 @@ def _report_skipped(connection: str, skipped: Sequence[SkippedRecord]) -> None:
         )
 
 
+class _Writes:
+    """Planned writes waiting for the CRM, made in the client's batch size; the answers of several batches
+    (:data:`SETTLE_EVERY` writes) are recorded in one transaction.
+
+    Recording later is safe the way a crash between a call and its record is: the writes stay in the
+    outbox and their contacts queued, and the next run finds them landed in the CRM (recorded once).
+    """
+
+    def __init__(self, run: _Run, client: CrmClient, mapping: CrmMapping, counts: ConnectionCounts) -> None:
+        self.run = run
+        self.client = client
+        self.mapping = mapping
+        self.counts = counts
+        self.size = max(1, client.write_batch_size)
+        self.waiting: list[StageWrite] = []
+        self.answered: list[StageWrite] = []
+        self.results: list[WriteResult] = []
+
+    def add(self, writes: Sequence[StageWrite]) -> None:
+        self.waiting.extend(writes)
+
+    def full_batches(self) -> None:
+        while len(self.waiting) >= self.size and not self.run.stop.is_set():
+            batch, self.waiting = self.waiting[: self.size], self.waiting[self.size :]
+            self._write(batch)
+
+    def flush(self) -> None:
+        """Every waiting write made (unless the run stops) and every answer recorded."""
+        self.full_batches()
+        if self.waiting and not self.run.stop.is_set():
+            batch, self.waiting = self.waiting, []
+            self._write(batch)
+        self.settle()
+
+    def settle(self) -> None:
+        if self.answered:
+            answered, results, self.answered, self.results = self.answered, self.results, [], []
+            self.run._settle(self.client.connection, self.mapping, answered, results, self.counts)
+
+    def _write(self, batch: list[StageWrite]) -> None:
+        try:
+            results = self.run._call(self.client, batch, self.counts)
+        except BaseException:
+            self.settle()  # the answers already in are recorded before the run fails
+            raise
+        self.answered += batch
+        self.results += results
+        if len(self.answered) >= SETTLE_EVERY:
+            self.settle()
+        else:  # the display moves per call (and a stop is noticed per call), whenever the answers are recorded
+            done = self.counts.written + self.counts.unchanged + self.counts.failed + len(self.answered)
+            self.run.emit(ProgressEvent(self.client.connection, "write", "written", done))
+
+
+SETTLE_EVERY = 500
+"""Answered writes recorded per transaction (5 HubSpot batches, 2-3 Salesforce ones)."""
+_WHOLE_RANGE = 2**31 - 1
+"""The ``LIMIT`` of a claimed chunk's load: every due contact of its range."""
+
+
 class _Run:
     """One run going through the connections of its job: the transactions, the lease fence, the counts."""
 
@@ -319,6 +427,7 @@ class _Run:
         self,
         settings: RunSettings,
         *,
+        config: Config,
         store: Store,
         lease: Lease,
         result: RunResult,
@@ -328,6 +437,7 @@ class _Run:
         stop: threading.Event,
     ) -> None:
         self.settings = settings
+        self.config = config
         self.job = settings.job.name
         self.store = store
         self.lease = lease
@@ -552,33 +662,122 @@ class _Run:
             self.store.queue.wake(db, self.job, name, self.clock())
         with self._read() as db:
             total = self.store.queue.count(db, self.job, name)
-        buffer: list[StageWrite] = []
-        after = ""
-        batch_size = max(1, client.write_batch_size)
-        while True:
-            clock = time.monotonic()
-            with self._read() as db:
-                chunk = self.store.queue.due(
-                    db, self.job, name, after=after, limit=self.settings.chunk_size, now=self.clock()
-                )
-            counts.add_time("load", time.monotonic() - clock)
-            if not chunk:
-                break
-            after = chunk[-1].crm_id
-            buffer.extend(self._decide_chunk(name, chunk, mapping, counts))
-            self.emit(ProgressEvent(name, "decide", "decided", counts.decided, total))
-            while len(buffer) >= batch_size and not self.stop.is_set():
-                self._write_batch(client, mapping, buffer[:batch_size], counts)
-                buffer = buffer[batch_size:]
-            if self.stop.is_set():
-                # planned writes left in the buffer stay in the outbox and queued: the next run makes them
-                break
-        if buffer and not self.stop.is_set():
-            self._write_batch(client, mapping, buffer, counts)
+        writes = _Writes(self, client, mapping, counts)
+        helpers = self._helpers(name, total)
+        try:
+            if helpers is None:
+                self._decide_alone(name, mapping, counts, total, writes)
+            else:
+                with helpers:
+                    self._decide_shared(name, mapping, counts, total, writes, helpers)
+        except BaseException:
+            try:
+                writes.settle()  # the CRM's answers already in are recorded before the run fails
+            except Exception as error:  # the next run finds those writes landed and records them then
+                log.warning("write answers not recorded", extra={"connection": name, "error": safe_message(error)})
+            raise
+        writes.flush()
+        if helpers is not None and helpers.failure is not None:
+            raise helpers.failure
         self.emit(ProgressEvent(name, "decide", "done", counts.decided, total))
         if self.settings.write_mode.writes:
             self.emit(ProgressEvent(name, "write", "done", counts.written + counts.unchanged + counts.failed))
         return not self.stop.is_set()
+
+    def _decide_alone(
+        self, name: str, mapping: CrmMapping, counts: ConnectionCounts, total: int, writes: _Writes
+    ) -> None:
+        after = ""
+        while True:
+            chunk = self._load(name, counts, after=after)
+            if not chunk:
+                break
+            after = chunk[-1].crm_id
+            writes.add(self._decide_chunk(name, chunk, mapping, counts))
+            self.emit(ProgressEvent(name, "decide", "decided", counts.decided, total))
+            writes.full_batches()
+            if self.stop.is_set():
+                # planned writes left in the buffer stay in the outbox and queued: the next run makes them
+                break
+
+    def _decide_shared(
+        self, name: str, mapping: CrmMapping, counts: ConnectionCounts, total: int, writes: _Writes, helpers: Helpers
+    ) -> None:
+        """Claim chunks beside the helpers, write what everyone planned, then wait for the helpers' last chunks."""
+        while not self.stop.is_set():
+            chunk_number = helpers.claim()
+            if chunk_number is None:
+                break
+            after, until = chunk_range(helpers.bounds, chunk_number)
+            chunk = self._load(name, counts, after=after, until=until, whole=True)
+            writes.add(self._decide_chunk(name, chunk, mapping, counts))
+            self._gather(helpers, counts, writes, wait=0.0)
+            self.emit(ProgressEvent(name, "decide", "decided", counts.decided, total))
+            writes.full_batches()
+        while helpers.busy and not self.stop.is_set():
+            self._gather(helpers, counts, writes, wait=0.05)
+            self.emit(ProgressEvent(name, "decide", "decided", counts.decided, total))
+            writes.full_batches()
+        helpers.stop()
+
+    def _gather(self, helpers: Helpers, counts: ConnectionCounts, writes: _Writes, *, wait: float) -> None:
+        for report in helpers.collect(wait):
+            counts.decided += report.decided
+            counts.changed += report.changed
+            counts.recovered += report.recovered
+            counts.add_time("helpers", report.seconds)
+            writes.add(report.writes)
+
+    def _helpers(self, name: str, total: int) -> Helpers | None:
+        """Helper processes for a long queue, or ``None`` when this process decides it alone: one process
+        wanted, a short queue, a dry run (its store is one open transaction of this process), a store in this
+        process's memory, or a clock that cannot be sent to another process."""
+        wanted = self.settings.decide_processes - 1
+        url = self.store.engine.url
+        if wanted < 1 or total < self.settings.share_from or self._scratch is not None:
+            return None
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            return None
+        try:
+            pickle.dumps(self.clock)
+        except Exception:
+            log.debug("deciding in one process: the run's clock cannot be sent to a helper")
+            return None
+        with self._read() as db:
+            bounds = self.store.queue.chunk_bounds(db, self.job, name, size=self.settings.chunk_size, now=self.clock())
+        if not bounds:
+            return None
+        task = HelperTask(
+            config=self.config,
+            store_url=url.render_as_string(hide_password=False),
+            settings=self.settings,
+            connection=name,
+            owner=self.lease.owner,
+            ttl=self.lease.ttl,
+            clock=self.clock,
+            parent=os.getpid(),
+        )
+        return Helpers(decide_beside, task, min(wanted, len(bounds)), bounds)
+
+    def _load(
+        self, name: str, counts: ConnectionCounts, *, after: str, until: str | None = None, whole: bool = False
+    ) -> list[QueuedContact]:
+        """The next chunk of due contacts after ``after``, or with ``whole`` every due contact up to ``until``
+        (a claimed chunk, :mod:`connector.sync.helper`); read without taking the store's write lock."""
+        clock = time.monotonic()
+        reading = self._read() if self._scratch is not None else self.store.read()
+        with reading as db:
+            chunk = self.store.queue.due(
+                db,
+                self.job,
+                name,
+                after=after,
+                until=until,
+                limit=_WHOLE_RANGE if whole else self.settings.chunk_size,
+                now=self.clock(),
+            )
+        counts.add_time("load", time.monotonic() - clock)
+        return chunk
 
     def _decide_chunk(
         self,
@@ -641,6 +840,11 @@ class _Run:
     def _write_batch(
         self, client: CrmClient, mapping: CrmMapping, batch: list[StageWrite], counts: ConnectionCounts
     ) -> None:
+        """One CRM call and its settlement, committed at once."""
+        self._settle(client.connection, mapping, batch, self._call(client, batch, counts), counts)
+
+    def _call(self, client: CrmClient, batch: list[StageWrite], counts: ConnectionCounts) -> list[WriteResult]:
+        """The CRM's answer for each write of ``batch`` (all to retry later when the client's retries are spent)."""
         name = client.connection
         started = time.monotonic()
         try:
@@ -652,10 +856,21 @@ class _Run:
         counts.add_time("write", time.monotonic() - started)
         if len(results) != len(batch):
             raise TransientError(f"{name}: the client answered {len(results)} results for {len(batch)} updates")
+        return list(results)
+
+    def _settle(
+        self,
+        name: str,
+        mapping: CrmMapping,
+        writes: list[StageWrite],
+        results: list[WriteResult],
+        counts: ConnectionCounts,
+    ) -> None:
+        """Record what the CRM answered for ``writes`` (one or several batches) in one transaction."""
         started = time.monotonic()
         now = self.clock()
         settled = settle_batch(
-            batch,
+            writes,
             results,
             run_id=self.settings.run_id,
             now=now,
@@ -663,7 +878,7 @@ class _Run:
             max_attempts=self.settings.max_attempts,
         )
         with self._transaction() as db:
-            self._commit_settlement(db, name, batch, settled, now)
+            self._commit_settlement(db, name, writes, settled, now)
         counts.written += len(settled.written)
         counts.unchanged += settled.unchanged
         counts.failed += settled.failed
@@ -808,6 +1023,64 @@ class _Run:
             if self.settings.write_mode.writes:
                 self.emit(ProgressEvent(name, "write", "done", counts.written + counts.unchanged + counts.failed))
         return not self.stop.is_set()
+
+
+def decide_beside(number: int, task: HelperTask, bounds: list[str], claims: Any, out: Any, stop: Any) -> None:
+    """A helper process's life (:mod:`connector.sync.helper`): claim chunks of the queue, decide and record
+    each as the run's process does, hand over the planned writes; until no chunk is left, the run stops, the
+    run's process is gone or something fails (then reported to the run's process)."""
+    ending: list[int] = []
+    # Ctrl-C reaches the whole process group: the run's process decides when to stop; a SIGTERM ends this
+    # helper after its chunk
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, _frame: ending.append(signum))
+    store: Store | None = None
+    try:
+        settings: RunSettings = task.settings
+        store = Store(create_store_engine(task.store_url))
+        lease = Lease(store, settings.job.name, task.owner, task.ttl, task.clock)
+        result = RunResult(
+            run_id=settings.run_id, job=settings.job.name, status=RunStatus.RUNNING, started_at=task.clock()
+        )
+        rules = job_rules(settings.job, task.config)
+        run = _Run(
+            settings,
+            config=task.config,
+            store=store,
+            lease=lease,
+            result=result,
+            rules=rules,
+            clock=task.clock,
+            emit=None,
+            stop=threading.Event(),
+        )
+        mapping = task.config.connection_mapping(task.connection)
+        chunks = len(bounds) + 1
+        while not (stop.is_set() or ending) and os.getppid() == task.parent:
+            chunk_number = claim(claims, chunks)
+            if chunk_number is None:
+                break
+            started = time.monotonic()
+            counts = ConnectionCounts()
+            after, until = chunk_range(bounds, chunk_number)
+            chunk = run._load(task.connection, counts, after=after, until=until, whole=True)
+            writes = run._decide_chunk(task.connection, chunk, mapping, counts)
+            report = Planned(
+                [without_activities(write) for write in writes],
+                decided=counts.decided,
+                changed=counts.changed,
+                recovered=counts.recovered,
+                seconds=time.monotonic() - started,
+            )
+            out.put((number, report))
+        out.put((number, Finished()))
+    except BaseException as error:  # reported: the run's process fails the run with it
+        out.put((number, Failed(portable(error))))
+    finally:
+        if store is not None:
+            store.close()
+        out.close()
+        out.join_thread()
 
 
 def _by_record(deciders: dict[RecordKey, Decider]) -> Decider:

@@ -76,6 +76,7 @@ class JobRunner:
             dry_run=dry_run,
             owner=self.owner,
             lease_ttl=LEASE_TTL,
+            processes=1,  # a team runs one worker per core already: no helper processes beside each run
         )
 
 
