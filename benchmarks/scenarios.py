@@ -60,32 +60,61 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class RssSampler:
-    """The peak resident set of this process while a phase runs (sampled every 100 ms from /proc; the kernel's high-water mark of the whole process is reported beside it)."""
+    """The peak resident set of this process while a phase runs (sampled every 100 ms from /proc; the kernel's
+    high-water mark of the whole process is reported beside it), and the peak of this process and its deciding
+    helpers together (``connector.sync.helper``: children started by ``multiprocessing``; the sandbox is not
+    counted)."""
 
     def __init__(self) -> None:
         self.peak = 0
+        self.peak_with_helpers = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
 
     @staticmethod
-    def current() -> int:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * PAGE_SIZE
+    def current(pid: str = "self") -> int:
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
+                return int(statm.read().split()[1]) * PAGE_SIZE
+        except OSError:  # a helper that just ended
+            return 0
+
+    @staticmethod
+    def helpers() -> list[str]:
+        found = []
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in children:
+                try:
+                    command = Path(f"/proc/{child}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"multiprocessing" in command:
+                    found.append(child)
+        return found
+
+    def _take(self) -> None:
+        own = self.current()
+        self.peak = max(self.peak, own)
+        self.peak_with_helpers = max(self.peak_with_helpers, own + sum(self.current(pid) for pid in self.helpers()))
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
+            self._take()
             self._stop.wait(0.1)
 
     def __enter__(self) -> RssSampler:
-        self.peak = self.current()
+        self._take()
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.current())
+        self._take()
 
     @property
     def peak_mb(self) -> float:
@@ -516,7 +545,10 @@ def run_phase(target: Target, store: Store, config: Config, name: str, *, full: 
             ("contacts.batch_update", HS_BATCH) if target.crm == "hubspot" else ("composite/sobjects", SF_BATCH)
         )
         wanted = {**minimum, **write_minimum(counts["changed"], batch, endpoint)}
-    notes: dict[str, Any] = {"client_cpu_s": round(cpu_used, 1)}
+    notes: dict[str, Any] = {
+        "client_cpu_s": round(cpu_used, 1),
+        "peak_rss_with_helpers_mb": round(rss.peak_with_helpers / 2**20, 1),
+    }
     if server_before is not None and server_after is not None:
         notes["server_cpu_s"] = round(server_after - server_before, 1)
     if sandbox_before is not None and sandbox_after is not None:

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import pickle
 import queue
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -124,13 +126,35 @@ def claim(claims: Synchronized[int], chunks: int) -> int | None:
         return chunk
 
 
+AHEAD = 2_000
+"""Planned writes not yet made (in transit, waiting in the run's process) above which helpers wait before they
+claim another chunk: the run's process writes at its pace and its memory stays bounded."""
+
+
+def room_to_plan(ahead: Synchronized[int], stop: EventType, parent: int, *, limit: int = AHEAD) -> bool:
+    """Wait until fewer than ``limit`` planned writes wait for the run's process; ``False`` when the run
+    stops or its process is gone meanwhile."""
+    while ahead.value >= limit:
+        if stop.is_set() or os.getppid() != parent:
+            return False
+        time.sleep(0.01)
+    return not stop.is_set() and os.getppid() == parent
+
+
+def planned(ahead: Synchronized[int], count: int) -> None:
+    """``count`` more writes planned (negative: made)."""
+    with ahead.get_lock():
+        ahead.value += count
+
+
 def chunk_range(bounds: list[str], chunk: int) -> tuple[str, str | None]:
     """Chunk ``chunk``'s CRM ids: after the first value, up to the second (``None``: to the end)."""
     return (bounds[chunk - 1] if chunk else "", bounds[chunk] if chunk < len(bounds) else None)
 
 
-HelperMain = Callable[[int, "HelperTask", list[str], "Synchronized[int]", Any, "EventType"], None]
-"""A helper's life: its number, the task, the chunk bounds, the claims counter, the report queue, the stop."""
+HelperMain = Callable[[int, "HelperTask", list[str], "Synchronized[int]", "Synchronized[int]", Any, "EventType"], None]
+"""A helper's life: its number, the task, the chunk bounds, the claims counter, the planned writes not made
+yet, the report queue, the stop."""
 
 
 @dataclass
@@ -144,6 +168,7 @@ class Helpers:
     bounds: list[str]
     failure: BaseException | None = None
     _claims: Synchronized[int] = field(init=False)
+    _ahead: Synchronized[int] = field(init=False)
     _out: Any = field(init=False)
     _stop: EventType = field(init=False)
     _processes: list[Any] = field(init=False, default_factory=list)
@@ -151,6 +176,7 @@ class Helpers:
 
     def __post_init__(self) -> None:
         self._claims = _START.Value("i", 0)
+        self._ahead = _START.Value("i", 0)
         self._out = _START.Queue()
         self._stop = _START.Event()
 
@@ -162,7 +188,7 @@ class Helpers:
         for number in range(self.count):
             process = _START.Process(
                 target=self.main,
-                args=(number, self.task, self.bounds, self._claims, self._out, self._stop),
+                args=(number, self.task, self.bounds, self._claims, self._ahead, self._out, self._stop),
                 name=f"crmsync-decide-{number + 1}",
                 daemon=True,
             )
@@ -188,6 +214,14 @@ class Helpers:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def planned(self, count: int) -> None:
+        """The run's process planned ``count`` writes itself (they count toward :data:`AHEAD` too)."""
+        planned(self._ahead, count)
+
+    def written(self, count: int) -> None:
+        """The run's process made ``count`` planned writes."""
+        planned(self._ahead, -count)
 
     @property
     def busy(self) -> bool:

@@ -92,7 +92,9 @@ from connector.sync.helper import (
     Planned,
     chunk_range,
     claim,
+    planned,
     portable,
+    room_to_plan,
     without_activities,
 )
 from connector.sync.people import plan_links, record_emails
@@ -375,6 +377,8 @@ class _Writes:
         self.counts = counts
         self.size = max(1, client.write_batch_size)
         self.waiting: list[StageWrite] = []
+        self.made: Callable[[int], None] = lambda _count: None
+        """Told the size of each batch made (the helpers' backlog, :mod:`connector.sync.helper`)."""
         self.answered: list[StageWrite] = []
         self.results: list[WriteResult] = []
 
@@ -405,6 +409,7 @@ class _Writes:
         except BaseException:
             self.settle()  # the answers already in are recorded before the run fails
             raise
+        self.made(len(batch))
         self.answered += batch
         self.results += results
         if len(self.answered) >= SETTLE_EVERY:
@@ -704,13 +709,16 @@ class _Run:
         self, name: str, mapping: CrmMapping, counts: ConnectionCounts, total: int, writes: _Writes, helpers: Helpers
     ) -> None:
         """Claim chunks beside the helpers, write what everyone planned, then wait for the helpers' last chunks."""
+        writes.made = helpers.written
         while not self.stop.is_set():
             chunk_number = helpers.claim()
             if chunk_number is None:
                 break
             after, until = chunk_range(helpers.bounds, chunk_number)
             chunk = self._load(name, counts, after=after, until=until, whole=True)
-            writes.add(self._decide_chunk(name, chunk, mapping, counts))
+            mine = self._decide_chunk(name, chunk, mapping, counts)
+            helpers.planned(len(mine))
+            writes.add(mine)
             self._gather(helpers, counts, writes, wait=0.0)
             self.emit(ProgressEvent(name, "decide", "decided", counts.decided, total))
             writes.full_batches()
@@ -1025,7 +1033,9 @@ class _Run:
         return not self.stop.is_set()
 
 
-def decide_beside(number: int, task: HelperTask, bounds: list[str], claims: Any, out: Any, stop: Any) -> None:
+def decide_beside(
+    number: int, task: HelperTask, bounds: list[str], claims: Any, ahead: Any, out: Any, stop: Any
+) -> None:
     """A helper process's life (:mod:`connector.sync.helper`): claim chunks of the queue, decide and record
     each as the run's process does, hand over the planned writes; until no chunk is left, the run stops, the
     run's process is gone or something fails (then reported to the run's process)."""
@@ -1056,7 +1066,7 @@ def decide_beside(number: int, task: HelperTask, bounds: list[str], claims: Any,
         )
         mapping = task.config.connection_mapping(task.connection)
         chunks = len(bounds) + 1
-        while not (stop.is_set() or ending) and os.getppid() == task.parent:
+        while not ending and room_to_plan(ahead, stop, task.parent):
             chunk_number = claim(claims, chunks)
             if chunk_number is None:
                 break
@@ -1072,6 +1082,7 @@ def decide_beside(number: int, task: HelperTask, bounds: list[str], claims: Any,
                 recovered=counts.recovered,
                 seconds=time.monotonic() - started,
             )
+            planned(ahead, len(report.writes))
             out.put((number, report))
         out.put((number, Finished()))
     except BaseException as error:  # reported: the run's process fails the run with it

@@ -230,3 +230,87 @@ def test_a_helper_error_that_cannot_cross_processes_arrives_as_a_transient_error
     assert isinstance(replaced, TransientError)
     assert "_Unpicklable: 7: no" in str(replaced)
     pickle.loads(pickle.dumps(replaced))
+
+
+_KILLED_RUN = """
+import pickle, sys, time
+from connector.connections import open_client
+from connector.jobs import Job
+from connector.store import open_store
+from connector.sync import run_job
+from tests.sync.test_helpers import CHUNK, FixedClock
+
+def slow(event):  # a run's process slowed down (a busy display): the helper decides most chunks
+    if event.phase == "decide":
+        time.sleep(0.2)
+
+with open(sys.argv[1], "rb") as handle:
+    config = pickle.load(handle)
+store = open_store(config.store.url)
+run_job(Job(name="hubspot-lifecycle", connections=["hubspot"]), config, store=store, clients=open_client,
+        clock=FixedClock(), chunk_size=CHUNK, processes=2, share_from=0, progress=slow)
+"""
+
+
+def _helper_pids(parent: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{parent}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                if b"multiprocessing" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+            except OSError:
+                continue
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+@pytest.mark.long
+def test_a_run_killed_while_a_helper_decides_leaves_no_helper_behind_and_the_rerun_ends_as_one_clean_run(
+    world: World, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    pickled = tmp_path / "config.pickle"
+    pickled.write_bytes(pickle.dumps(world.config))
+    script = tmp_path / "killed_run.py"
+    script.write_text(_KILLED_RUN)
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    process = subprocess.Popen([sys.executable, str(script), str(pickled)], cwd=repo, env=env)
+    try:
+        helpers: list[int] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            helpers = helpers or _helper_pids(process.pid)
+            if helpers and _decided(world.store) > CHUNK:
+                break
+            time.sleep(0.005)
+        assert helpers, "no helper started"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(_gone(pid) for pid in helpers):
+        time.sleep(0.05)
+    assert all(_gone(pid) for pid in helpers)  # a helper whose run is gone stops at its next chunk
+
+    finished = _run(world.config, world.store, "hubspot", processes=1)  # the dead run's lease is taken over
+    _run(world.clean_config, world.clean, "hubspot", processes=1)
+    assert finished.status == "completed"
+    assert history(world.store) == history(world.clean)
+    assert _left(world.store) == (0, 0)

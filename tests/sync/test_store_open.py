@@ -44,3 +44,34 @@ def test_a_server_store_that_cannot_be_reached_never_shows_its_password() -> Non
 def _written(path: Path, content: bytes) -> Path:
     path.write_bytes(content)
     return path
+
+
+def test_a_read_does_not_wait_for_a_writer_and_a_write_still_queues(tmp_path: Path) -> None:
+    """Store.read takes no lock (a helper loads its chunk while the run's process commits); Store.begin still
+    takes the write lock first, so two writers queue instead of failing half-way."""
+    import threading
+
+    from sqlalchemy import text
+
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    seen: list[int] = []
+    try:
+        with store.begin() as writer:
+            writer.execute(text("CREATE TABLE t (n INTEGER)"))
+            writer.execute(text("INSERT INTO t VALUES (1)"))
+
+        def read() -> None:
+            with store.read() as reader:
+                seen.append(reader.execute(text("SELECT count(*) FROM t")).scalar_one())
+
+        with store.begin() as writer:  # holds the write lock while the other thread reads
+            writer.execute(text("INSERT INTO t VALUES (2)"))
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join(timeout=30)  # a read that waited for the lock would wait out the 60 s busy timeout
+            assert not thread.is_alive()
+        assert seen == [1]  # the snapshot before the open write
+        with store.read() as reader:
+            assert reader.execute(text("SELECT count(*) FROM t")).scalar_one() == 2
+    finally:
+        store.close()
