@@ -200,12 +200,16 @@ class Helpers:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._stop.set()
+        deadline = time.monotonic() + _JOIN_SECONDS
+        while any(process.is_alive() for process in self._processes) and time.monotonic() < deadline:
+            # a helper ends only once what it sent is read: chunks reported after a stop are left as they are
+            # (recorded, their contacts queued with their outbox intents: the next run writes them)
+            self._drain(0.05)
         for process in self._processes:
-            process.join(_JOIN_SECONDS)
             if process.is_alive():
                 log.warning("a deciding helper did not stop; ended", extra={"helper": process.name})
                 process.terminate()
-                process.join()
+            process.join()
         self._out.close()
         self._out.join_thread()
 
