@@ -65,7 +65,8 @@ class HelperTask:
     """Everything a helper process needs, sent to it once (pickled): no client, no secret."""
 
     config: Config
-    store_url: str
+    store_url: str = field(repr=False)
+    """With the server's password, if it has one: never shown."""
     settings: Any
     """The run's :class:`~connector.sync.run.RunSettings`."""
     connection: str
@@ -134,11 +135,11 @@ claim another chunk: the run's process writes at its pace and its memory stays b
 def room_to_plan(ahead: Synchronized[int], stop: EventType, parent: int, *, limit: int = AHEAD) -> bool:
     """Wait until fewer than ``limit`` planned writes wait for the run's process; ``False`` when the run
     stops or its process is gone meanwhile."""
-    while ahead.value >= limit:
-        if stop.is_set() or os.getppid() != parent:
-            return False
+    while not stop.is_set() and os.getppid() == parent:
+        if ahead.value < limit:
+            return True
         time.sleep(0.01)
-    return not stop.is_set() and os.getppid() == parent
+    return False
 
 
 def planned(ahead: Synchronized[int], count: int) -> None:

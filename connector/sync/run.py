@@ -404,11 +404,7 @@ class _Writes:
             self.run._settle(self.client.connection, self.mapping, answered, results, self.counts)
 
     def _write(self, batch: list[StageWrite]) -> None:
-        try:
-            results = self.run._call(self.client, batch, self.counts)
-        except BaseException:
-            self.settle()  # the answers already in are recorded before the run fails
-            raise
+        results = self.run._call(self.client, batch, self.counts)
         self.made(len(batch))
         self.answered += batch
         self.results += results
@@ -675,13 +671,13 @@ class _Run:
             else:
                 with helpers:
                     self._decide_shared(name, mapping, counts, total, writes, helpers)
+            writes.flush()
         except BaseException:
             try:
                 writes.settle()  # the CRM's answers already in are recorded before the run fails
             except Exception as error:  # the next run finds those writes landed and records them then
                 log.warning("write answers not recorded", extra={"connection": name, "error": safe_message(error)})
             raise
-        writes.flush()
         if helpers is not None and helpers.failure is not None:
             raise helpers.failure
         self.emit(ProgressEvent(name, "decide", "done", counts.decided, total))
@@ -714,9 +710,7 @@ class _Run:
             chunk_number = helpers.claim()
             if chunk_number is None:
                 break
-            after, until = chunk_range(helpers.bounds, chunk_number)
-            chunk = self._load(name, counts, after=after, until=until, whole=True)
-            mine = self._decide_chunk(name, chunk, mapping, counts)
+            mine = self._decide_claimed(name, helpers.bounds, chunk_number, mapping, counts)
             helpers.planned(len(mine))
             writes.add(mine)
             self._gather(helpers, counts, writes, wait=0.0)
@@ -727,6 +721,14 @@ class _Run:
             self.emit(ProgressEvent(name, "decide", "decided", counts.decided, total))
             writes.full_batches()
         helpers.stop()
+
+    def _decide_claimed(
+        self, name: str, bounds: list[str], chunk_number: int, mapping: CrmMapping, counts: ConnectionCounts
+    ) -> list[StageWrite]:
+        """Decide and record chunk ``chunk_number`` of the queue (claimed by this process or a helper)."""
+        after, until = chunk_range(bounds, chunk_number)
+        chunk = self._load(name, counts, after=after, until=until, whole=True)
+        return self._decide_chunk(name, chunk, mapping, counts)
 
     def _gather(self, helpers: Helpers, counts: ConnectionCounts, writes: _Writes, *, wait: float) -> None:
         for report in helpers.collect(wait):
@@ -1072,9 +1074,7 @@ def decide_beside(
                 break
             started = time.monotonic()
             counts = ConnectionCounts()
-            after, until = chunk_range(bounds, chunk_number)
-            chunk = run._load(task.connection, counts, after=after, until=until, whole=True)
-            writes = run._decide_chunk(task.connection, chunk, mapping, counts)
+            writes = run._decide_claimed(task.connection, bounds, chunk_number, mapping, counts)
             report = Planned(
                 [without_activities(write) for write in writes],
                 decided=counts.decided,
