@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from pydantic import SecretStr
@@ -44,7 +46,7 @@ from connector.crm import (
     WriteResult,
 )
 from connector.errors import ConfigError, Problem, TransientError
-from connector.http.read_ahead import read_ahead
+from connector.http.read_ahead import read_ahead, read_lanes
 from connector.hubspot.cursor import (
     ActivityCursor,
     ContactCursor,
@@ -59,8 +61,8 @@ from connector.hubspot.cursor import (
     next_search,
     scan_start,
 )
+from connector.hubspot.engagement import MARKETING_EVENTS, EngagementCursor, EngagementReader, event_types
 from connector.hubspot.engagement import OBJECTS as SIGNALS
-from connector.hubspot.engagement import EngagementReader
 from connector.hubspot.normalise import (
     COMPANY_OBJECT,
     COMPANY_PRIMARY_CONTACT_TYPE_ID,
@@ -400,32 +402,60 @@ class HubSpotClient:
 
     # -- reading: activities ---------------------------------------------------------
     def pull_activities(self, cursor: str | None) -> Iterator[ActivityPage]:
-        return read_ahead(self._activity_pages(cursor), depth=READ_AHEAD_PAGES, name="hubspot-read-ahead")
-
-    def _activity_pages(self, cursor: str | None) -> Iterator[ActivityPage]:
+        """The activity sources' pages: the engagement objects, the forms' submissions, the e-mail events and the
+        marketing-event participations are independent chains, each with its own part of the cursor, so each
+        runs in a read-ahead thread of its own (:func:`read_lanes`) and their pages come interleaved. Every
+        page's cursor holds each source's position after its last page handed out."""
         state = load_cursor(ActivityCursor, cursor) or ActivityCursor()
-        for name in self.mapping.activity_objects():
-            if name == FORM_OBJECT or name in SIGNALS:
-                continue
+        lanes = [lane for lane in self._activity_lanes(state) if lane is not None]
+        return self._positioned(state, read_lanes(lanes, depth=READ_AHEAD_PAGES, name="hubspot-read-ahead"))
+
+    @staticmethod
+    def _positioned(state: ActivityCursor, pages: Iterator[tuple[ActivityPage, Moved]]) -> Iterator[ActivityPage]:
+        try:
+            for activities, moved in pages:
+                state = moved(state)
+                yield activities.model_copy(update={"cursor": dump_cursor(state)})
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()  # stops the read-ahead threads of a pull stopped early
+
+    def _activity_lanes(self, state: ActivityCursor) -> list[Iterator[tuple[ActivityPage, Moved]] | None]:
+        objects = [name for name in self.mapping.activity_objects() if name != FORM_OBJECT and name not in SIGNALS]
+        forms = form_ids(self.mapping)
+        # e-mail events and marketing-event participations: engagement.py
+        reader = EngagementReader(self._send, self.mapping, self._contact_ids, self.lookback_ms)
+        return [
+            self._object_lane(objects, state) if objects else None,
+            self._form_lane(forms, state) if forms else None,
+            self._event_lane(reader, state.engagement) if event_types(self.mapping) else None,
+            self._participation_lane(reader, state.engagement)
+            if self.mapping.activity_rules(MARKETING_EVENTS)
+            else None,
+        ]
+
+    def _object_lane(self, names: list[str], state: ActivityCursor) -> Iterator[tuple[ActivityPage, Moved]]:
+        for name in names:
             start = state.objects.get(name) or ObjectCursor()
             for page, after, inline in self._scan(
                 name, start, activity_properties(self.mapping, name), associate="contacts"
             ):
-                activities = self._engagements(name, page, inline)
-                state = state.model_copy(update={"objects": {**state.objects, name: after}})
-                yield activities.model_copy(update={"cursor": dump_cursor(state)})
-        for guid in form_ids(self.mapping):
+                yield self._engagements(name, page, inline), partial(_object_moved, name, after)
+
+    def _form_lane(self, guids: list[str], state: ActivityCursor) -> Iterator[tuple[ActivityPage, Moved]]:
+        for guid in guids:
             for activities, form_state in self._submissions(guid, state.forms.get(guid) or FormCursor()):
-                state = state.model_copy(update={"forms": {**state.forms, guid: form_state}})
-                yield activities.model_copy(update={"cursor": dump_cursor(state)})
-        # e-mail events and marketing-event participations: engagement.py
-        reader = EngagementReader(self._send, self.mapping, self._contact_ids, self.lookback_ms)
-        for activities, engagement in reader.email_events(state.engagement, self._now_ms()):
-            state = state.model_copy(update={"engagement": engagement})
-            yield activities.model_copy(update={"cursor": dump_cursor(state)})
-        for activities, engagement in reader.participations(state.engagement):
-            state = state.model_copy(update={"engagement": engagement})
-            yield activities.model_copy(update={"cursor": dump_cursor(state)})
+                yield activities, partial(_form_moved, guid, form_state)
+
+    def _event_lane(self, reader: EngagementReader, start: EngagementCursor) -> Iterator[tuple[ActivityPage, Moved]]:
+        for activities, engagement in reader.email_events(start, self._now_ms()):
+            yield activities, partial(_events_moved, engagement)
+
+    @staticmethod
+    def _participation_lane(reader: EngagementReader, start: EngagementCursor) -> Iterator[tuple[ActivityPage, Moved]]:
+        for activities, engagement in reader.participations(start):
+            yield activities, partial(_participations_moved, engagement)
 
     def _engagements(self, name: str, page: ObjectPage, inline: bool) -> ActivityPage:
         mapped: list[tuple[CrmObject, Activity]] = []
@@ -816,24 +846,51 @@ class RecentEmails:
     def __init__(self, size: int) -> None:
         self._size = size
         self._ids: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+        """Form submissions and e-mail events are read in threads of their own, side by side."""
 
     def put(self, email: str, contact_id: str) -> None:
-        self._ids[email] = contact_id
-        self._ids.move_to_end(email)
-        if len(self._ids) > self._size:
-            self._ids.popitem(last=False)
+        with self._lock:
+            self._ids[email] = contact_id
+            self._ids.move_to_end(email)
+            if len(self._ids) > self._size:
+                self._ids.popitem(last=False)
 
     def get(self, email: str) -> str | None:
-        contact_id = self._ids.get(email)
-        if contact_id is not None:
-            self._ids.move_to_end(email)
-        return contact_id
+        with self._lock:
+            contact_id = self._ids.get(email)
+            if contact_id is not None:
+                self._ids.move_to_end(email)
+            return contact_id
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def clear(self) -> None:
-        self._ids.clear()
+        with self._lock:
+            self._ids.clear()
+
+
+Moved = Callable[[ActivityCursor], ActivityCursor]
+"""What one activity page moves in the cursor: its own source's position, nothing else."""
+
+
+def _object_moved(name: str, after: ObjectCursor, state: ActivityCursor) -> ActivityCursor:
+    return state.model_copy(update={"objects": {**state.objects, name: after}})
+
+
+def _form_moved(guid: str, after: FormCursor, state: ActivityCursor) -> ActivityCursor:
+    return state.model_copy(update={"forms": {**state.forms, guid: after}})
+
+
+def _events_moved(after: EngagementCursor, state: ActivityCursor) -> ActivityCursor:
+    engagement = state.engagement.model_copy(update={"email_events": after.email_events})
+    return state.model_copy(update={"engagement": engagement})
+
+
+def _participations_moved(after: EngagementCursor, state: ActivityCursor) -> ActivityCursor:
+    engagement = state.engagement.model_copy(update={"participations": after.participations})
+    return state.model_copy(update={"engagement": engagement})
 
 
 def _submission_ref(item: dict[str, Any]) -> str:

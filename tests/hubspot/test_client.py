@@ -138,6 +138,28 @@ def test_activities_full_then_incremental_with_new_records_of_every_source(
     assert {r.crm_id for r in again} <= {r.crm_id for r in fresh}
 
 
+def test_activity_sources_are_read_side_by_side_and_any_page_cursor_resumes_after_what_was_handed_out(
+    make_client: MakeClient,
+) -> None:
+    # engagement objects, forms, e-mail events and participations each in a thread of their own: their pages come
+    # interleaved, and every page's cursor holds each source's position after its last page handed out
+    with HubSpotSandbox(contacts=300, activities=3_000, token=TOKEN, now=NOW, limits=Limits.unlimited()) as big:
+        client = make_client(big)
+        _drain(client.pull_contacts(None))
+        pages, records = _drain(client.pull_activities(None))
+        everything = {r.crm_id for r in records}
+        sources = {r.crm_id.split("/")[0] for r in records}
+        assert {"meetings", "form_submissions"} <= sources and len(sources) >= 4
+        for cut in (len(pages) // 4, len(pages) // 2, len(pages) - 2):
+            before = {r.crm_id for p in pages[: cut + 1] for r in p.records}
+            _, rest = _drain(make_client(big).pull_activities(pages[cut].cursor))
+            resumed = {r.crm_id for r in rest}
+            assert before | resumed == everything
+            # read again: only what a source reads again by design (a participation watermark moves at its end)
+            again = {crm_id.split("/")[0] for crm_id in before & resumed}
+            assert again <= {"marketing_events"}, again
+
+
 def test_form_watermark_only_moves_when_the_whole_new_range_is_read(
     sandbox: HubSpotSandbox, make_client: MakeClient
 ) -> None:
