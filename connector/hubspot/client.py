@@ -97,6 +97,7 @@ from connector.hubspot.payloads import (
     PropertyDefinition,
     PropertyList,
     SubmissionPage,
+    list_next,
     parse_page,
 )
 from connector.hubspot.schema import schema_problems, setup_definitions
@@ -116,6 +117,8 @@ COMPANY_CACHE = 50_000
 EMAIL_CACHE = 20_000
 """E-mails of the contacts pulled last kept in memory (~4 MB); the store's directory answers for the others."""
 READ_AHEAD_PAGES = 8
+LIST_AHEAD = 2
+"""List pages fetched (not yet parsed) ahead of the thread that parses them."""
 """Pages made (fetched and normalised) ahead of the caller by the read-ahead thread."""
 HOLD_PAGES = 20
 """Contact pages that may wait for a full batch of unseen companies before a partial batch is read."""
@@ -622,6 +625,32 @@ class HubSpotClient:
     def _list(
         self, name: str, after: str | None, started: int, properties: list[str], associate: str | None
     ) -> Iterator[ScanPage]:
+        """A list scan's pages. A thread of their own fetches the bodies (reading only each one's next ``after``),
+        so HubSpot makes the next page while this one is parsed and normalised; same calls, same order."""
+        while True:
+            bodies = read_ahead(
+                self._list_bodies(name, after, properties, associate), depth=LIST_AHEAD, name="hubspot-fetch"
+            )
+            try:
+                for data, fetched in bodies:
+                    page = parse_page(ObjectPage, data)
+                    cursor = next_list_cursor(page.next_after, started)
+                    yield page, cursor, True
+                    if cursor.phase == "search":
+                        return
+                    after = cursor.after
+                    if fetched is _UNREAD or fetched != after:
+                        break  # the fetching thread could not tell the next page: it stopped; go on from here
+                else:
+                    return
+            finally:
+                bodies.close()  # type: ignore[attr-defined]
+
+    def _list_bodies(
+        self, name: str, after: str | None, properties: list[str], associate: str | None
+    ) -> Iterator[tuple[bytes, object]]:
+        """Each list page's body with its next ``after`` (``_UNREAD`` when only the full parse can tell: the
+        fetching stops there)."""
         base = "/crm/v3/objects/contacts" if name == "contacts" else path("/crm/v3/objects/{name}", name=name)
         while True:
             query: list[tuple[str, Any]] = [("limit", LIST_PAGE)]
@@ -631,12 +660,15 @@ class HubSpotClient:
             if associate:
                 query.append(("associations", [associate]))
             query.append(("archived", False))
-            page = parse_page(ObjectPage, self._send(Operation(f"{name}.list", "GET", base, query=tuple(query))))
-            cursor = next_list_cursor(page.next_after, started)
-            yield page, cursor, True
-            if cursor.phase == "search":
+            data = self._send(Operation(f"{name}.list", "GET", base, query=tuple(query)))
+            try:
+                after = list_next(data)
+            except ValueError:
+                yield data, _UNREAD
                 return
-            after = cursor.after
+            yield data, after
+            if after is None:
+                return
 
     def _search(self, name: str, query: SearchQuery, started: int, properties: list[str]) -> Iterator[ScanPage]:
         base = "/crm/v3/objects/contacts" if name == "contacts" else path("/crm/v3/objects/{name}", name=name)
@@ -870,6 +902,9 @@ class RecentEmails:
         with self._lock:
             self._ids.clear()
 
+
+_UNREAD = object()
+"""A list body whose next ``after`` only the full parse can tell."""
 
 Moved = Callable[[ActivityCursor], ActivityCursor]
 """What one activity page moves in the cursor: its own source's position, nothing else."""

@@ -36,6 +36,14 @@ class Paging(BaseModel):
     next: NextPage | None = None
 
 
+class ListPaging(BaseModel):
+    """Only a list page's ``paging`` (the rest of the body is skipped, not built): what the thread that fetches
+    a list needs to ask for the next page while the page before is parsed in full."""
+
+    model_config = _BODY
+    paging: Paging | None = None
+
+
 class AssociationRef(BaseModel):
     model_config = _BODY
     id: str
@@ -210,6 +218,13 @@ class ErrorBody(BaseModel):
     error_type: str | None = Field(default=None, alias="errorType")
     policy_name: str | None = Field(default=None, alias="policyName")
     correlation_id: str | None = Field(default=None, alias="correlationId")
+
+
+def list_next(data: bytes) -> str | None:
+    """``paging.next.after`` of a list page's body (``None``: the last page). Raises ``ValueError`` when it cannot
+    be read without the full parse, which then decides."""
+    paging = ListPaging.model_validate_json(data).paging
+    return paging.next.after if paging and paging.next else None
 
 
 def parse_page(model: type[P], data: bytes, record_id: Callable[[dict[str, Any]], str] | None = None) -> P:

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from connector.crm import StageUpdate, WriteOutcome
 from connector.errors import AuthError, ConfigError, NotFound, QuotaExhausted, RateLimited, TransientError
+from connector.hubspot import client as client_module
 from connector.hubspot.client import HubSpotClient
 from connector.hubspot.errors import classify
 from connector.hubspot.transport import Operation
@@ -49,6 +50,22 @@ def test_full_pull_lists_every_contact_in_pages_of_100_then_switches_to_search(
         # resuming from the first page's cursor reads only what follows it
         _, rest = _drain(client.pull_contacts(pages[0].cursor))
         assert [r.crm_id for r in rest] == [r.crm_id for r in records[100:]]
+
+
+def test_a_list_page_whose_next_page_only_the_full_parse_can_tell_is_followed_all_the_same(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the fetching thread reads each body's next ``after`` alone; when it cannot, it stops and the parsing side
+    # goes on from the full parse: every page is read, each once
+    def unreadable_paging(data: bytes) -> str | None:
+        raise ValueError("paging not readable alone")
+
+    monkeypatch.setattr(client_module, "list_next", unreadable_paging)
+    with HubSpotSandbox(contacts=250, activities=0, token=TOKEN, now=NOW, limits=Limits.unlimited()) as big:
+        client = make_client(big)
+        _, records = _drain(client.pull_contacts(None))
+        assert len(records) == 250 == len({r.crm_id for r in records})
+        assert big.log.calls("contacts.list") == 3
 
 
 def test_contact_is_normalised_with_every_stage_field(sandbox: HubSpotSandbox, make_client: MakeClient) -> None:

@@ -119,7 +119,10 @@ def test_a_search_page_re_anchors_past_an_unreadable_last_record(make: Make) -> 
     # the search page's primary companies are read with the v4 associations API, then the next search page,
     # then the contacts archived since the last pull
     assert [op.endpoint for op in transport.sent] == [
-        "contacts.search", "associations.contacts_to_companies", "contacts.search", "contacts.list_archived"
+        "contacts.search",
+        "associations.contacts_to_companies",
+        "contacts.search",
+        "contacts.list_archived",
     ]
 
 
@@ -131,8 +134,11 @@ def test_engagements_skip_only_the_bad_record(make: Make) -> None:
     )
     meetings = _page(meeting.format(n=1, title='"Demo"'), meeting.format(n=2, title=SURROGATE))
     client, transport = make(meetings)
-    first = next(iter(client.pull_activities(None)))
-    assert transport.sent[0].endpoint == "meetings.list"
+    # the activity sources are read side by side: the meetings' page is the one with meetings in it
+    pages = client.pull_activities(None)
+    first = next(page for page in pages if any(r.crm_id.startswith("meetings/") for r in page.records))
+    pages.close()  # type: ignore[attr-defined]
+    assert "meetings.list" in [op.endpoint for op in transport.sent]
     assert [r.crm_id for r in first.records] == ["meetings/1"]
     assert [(s.crm_id, s.code) for s in first.skipped] == [("meetings/2", SkipReason.UNREADABLE)]
 
