@@ -117,6 +117,8 @@ COMPANY_CACHE = 50_000
 EMAIL_CACHE = 20_000
 """E-mails of the contacts pulled last kept in memory (~4 MB); the store's directory answers for the others."""
 READ_AHEAD_PAGES = 8
+LANE_AHEAD_PAGES = 4
+"""Pages made ahead of the caller by each activity source's thread (up to 4 of them: 16 pages in all)."""
 LIST_AHEAD = 2
 """List pages fetched (not yet parsed) ahead of the thread that parses them."""
 """Pages made (fetched and normalised) ahead of the caller by the read-ahead thread."""
@@ -411,7 +413,7 @@ class HubSpotClient:
         page's cursor holds each source's position after its last page handed out."""
         state = load_cursor(ActivityCursor, cursor) or ActivityCursor()
         lanes = [lane for lane in self._activity_lanes(state) if lane is not None]
-        return self._positioned(state, read_lanes(lanes, depth=READ_AHEAD_PAGES, name="hubspot-read-ahead"))
+        return self._positioned(state, read_lanes(lanes, depth=LANE_AHEAD_PAGES, name="hubspot-read-ahead"))
 
     @staticmethod
     def _positioned(state: ActivityCursor, pages: Iterator[tuple[ActivityPage, Moved]]) -> Iterator[ActivityPage]:
