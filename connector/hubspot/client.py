@@ -117,11 +117,11 @@ COMPANY_CACHE = 50_000
 EMAIL_CACHE = 20_000
 """E-mails of the contacts pulled last kept in memory (~4 MB); the store's directory answers for the others."""
 READ_AHEAD_PAGES = 8
+"""Pages made (fetched and normalised) ahead of the caller by the read-ahead thread."""
 LANE_AHEAD_PAGES = 4
 """Pages made ahead of the caller by each activity source's thread (up to 4 of them: 16 pages in all)."""
 LIST_AHEAD = 2
 """List pages fetched (not yet parsed) ahead of the thread that parses them."""
-"""Pages made (fetched and normalised) ahead of the caller by the read-ahead thread."""
 HOLD_PAGES = 20
 """Contact pages that may wait for a full batch of unseen companies before a partial batch is read."""
 ENGAGEMENT_OBJECTS = ("meetings", "emails", "calls")
@@ -412,7 +412,7 @@ class HubSpotClient:
         runs in a read-ahead thread of its own (:func:`read_lanes`) and their pages come interleaved. Every
         page's cursor holds each source's position after its last page handed out."""
         state = load_cursor(ActivityCursor, cursor) or ActivityCursor()
-        lanes = [lane for lane in self._activity_lanes(state) if lane is not None]
+        lanes = self._activity_lanes(state)
         return self._positioned(state, read_lanes(lanes, depth=LANE_AHEAD_PAGES, name="hubspot-read-ahead"))
 
     @staticmethod
@@ -426,19 +426,20 @@ class HubSpotClient:
             if close is not None:
                 close()  # stops the read-ahead threads of a pull stopped early
 
-    def _activity_lanes(self, state: ActivityCursor) -> list[Iterator[tuple[ActivityPage, Moved]] | None]:
-        objects = [name for name in self.mapping.activity_objects() if name != FORM_OBJECT and name not in SIGNALS]
-        forms = form_ids(self.mapping)
+    def _activity_lanes(self, state: ActivityCursor) -> list[Iterator[tuple[ActivityPage, Moved]]]:
+        """A chain per source the mapping reads."""
+        lanes: list[Iterator[tuple[ActivityPage, Moved]]] = []
+        if objects := [o for o in self.mapping.activity_objects() if o != FORM_OBJECT and o not in SIGNALS]:
+            lanes.append(self._object_lane(objects, state))
+        if forms := form_ids(self.mapping):
+            lanes.append(self._form_lane(forms, state))
         # e-mail events and marketing-event participations: engagement.py
         reader = EngagementReader(self._send, self.mapping, self._contact_ids, self.lookback_ms)
-        return [
-            self._object_lane(objects, state) if objects else None,
-            self._form_lane(forms, state) if forms else None,
-            self._event_lane(reader, state.engagement) if event_types(self.mapping) else None,
-            self._participation_lane(reader, state.engagement)
-            if self.mapping.activity_rules(MARKETING_EVENTS)
-            else None,
-        ]
+        if event_types(self.mapping):
+            lanes.append(self._event_lane(reader, state.engagement))
+        if self.mapping.activity_rules(MARKETING_EVENTS):
+            lanes.append(self._participation_lane(reader, state.engagement))
+        return lanes
 
     def _object_lane(self, names: list[str], state: ActivityCursor) -> Iterator[tuple[ActivityPage, Moved]]:
         for name in names:
@@ -641,7 +642,7 @@ class HubSpotClient:
                     if cursor.phase == "search":
                         return
                     after = cursor.after
-                    if fetched is _UNREAD or fetched != after:
+                    if fetched != after:
                         break  # the fetching thread could not tell the next page: it stopped; go on from here
                 else:
                     return

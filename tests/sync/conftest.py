@@ -60,6 +60,24 @@ FAST_RETRY = RetrySettings(max_attempts=5, initial_wait_seconds=0.002, max_wait_
 """Retries of the tiers that run against the sandbox CRMs: a fault is retried at once."""
 
 
+def started_sandboxes(people: int, *, seed: int, token: str, now: datetime) -> tuple[HubSpotSandbox, SalesforceSandbox]:
+    """Both sandbox CRMs, started: ``people`` each with 10 activities a person (HubSpot seeded with ``seed``,
+    Salesforce with ``seed + 1``); Salesforce answers queries 50 records a page, so a pull follows
+    ``nextRecordsUrl``."""
+    from connector.sandbox.hubspot import HubSpotSandbox, Limits
+    from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
+
+    hubspot = HubSpotSandbox(
+        contacts=people, activities=10 * people, seed=seed, token=token, now=now, limits=Limits.unlimited()
+    )
+    salesforce = SalesforceSandbox(
+        people=people, activities=10 * people, seed=seed + 1, now=now, limits=SandboxLimits(page_size=50)
+    )
+    hubspot.start()
+    salesforce.start()
+    return hubspot, salesforce
+
+
 def sandbox_config(
     tmp_path: Path,
     url: str,

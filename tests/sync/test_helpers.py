@@ -27,14 +27,14 @@ from connector.connections import open_client
 from connector.errors import TransientError
 from connector.jobs import Job
 from connector.progress import ProgressEvent
-from connector.sandbox.hubspot import HubSpotSandbox, Limits
-from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.salesforce import SalesforceSandbox
 from connector.store import Store, open_store
 from connector.store.tables import job_contacts, pending_writes
 from connector.sync import RunResult, run_job
 from connector.sync.helper import chunk_range, claim, portable
 from tests.stores import StoreUrls
-from tests.sync.conftest import history, sandbox_config
+from tests.sync.conftest import history, sandbox_config, started_sandboxes
 
 PEOPLE = 120
 CHUNK = 4
@@ -63,15 +63,7 @@ class World:
 
 
 def _sandboxes() -> tuple[HubSpotSandbox, SalesforceSandbox]:
-    hubspot = HubSpotSandbox(
-        contacts=PEOPLE, activities=10 * PEOPLE, seed=11, token=TOKEN, now=SANDBOX_NOW, limits=Limits.unlimited()
-    )
-    salesforce = SalesforceSandbox(
-        people=PEOPLE, activities=10 * PEOPLE, seed=12, now=SANDBOX_NOW, limits=SandboxLimits(page_size=50)
-    )
-    hubspot.start()
-    salesforce.start()
-    return hubspot, salesforce
+    return started_sandboxes(PEOPLE, seed=11, token=TOKEN, now=SANDBOX_NOW)
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ from sqlalchemy import func, select
 from connector.config import Config
 from connector.connections import open_client
 from connector.jobs import Job
-from connector.sandbox.hubspot import HubSpotSandbox, Limits
-from connector.sandbox.salesforce import SalesforceSandbox, SandboxLimits
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.salesforce import SalesforceSandbox
 from connector.store import Store, open_store
 from connector.store.tables import activities, contacts, stage_changes
 from connector.sync import run_job
 from tests.stores import StoreUrls
-from tests.sync.conftest import sandbox_config
+from tests.sync.conftest import sandbox_config, started_sandboxes
 
 PEOPLE = 30
 SANDBOX_NOW = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)
@@ -35,14 +35,7 @@ TOKEN_ENV = "CRMSYNC_SYNC_TIER_HUBSPOT_TOKEN"
 
 @pytest.fixture
 def sandboxes() -> Iterator[tuple[HubSpotSandbox, SalesforceSandbox]]:
-    hubspot = HubSpotSandbox(
-        contacts=PEOPLE, activities=10 * PEOPLE, seed=7, token=TOKEN, now=SANDBOX_NOW, limits=Limits.unlimited()
-    )
-    salesforce = SalesforceSandbox(
-        people=PEOPLE, activities=10 * PEOPLE, seed=8, now=SANDBOX_NOW, limits=SandboxLimits(page_size=50)
-    )
-    hubspot.start()
-    salesforce.start()
+    hubspot, salesforce = started_sandboxes(PEOPLE, seed=7, token=TOKEN, now=SANDBOX_NOW)
     yield hubspot, salesforce
     hubspot.stop()
     salesforce.stop()
