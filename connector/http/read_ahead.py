@@ -44,9 +44,59 @@ class _Failed:
 _END = object()
 
 
+class _Fetcher(Generic[T]):
+    def __init__(self, pages: Iterator[T], depth: int, name: str) -> None:
+        self._pages = pages
+        self._buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _put(self, item: object) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._buffer.put(item, timeout=_WAIT)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for page in self._pages:
+                if not self._put(page):
+                    return
+            self._put(_END)
+        except BaseException as error:  # handed to the caller, who raises it
+            self._put(_Failed(error))
+        finally:
+            close = getattr(self._pages, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[T]:
+        self._thread.start()
+        try:
+            while True:
+                item = self._buffer.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item  # type: ignore[misc]
+        finally:
+            self._stopped.set()
+            self._thread.join()
+
+
+def read_ahead(pages: Iterator[T], *, depth: int, name: str) -> Iterator[T]:
+    """``pages``, made by a thread called ``name`` up to ``depth`` pages ahead of the caller."""
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    return iter(_Fetcher(pages, depth, name))
+
+
 class _Lanes(Generic[T]):
-    """Chains of pages (one for :func:`read_ahead`), each made by a thread of its own up to ``depth`` pages
-    ahead of the caller."""
+    """Several chains of pages, each made by a thread of its own up to ``depth`` pages ahead of the caller."""
 
     def __init__(self, lanes: Sequence[Iterator[T]], depth: int, name: str) -> None:
         self._lanes = lanes
@@ -54,9 +104,7 @@ class _Lanes(Generic[T]):
         self._room = [threading.BoundedSemaphore(depth) for _ in lanes]
         self._stopped = threading.Event()
         self._threads = [
-            threading.Thread(
-                target=self._run, args=(number,), name=name if len(lanes) == 1 else f"{name}-{number}", daemon=True
-            )
+            threading.Thread(target=self._run, args=(number,), name=f"{name}-{number}", daemon=True)
             for number in range(len(lanes))
         ]
 
@@ -101,17 +149,12 @@ class _Lanes(Generic[T]):
                 thread.join()
 
 
-def read_ahead(pages: Iterator[T], *, depth: int, name: str) -> Iterator[T]:
-    """``pages``, made by a thread called ``name`` up to ``depth`` pages ahead of the caller."""
-    if depth < 1:
-        raise ValueError("depth must be at least 1")
-    return iter(_Lanes([pages], depth, name))
-
-
 def read_lanes(lanes: Sequence[Iterator[T]], *, depth: int, name: str) -> Iterator[T]:
     """The pages of every chain in ``lanes``, each chain made by a thread of its own (``name-0``, ``name-1``, ...)
     up to ``depth`` pages ahead of the caller, handed out as they are made: one chain's pages in their order,
     the chains interleaved. An error in one chain is raised after the pages made before it, and stops them all."""
     if depth < 1:
         raise ValueError("depth must be at least 1")
+    if len(lanes) == 1:
+        return read_ahead(lanes[0], depth=depth, name=name)
     return iter(_Lanes(lanes, depth, name))
