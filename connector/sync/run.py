@@ -1035,6 +1035,7 @@ class _Run:
         return not self.stop.is_set()
 
 
+@tuned_collector()  # as in the run's process: a helper makes as many short-lived objects
 def decide_beside(
     number: int, task: HelperTask, bounds: list[str], claims: Any, ahead: Any, out: Any, stop: Any
 ) -> None:
