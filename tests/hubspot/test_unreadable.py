@@ -8,6 +8,7 @@ or a value of the wrong type in one record of a page.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -39,17 +40,22 @@ def _page(*records: str, after: str | None = None) -> bytes:
 
 
 class FakeTransport:
-    """The transport seam, answering each operation with the next canned body."""
+    """The transport seam, answering each operation with the next canned body (of its endpoint's, for an endpoint
+    in ``routes``: sources read side by side call in no fixed order)."""
 
-    def __init__(self, *bodies: bytes) -> None:
+    def __init__(self, *bodies: bytes, routes: dict[str, list[bytes]] | None = None) -> None:
         self.bodies = list(bodies)
+        self.routes = routes or {}
         self.sent: list[Operation] = []
         self.usage = UsageCounter()
+        self._lock = threading.Lock()
 
     def send(self, operation: Operation) -> Response:
-        self.sent.append(operation)
-        self.usage.call(operation.endpoint)
-        return Response(200, self.bodies.pop(0) if self.bodies else b'{"results": []}', {})
+        with self._lock:
+            self.sent.append(operation)
+            self.usage.call(operation.endpoint)
+            bodies = self.routes.get(operation.endpoint, self.bodies)
+            return Response(200, bodies.pop(0) if bodies else b'{"results": []}', {})
 
 
 Make = Callable[..., tuple[HubSpotClient, FakeTransport]]
@@ -57,8 +63,8 @@ Make = Callable[..., tuple[HubSpotClient, FakeTransport]]
 
 @pytest.fixture
 def make(hubspot_mapping: CrmMapping) -> Iterator[Make]:
-    def build(*bodies: bytes) -> tuple[HubSpotClient, FakeTransport]:
-        transport = FakeTransport(*bodies)
+    def build(*bodies: bytes, routes: dict[str, list[bytes]] | None = None) -> tuple[HubSpotClient, FakeTransport]:
+        transport = FakeTransport(*bodies, routes=routes)
         settings = HubSpotConnection(type="hubspot", base_url="https://api.hubapi.com")
         client = HubSpotClient(
             "hubspot",
@@ -133,7 +139,7 @@ def test_engagements_skip_only_the_bad_record(make: Make) -> None:
         '"associations": {{"contacts": {{"results": [{{"id": "1"}}]}}}}}}'
     )
     meetings = _page(meeting.format(n=1, title='"Demo"'), meeting.format(n=2, title=SURROGATE))
-    client, transport = make(meetings)
+    client, transport = make(routes={"meetings.list": [meetings]})
     # the activity sources are read side by side: the meetings' page is the one with meetings in it
     pages = client.pull_activities(None)
     first = next(page for page in pages if any(r.crm_id.startswith("meetings/") for r in page.records))
