@@ -42,6 +42,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -366,6 +367,11 @@ class _Writes:
     """Planned writes waiting for the CRM, made in the client's batch size; the answers of several batches
     (:data:`SETTLE_EVERY` writes) are recorded in one transaction.
 
+    A batch's call is made on a thread of its own while the run's thread goes on deciding and recording:
+    the run's process would otherwise sit idle for as long as the CRM takes to answer. One call at a time
+    (the next batch is sent once the last one's answer is in), so the client's pacing and retries stay one
+    choke point and the writes reach the CRM in the order they were planned.
+
     Recording later is safe the way a crash between a call and its record is: the writes stay in the
     outbox and their contacts queued, and the next run finds them landed in the CRM (recorded once).
     """
@@ -381,6 +387,8 @@ class _Writes:
         """Told the size of each batch made (the helpers' backlog, :mod:`connector.sync.helper`)."""
         self.answered: list[StageWrite] = []
         self.results: list[WriteResult] = []
+        self._caller: ThreadPoolExecutor | None = None
+        self._in_flight: tuple[list[StageWrite], Future[tuple[list[WriteResult], float]]] | None = None
 
     def add(self, writes: Sequence[StageWrite]) -> None:
         self.waiting.extend(writes)
@@ -396,6 +404,7 @@ class _Writes:
         if self.waiting and not self.run.stop.is_set():
             batch, self.waiting = self.waiting, []
             self._write(batch)
+        self._receive()
         self.settle()
 
     def settle(self) -> None:
@@ -403,8 +412,48 @@ class _Writes:
             answered, results, self.answered, self.results = self.answered, self.results, [], []
             self.run._settle(self.client.connection, self.mapping, answered, results, self.counts)
 
+    def end_calls(self, *, wait: bool = True) -> None:
+        """No more calls: the one in flight is waited for (with ``wait``) and its answer kept for recording, if it
+        came; else its writes stay in the outbox for the next run, like those of a call a crash cut short."""
+        if self._in_flight is not None and wait:
+            batch, call = self._in_flight
+            self._in_flight = None
+            try:
+                results, _seconds = call.result()
+            except Exception as error:
+                log.warning(
+                    "write answer not received",
+                    extra={"connection": self.client.connection, "error": safe_message(error)},
+                )
+            else:
+                self.answered += batch
+                self.results += results
+        if self._caller is not None:
+            self._caller.shutdown(wait=wait)
+            self._caller = None
+
     def _write(self, batch: list[StageWrite]) -> None:
-        results = self.run._call(self.client, batch, self.counts)
+        self._receive()
+        if self.run.stop.is_set():  # noticed with the last answer: this batch is not sent (it stays in the outbox)
+            self.waiting[:0] = batch
+            return
+        if self._caller is None:
+            self._caller = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.client.connection}-write")
+        self._in_flight = (batch, self._caller.submit(self._timed_call, batch))
+
+    def _timed_call(self, batch: list[StageWrite]) -> tuple[list[WriteResult], float]:
+        started = time.monotonic()
+        results = self.run._call(self.client, batch)
+        return results, time.monotonic() - started
+
+    def _receive(self) -> None:
+        """The answer of the call in flight, waited for; raises what the call raised."""
+        if self._in_flight is None:
+            return
+        batch, call = self._in_flight
+        self._in_flight = None
+        results, seconds = call.result()
+        self.counts.add_time("write", seconds)
         self.made(len(batch))
         self.answered += batch
         self.results += results
@@ -672,12 +721,16 @@ class _Run:
                 with helpers:
                     self._decide_shared(name, mapping, counts, total, writes, helpers)
             writes.flush()
-        except BaseException:
+        except BaseException as failure:
+            # an interrupt does not wait for the call in flight: its writes stay in the outbox for the next run
+            writes.end_calls(wait=isinstance(failure, Exception))
             try:
                 writes.settle()  # the CRM's answers already in are recorded before the run fails
             except Exception as error:  # the next run finds those writes landed and records them then
                 log.warning("write answers not recorded", extra={"connection": name, "error": safe_message(error)})
             raise
+        finally:
+            writes.end_calls(wait=False)  # nothing is in flight unless an interrupt left it
         if helpers is not None and helpers.failure is not None:
             raise helpers.failure
         self.emit(ProgressEvent(name, "decide", "done", counts.decided, total))
@@ -851,19 +904,20 @@ class _Run:
         self, client: CrmClient, mapping: CrmMapping, batch: list[StageWrite], counts: ConnectionCounts
     ) -> None:
         """One CRM call and its settlement, committed at once."""
-        self._settle(client.connection, mapping, batch, self._call(client, batch, counts), counts)
+        started = time.monotonic()
+        results = self._call(client, batch)
+        counts.add_time("write", time.monotonic() - started)
+        self._settle(client.connection, mapping, batch, results, counts)
 
-    def _call(self, client: CrmClient, batch: list[StageWrite], counts: ConnectionCounts) -> list[WriteResult]:
+    def _call(self, client: CrmClient, batch: list[StageWrite]) -> list[WriteResult]:
         """The CRM's answer for each write of ``batch`` (all to retry later when the client's retries are spent)."""
         name = client.connection
-        started = time.monotonic()
         try:
             results = client.write_stages([write.update for write in batch])
         except TransientError as error:
             # the client's retries are spent; the whole batch waits for a later run
             log.warning("write batch deferred", extra={"connection": name, "error": type(error).__name__})
             results = [WriteResult(crm_id=w.update.crm_id, outcome=WriteOutcome.RETRY, code="transient") for w in batch]
-        counts.add_time("write", time.monotonic() - started)
         if len(results) != len(batch):
             raise TransientError(f"{name}: the client answered {len(results)} results for {len(batch)} updates")
         return list(results)

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from connector.config import Config
+from connector.crm import StageUpdate, WriteResult
 from connector.errors import QuotaExhausted
 from connector.jobs import Job
+from connector.progress import ProgressEvent
 from connector.store import Store
 from tests.fakes import FakeCrm
-from tests.sync.conftest import ICP, JOB, NOW, REPO, Runner, history, make_config, new_crm, open_dead_letters
+from tests.sync.conftest import (
+    ICP,
+    JOB,
+    NOW,
+    REPO,
+    Runner,
+    history,
+    make_config,
+    new_crm,
+    open_dead_letters,
+    populate,
+)
 
 EXPECTED = {0: None, 1: "suspect", 2: "lead", 3: "mql", 4: "sql", 5: "meeting"}
 
@@ -193,8 +209,6 @@ def test_given_a_quota_stop_when_rerun_then_the_end_state_is_one_clean_run(
     runner()
 
     clean = new_crm(write_batch_size=10)
-    from tests.sync.conftest import populate
-
     populate(clean)
     clean_store_url = f"sqlite:///{tmp_path / 'clean.db'}"
     from connector.store import open_store
@@ -301,3 +315,48 @@ def test_job_contract_summary_has_the_documented_keys(runner: Runner) -> None:
 
 
 _ = JOB
+
+
+def test_while_the_crm_answers_a_write_the_run_decides_on_and_writes_go_one_call_at_a_time_in_order(
+    config: Config, store: Store
+) -> None:
+    crm = new_crm(write_batch_size=10)
+    populate(crm, 60)
+    runner = Runner(config, store, {"hubspot": crm})
+    decided = threading.Event()
+    waited: list[bool] = []
+    in_flight: list[int] = [0]
+    most: list[int] = [0]
+    sent: list[list[str]] = []
+    lock = threading.Lock()
+    original_write = crm.write_stages
+
+    def watched_write(updates: Sequence[StageUpdate]) -> list[WriteResult]:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            if not waited:
+                # the first call answers only once the run's thread decided another chunk meanwhile: a run that
+                # made its calls on its own thread would wait here for the timeout, and the test fails
+                decided.clear()
+                waited.append(decided.wait(timeout=30))
+            return original_write(updates)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+                sent.append([update.crm_id for update in updates])
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "decide" and event.step == "decided":
+            decided.set()
+
+    crm.write_stages = watched_write  # type: ignore[method-assign]
+    result = runner(chunk_size=10, progress=progress)
+
+    assert result.status == "completed"
+    assert waited == [True]
+    assert most == [1]  # never two calls at once: one pacing and retry point
+    planned = [change[1] for change in history(store)]
+    assert [crm_id for batch in sent for crm_id in batch] == sorted(planned)  # in the order planned (by CRM id)
+    assert result.counts["hubspot"].written == len(planned) == 50  # 10 of the 60 fit nothing
