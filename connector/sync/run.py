@@ -37,12 +37,12 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import queue
 import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -367,10 +367,13 @@ class _Writes:
     """Planned writes waiting for the CRM, made in the client's batch size; the answers of several batches
     (:data:`SETTLE_EVERY` writes) are recorded in one transaction.
 
-    A batch's call is made on a thread of its own while the run's thread goes on deciding and recording:
-    the run's process would otherwise sit idle for as long as the CRM takes to answer. One call at a time
-    (the next batch is sent once the last one's answer is in), so the client's pacing and retries stay one
-    choke point and the writes reach the CRM in the order they were planned.
+    The calls are made by a thread of their own, batch after batch as they are handed over, while the run's
+    thread decides and records on: the run's process would otherwise sit idle for as long as the CRM takes to
+    answer, and the CRM for as long as the run decides. One call at a time, in the order the writes were
+    planned, so the client's pacing and retries stay one choke point. At most :data:`BATCHES_AHEAD` batches wait
+    for their call (the run's thread waits beyond: memory stays bounded). Once the run stops, or a call fails,
+    no further batch is sent: the call in flight finishes and its answer is recorded, and the batches not sent
+    stay in the outbox (their contacts queued) for the next run.
 
     Recording later is safe the way a crash between a call and its record is: the writes stay in the
     outbox and their contacts queued, and the next run finds them landed in the CRM (recorded once).
@@ -387,24 +390,34 @@ class _Writes:
         """Told the size of each batch made (the helpers' backlog, :mod:`connector.sync.helper`)."""
         self.answered: list[StageWrite] = []
         self.results: list[WriteResult] = []
-        self._caller: ThreadPoolExecutor | None = None
-        self._in_flight: tuple[list[StageWrite], Future[tuple[list[WriteResult], float]]] | None = None
+        self._batches: queue.SimpleQueue[list[StageWrite] | None] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[_Answer] = queue.SimpleQueue()
+        self._caller: threading.Thread | None = None
+        self._sent = 0
+        """Batches handed to the calling thread whose answer the run's thread has not taken yet."""
+        self._halted = threading.Event()
+        """A call failed: the calling thread sends nothing more."""
+        self._failure: BaseException | None = None
 
     def add(self, writes: Sequence[StageWrite]) -> None:
         self.waiting.extend(writes)
 
     def full_batches(self) -> None:
+        """The answers in so far taken; every full batch handed to the calling thread (waiting for answers while
+        :data:`BATCHES_AHEAD` batches wait for their call)."""
+        self._take(wait=False)
         while len(self.waiting) >= self.size and not self.run.stop.is_set():
             batch, self.waiting = self.waiting[: self.size], self.waiting[self.size :]
-            self._write(batch)
+            self._send(batch)
 
     def flush(self) -> None:
         """Every waiting write made (unless the run stops) and every answer recorded."""
         self.full_batches()
         if self.waiting and not self.run.stop.is_set():
             batch, self.waiting = self.waiting, []
-            self._write(batch)
-        self._receive()
+            self._send(batch)
+        while self._sent:
+            self._take(wait=True)
         self.settle()
 
     def settle(self) -> None:
@@ -413,57 +426,90 @@ class _Writes:
             self.run._settle(self.client.connection, self.mapping, answered, results, self.counts)
 
     def end_calls(self, *, wait: bool = True) -> None:
-        """No more calls: the one in flight is waited for (with ``wait``) and its answer kept for recording, if it
-        came; else its writes stay in the outbox for the next run, like those of a call a crash cut short."""
-        if self._in_flight is not None and wait:
-            batch, call = self._in_flight
-            self._in_flight = None
+        """No more calls. With ``wait``, the call in flight finishes and the answers that came are kept for
+        recording (without, an interrupt, nothing is waited for); what was not sent or answered stays in the
+        outbox for the next run, like the writes of a call a crash cut short."""
+        self._halted.set()
+        if self._caller is None:
+            return
+        self._batches.put(None)
+        if wait:
+            self._caller.join()  # every batch handed over is answered or given back by now
             try:
-                results, _seconds = call.result()
-            except Exception as error:
+                self._take(wait=False, raising=False)
+            except Exception as error:  # only a recording failure: the next run finds these writes landed
                 log.warning(
-                    "write answer not received",
+                    "write answers not recorded",
                     extra={"connection": self.client.connection, "error": safe_message(error)},
                 )
-            else:
-                self.answered += batch
-                self.results += results
-        if self._caller is not None:
-            self._caller.shutdown(wait=wait)
-            self._caller = None
+        self._caller = None
 
-    def _write(self, batch: list[StageWrite]) -> None:
-        self._receive()
-        if self.run.stop.is_set():  # noticed with the last answer: this batch is not sent (it stays in the outbox)
+    def _send(self, batch: list[StageWrite]) -> None:
+        while self._sent >= BATCHES_AHEAD:
+            self._take(wait=True)
+        if self.run.stop.is_set():  # noticed with an answer: this batch is not sent (it stays in the outbox)
             self.waiting[:0] = batch
             return
         if self._caller is None:
-            self._caller = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.client.connection}-write")
-        self._in_flight = (batch, self._caller.submit(self._timed_call, batch))
+            self._caller = threading.Thread(target=self._calls, name=f"{self.client.connection}-write", daemon=True)
+            self._caller.start()
+        self._sent += 1
+        self._batches.put(batch)
 
-    def _timed_call(self, batch: list[StageWrite]) -> tuple[list[WriteResult], float]:
-        started = time.monotonic()
-        results = self.run._call(self.client, batch)
-        return results, time.monotonic() - started
+    def _calls(self) -> None:
+        """The calling thread: one call per batch handed over, in order, until told to end (``None``)."""
+        while (batch := self._batches.get()) is not None:
+            if self.run.stop.is_set() or self._halted.is_set():
+                self._answers.put(_Answer(batch, None, 0.0))  # not sent
+                continue
+            started = time.monotonic()
+            try:
+                answer = _Answer(batch, self.run._call(self.client, batch), time.monotonic() - started)
+            except BaseException as error:  # handed to the run's thread, which fails the run with it
+                self._halted.set()
+                answer = _Answer(batch, error, time.monotonic() - started)
+            self._answers.put(answer)
 
-    def _receive(self) -> None:
-        """The answer of the call in flight, waited for; raises what the call raised."""
-        if self._in_flight is None:
-            return
-        batch, call = self._in_flight
-        self._in_flight = None
-        results, seconds = call.result()
-        self.counts.add_time("write", seconds)
-        self.made(len(batch))
-        self.answered += batch
-        self.results += results
-        if len(self.answered) >= SETTLE_EVERY:
-            self.settle()
-        else:  # the display moves per call (and a stop is noticed per call), whenever the answers are recorded
-            done = self.counts.written + self.counts.unchanged + self.counts.failed + len(self.answered)
-            self.run.emit(ProgressEvent(self.client.connection, "write", "written", done))
+    def _take(self, *, wait: bool, raising: bool = True) -> None:
+        """The answers that came in (with ``wait``, at least one, if a batch was sent), recorded per
+        :data:`SETTLE_EVERY`; raises the first call's failure once the answers before it are taken."""
+        while self._sent:
+            try:
+                answer = self._answers.get(timeout=None) if wait else self._answers.get_nowait()
+            except queue.Empty:
+                break
+            wait = False
+            self._sent -= 1
+            self.made(len(answer.batch))
+            if isinstance(answer.results, BaseException):
+                self._failure = self._failure or answer.results
+                continue
+            if answer.results is None:
+                continue
+            self.counts.add_time("write", answer.seconds)
+            self.answered += answer.batch
+            self.results += answer.results
+            if len(self.answered) >= SETTLE_EVERY:
+                self.settle()
+            else:  # the display moves per call (and a stop is noticed per call), whenever the answers are recorded
+                done = self.counts.written + self.counts.unchanged + self.counts.failed + len(self.answered)
+                self.run.emit(ProgressEvent(self.client.connection, "write", "written", done))
+        if raising and self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A batch back from the calling thread: the CRM's results, the call's error, or ``None`` (not sent)."""
+
+    batch: list[StageWrite]
+    results: list[WriteResult] | BaseException | None
+    seconds: float
+
+
+BATCHES_AHEAD = 4
+"""Batches handed to the calling thread and not answered yet, beyond which the run's thread waits."""
 SETTLE_EVERY = 500
 """Answered writes recorded per transaction (5 HubSpot batches, 2-3 Salesforce ones)."""
 _WHOLE_RANGE = 2**31 - 1

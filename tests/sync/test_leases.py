@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
+from connector.crm import StageUpdate, WriteResult
 from connector.jobs import Job
 from connector.progress import ProgressEvent
 from connector.scheduler import Scheduler, next_run
@@ -142,15 +144,18 @@ def test_sigterm_finishes_the_current_batch_commits_and_the_next_run_completes(
     populate(crm, 30)
     runner = Runner(make_config(tmp_path, store_url), store, {"hubspot": crm})
     stop = threading.Event()
+    original_write = crm.write_stages
 
-    def term_on_first_write(event: ProgressEvent) -> None:
-        if event.phase == "write" and event.step == "written":
-            stop.set()
+    def term_during_first_write(updates: Sequence[StageUpdate]) -> list[WriteResult]:
+        stop.set()  # SIGTERM arrives while the CRM answers the first batch
+        return original_write(updates)
 
-    stopped = runner(progress=term_on_first_write, stop=stop)
+    crm.write_stages = term_during_first_write  # type: ignore[method-assign]
+    stopped = runner(stop=stop)
+    crm.write_stages = original_write  # type: ignore[method-assign]
 
     assert stopped.status == "stopped"
-    assert stopped.counts["hubspot"].written == 5  # the batch in flight finished and was recorded
+    assert stopped.counts["hubspot"].written == 5  # the batch in flight finished and was recorded, no other sent
     assert len(history(store)) == 5
     finished = runner()
     assert finished.status == "completed"
