@@ -203,6 +203,7 @@ def test_given_a_quota_stop_when_rerun_then_the_end_state_is_one_clean_run(
     crm.write_stages = write_then_quota  # type: ignore[method-assign]
     with pytest.raises(QuotaExhausted):
         runner()
+    assert calls["n"] == 2  # no batch is sent after the one that failed
     with store.begin() as db:
         assert db.execute(text("SELECT status FROM runs")).scalar_one() == "failed"
 
