@@ -499,6 +499,29 @@ class _Writes:
             raise failure
 
 
+@contextmanager
+def _answers_kept(writes: Sequence[_Writes]) -> Iterator[None]:
+    """Around deciding and writing: every calling thread ends on the way out, and when the run fails the CRM's
+    answers already in are recorded first (an interrupt does not wait for a call in flight: its writes stay in the
+    outbox for the next run)."""
+    try:
+        yield
+    except BaseException as failure:
+        for each in writes:
+            each.end_calls(wait=isinstance(failure, Exception))
+            try:
+                each.settle()
+            except Exception as error:  # the next run finds those writes landed and records them then
+                log.warning(
+                    "write answers not recorded",
+                    extra={"connection": each.client.connection, "error": safe_message(error)},
+                )
+        raise
+    finally:
+        for each in writes:
+            each.end_calls(wait=False)  # nothing is in flight unless an interrupt left it
+
+
 @dataclass(frozen=True, slots=True)
 class _Answer:
     """A batch back from the calling thread: the CRM's results, the call's error, or ``None`` (not sent)."""
@@ -760,23 +783,13 @@ class _Run:
             total = self.store.queue.count(db, self.job, name)
         writes = _Writes(self, client, mapping, counts)
         helpers = self._helpers(name, total)
-        try:
+        with _answers_kept([writes]):
             if helpers is None:
                 self._decide_alone(name, mapping, counts, total, writes)
             else:
                 with helpers:
                     self._decide_shared(name, mapping, counts, total, writes, helpers)
             writes.flush()
-        except BaseException as failure:
-            # an interrupt does not wait for the call in flight: its writes stay in the outbox for the next run
-            writes.end_calls(wait=isinstance(failure, Exception))
-            try:
-                writes.settle()  # the CRM's answers already in are recorded before the run fails
-            except Exception as error:  # the next run finds those writes landed and records them then
-                log.warning("write answers not recorded", extra={"connection": name, "error": safe_message(error)})
-            raise
-        finally:
-            writes.end_calls(wait=False)  # nothing is in flight unless an interrupt left it
         if helpers is not None and helpers.failure is not None:
             raise helpers.failure
         self.emit(ProgressEvent(name, "decide", "done", counts.decided, total))
@@ -946,15 +959,6 @@ class _Run:
         self.result.planned.extend(plan.planned[:room])
         self.result.planned_dropped += max(0, len(plan.planned) - room)
 
-    def _write_batch(
-        self, client: CrmClient, mapping: CrmMapping, batch: list[StageWrite], counts: ConnectionCounts
-    ) -> None:
-        """One CRM call and its settlement, committed at once."""
-        started = time.monotonic()
-        results = self._call(client, batch)
-        counts.add_time("write", time.monotonic() - started)
-        self._settle(client.connection, mapping, batch, results, counts)
-
     def _call(self, client: CrmClient, batch: list[StageWrite]) -> list[WriteResult]:
         """The CRM's answer for each write of ``batch`` (all to retry later when the client's retries are spent)."""
         name = client.connection
@@ -1073,7 +1077,23 @@ class _Run:
             for name in names:
                 self.store.queue.wake(db, self.job, name, self.clock())
         totals = {name: self._queued(name) for name in names}
-        buffers: dict[str, list[StageWrite]] = {name: [] for name in names}
+        writes = {name: _Writes(self, clients[name], mappings[name], self.result.counts[name]) for name in names}
+        with _answers_kept(list(writes.values())):
+            self._decide_people(names, mappings, totals, writes)
+            for each in writes.values():
+                each.flush()
+        for name in names:
+            counts = self.result.counts[name]
+            self.emit(ProgressEvent(name, "decide", "done", counts.decided, totals[name]))
+            if self.settings.write_mode.writes:
+                self.emit(ProgressEvent(name, "write", "done", counts.written + counts.unchanged + counts.failed))
+        return not self.stop.is_set()
+
+    def _decide_people(
+        self, names: list[str], mappings: dict[str, CrmMapping], totals: dict[str, int], writes: dict[str, _Writes]
+    ) -> None:
+        """Decide the queued people chunk by chunk, each of her records with its connection's mapping; their
+        writes handed to each connection's calls as they are planned."""
         after = ""
         while not self.stop.is_set():
             clock = time.monotonic()
@@ -1112,27 +1132,14 @@ class _Run:
                 counts.add_time("load", share)
                 chunk = [q for q in found if RecordKey(name, q.crm_id) not in waiting]
                 if chunk:
-                    buffers[name].extend(self._decide_chunk(name, chunk, mappings[name], counts, decider))
+                    writes[name].add(self._decide_chunk(name, chunk, mappings[name], counts, decider))
                 self.emit(ProgressEvent(name, "decide", "decided", counts.decided, totals[name]))
             if conflicts:
                 with self._transaction() as db:
                     new = self.store.people.report(db, conflicts, now)
                 _report_conflicts(self.job, new)
-            for name in names:
-                batch_size = max(1, clients[name].write_batch_size)
-                while len(buffers[name]) >= batch_size and not self.stop.is_set():
-                    self._write_batch(
-                        clients[name], mappings[name], buffers[name][:batch_size], self.result.counts[name]
-                    )
-                    buffers[name] = buffers[name][batch_size:]
-        for name in names:
-            counts = self.result.counts[name]
-            if buffers[name] and not self.stop.is_set():
-                self._write_batch(clients[name], mappings[name], buffers[name], counts)
-            self.emit(ProgressEvent(name, "decide", "done", counts.decided, totals[name]))
-            if self.settings.write_mode.writes:
-                self.emit(ProgressEvent(name, "write", "done", counts.written + counts.unchanged + counts.failed))
-        return not self.stop.is_set()
+            for each in writes.values():
+                each.full_batches()
 
 
 @tuned_collector()  # as in the run's process: a helper makes as many short-lived objects
