@@ -37,12 +37,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import queue
 import signal
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -390,11 +391,9 @@ class _Writes:
         """Told the size of each batch made (the helpers' backlog, :mod:`connector.sync.helper`)."""
         self.answered: list[StageWrite] = []
         self.results: list[WriteResult] = []
-        self._batches: queue.SimpleQueue[list[StageWrite] | None] = queue.SimpleQueue()
-        self._answers: queue.SimpleQueue[_Answer] = queue.SimpleQueue()
-        self._caller: threading.Thread | None = None
-        self._sent = 0
-        """Batches handed to the calling thread whose answer the run's thread has not taken yet."""
+        self._caller: ThreadPoolExecutor | None = None
+        self._sent: deque[tuple[list[StageWrite], Future[_Answer]]] = deque()
+        """Batches handed to the calling thread whose answer the run's thread has not taken yet, in order."""
         self._halted = threading.Event()
         """A call failed: the calling thread sends nothing more."""
         self._failure: BaseException | None = None
@@ -432,9 +431,9 @@ class _Writes:
         self._halted.set()
         if self._caller is None:
             return
-        self._batches.put(None)
-        if wait:
-            self._caller.join()  # every batch handed over is answered or given back by now
+        self._caller.shutdown(wait=wait)
+        self._caller = None
+        if wait:  # every batch handed over is answered or given back by now
             try:
                 self._take(wait=False, raising=False)
             except Exception as error:  # only a recording failure: the next run finds these writes landed
@@ -442,53 +441,47 @@ class _Writes:
                     "write answers not recorded",
                     extra={"connection": self.client.connection, "error": safe_message(error)},
                 )
-        self._caller = None
 
     def _send(self, batch: list[StageWrite]) -> None:
-        while self._sent >= BATCHES_AHEAD:
+        while len(self._sent) >= BATCHES_AHEAD:
             self._take(wait=True)
         if self.run.stop.is_set():  # noticed with an answer: this batch is not sent (it stays in the outbox)
             self.waiting[:0] = batch
             return
         if self._caller is None:
-            self._caller = threading.Thread(target=self._calls, name=f"{self.client.connection}-write", daemon=True)
-            self._caller.start()
-        self._sent += 1
-        self._batches.put(batch)
+            self._caller = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.client.connection}-write")
+        self._sent.append((batch, self._caller.submit(self._call, batch)))
 
-    def _calls(self) -> None:
-        """The calling thread: one call per batch handed over, in order, until told to end (``None``)."""
-        while (batch := self._batches.get()) is not None:
-            if self.run.stop.is_set() or self._halted.is_set():
-                self._answers.put(_Answer(batch, None, 0.0))  # not sent
-                continue
-            started = time.monotonic()
-            try:
-                answer = _Answer(batch, self.run._call(self.client, batch), time.monotonic() - started)
-            except BaseException as error:  # handed to the run's thread, which fails the run with it
-                self._halted.set()
-                answer = _Answer(batch, error, time.monotonic() - started)
-            self._answers.put(answer)
+    def _call(self, batch: list[StageWrite]) -> _Answer:
+        """On the calling thread: the batch's call, unless the run stopped or a call failed (``None``: not sent)."""
+        if self.run.stop.is_set() or self._halted.is_set():
+            return None
+        started = time.monotonic()
+        try:
+            results = self.run._call(self.client, batch)
+        except BaseException:  # raised to the run's thread when it takes this answer
+            self._halted.set()
+            raise
+        return results, time.monotonic() - started
 
     def _take(self, *, wait: bool, raising: bool = True) -> None:
-        """The answers that came in (with ``wait``, at least one, if a batch was sent), recorded per
+        """The answers that came in, in order (with ``wait``, at least one, if a batch was sent), recorded per
         :data:`SETTLE_EVERY`; raises the first call's failure once the answers before it are taken."""
-        while self._sent:
-            try:
-                answer = self._answers.get(timeout=None) if wait else self._answers.get_nowait()
-            except queue.Empty:
-                break
+        while self._sent and (wait or self._sent[0][1].done()):
             wait = False
-            self._sent -= 1
-            self.made(len(answer.batch))
-            if isinstance(answer.results, BaseException):
-                self._failure = self._failure or answer.results
+            batch, call = self._sent.popleft()
+            self.made(len(batch))
+            try:
+                answer = call.result()
+            except BaseException as error:
+                self._failure = self._failure or error
                 continue
-            if answer.results is None:
+            if answer is None:
                 continue
-            self.counts.add_time("write", answer.seconds)
-            self.answered += answer.batch
-            self.results += answer.results
+            results, seconds = answer
+            self.counts.add_time("write", seconds)
+            self.answered += batch
+            self.results += results
             if len(self.answered) >= SETTLE_EVERY:
                 self.settle()
             else:  # the display moves per call (and a stop is noticed per call), whenever the answers are recorded
@@ -522,15 +515,8 @@ def _answers_kept(writes: Sequence[_Writes]) -> Iterator[None]:
             each.end_calls(wait=False)  # nothing is in flight unless an interrupt left it
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """A batch back from the calling thread: the CRM's results, the call's error, or ``None`` (not sent)."""
-
-    batch: list[StageWrite]
-    results: list[WriteResult] | BaseException | None
-    seconds: float
-
-
+_Answer = tuple[list[WriteResult], float] | None
+"""A batch's call as the calling thread made it: the CRM's results and the call's seconds, or ``None`` (not sent)."""
 BATCHES_AHEAD = 4
 """Batches handed to the calling thread and not answered yet, beyond which the run's thread waits."""
 SETTLE_EVERY = 500
