@@ -8,6 +8,11 @@ made what the column type would have made it: text :func:`storable`, JSON
 serialised from :func:`storable_json`, datetimes naive UTC (on SQLite in
 SQLAlchemy's own text form, so they read back the same).
 
+On SQLite the rows go in as ``INSERT``s of many rows each, and a look-up made
+while the client's threads read (:func:`select_rows`) gets its rows back in one
+step: the driver lets go of the interpreter lock on every step of a statement,
+and taking it back while another thread parses waits for that thread to yield.
+
 On PostgreSQL (psycopg) the rows go in with ``COPY``, about six times
 cheaper for the server than ``executemany`` of ``INSERT``s: straight into the
 table for a plain insert, else into a temporary staging table (emptied at
@@ -18,8 +23,10 @@ PostgreSQL drivers get the ``executemany``.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -80,7 +87,8 @@ def insert_rows(
     conflict: Sequence[str] = (),
     update: Sequence[str] = (),
 ) -> None:
-    """``INSERT`` ``rows`` (tuples in ``columns`` order) in one ``executemany``.
+    """``INSERT`` ``rows`` (tuples in ``columns`` order): ``COPY`` on PostgreSQL with psycopg, statements of many
+    rows on SQLite (:func:`_insert_values`), one ``executemany`` elsewhere.
 
     With ``conflict`` (the key columns): ``ON CONFLICT DO UPDATE`` the ``update`` columns, or ``DO NOTHING``.
     Table and column names come from this package, never from a CRM."""
@@ -92,15 +100,40 @@ def insert_rows(
             rows = _last_per_key(columns, rows, conflict, keep_last=bool(update))
         _copy_rows(db, table, names, rows, conflict=conflict, update=update)
         return
-    sql = f"INSERT INTO {table} ({names}) VALUES ({marks(db, len(columns))})"
-    if conflict:
-        keys = ", ".join(conflict)
-        if update:
-            sets = ", ".join(f"{name} = excluded.{name}" for name in update)
-            sql += f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-        else:
-            sql += f" ON CONFLICT ({keys}) DO NOTHING"
+    if db.dialect.name == "sqlite":
+        _insert_values(db, table, names, len(columns), rows, _on_conflict(conflict, update))
+        return
+    sql = f"INSERT INTO {table} ({names}) VALUES ({marks(db, len(columns))}){_on_conflict(conflict, update)}"
     db.exec_driver_sql(sql, list(rows))
+
+
+SQLITE_ROWS_PER_STATEMENT = 128
+"""Most rows in one SQLite ``INSERT``. ``executemany`` steps its statement once a row, and each step lets go of
+the interpreter lock and takes it back: while the client's reading threads parse, taking it back waits for
+one of them to yield (up to the switch interval), so a page group of thousands of rows took seconds. A
+statement of many rows is stepped once."""
+
+
+def _insert_values(
+    db: Connection, table: str, names: str, width: int, rows: Sequence[tuple[Any, ...]], tail: str
+) -> None:
+    """``rows`` in order, in ``INSERT``s of :data:`SQLITE_ROWS_PER_STATEMENT` rows, then of halving sizes for
+    the rest (so a table has a handful of statement texts for the driver to keep compiled, not one per
+    length); a key given twice is upserted twice, as with one row a statement. Fewer rows a statement when
+    the library allows fewer parameters."""
+    driver = db.connection.driver_connection
+    assert driver is not None
+    size = SQLITE_ROWS_PER_STATEMENT
+    while size > 1 and size * width > driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER):
+        size //= 2
+    row = f"({', '.join(['?'] * width)})"
+    start = 0
+    while start < len(rows):
+        while size > len(rows) - start:
+            size //= 2
+        sql = f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * size)}{tail}"
+        db.exec_driver_sql(sql, tuple(chain.from_iterable(rows[start : start + size])))
+        start += size
 
 
 def _last_per_key(
@@ -259,6 +292,20 @@ def activity_rows(
         aware = read_time(occurred_at)
         assert aware is not None  # NOT NULL
         yield crm_id, contact_id, kind, aware, detail
+
+
+def select_rows(db: Connection, columns: Sequence[str], rest: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """``SELECT columns rest`` (``rest``: ``FROM ... WHERE ...``, from this package), every row at once.
+
+    On SQLite the rows come as one JSON array made by SQLite (``json_group_array``): the driver steps a
+    statement once a row, letting go of the interpreter lock and taking it back each time, which costs up to
+    the switch interval (5 ms) while another thread parses; the client's reading threads look up e-mails
+    hundreds at a time. Values come back as JSON gives them: text, numbers, or none."""
+    names = ", ".join(columns)
+    if db.dialect.name != "sqlite":
+        return [tuple(row) for row in db.exec_driver_sql(f"SELECT {names} {rest}", tuple(params))]
+    found = db.exec_driver_sql(f"SELECT json_group_array(json_array({names})) {rest}", tuple(params)).scalar_one()
+    return [tuple(row) for row in json.loads(found)]
 
 
 def has_rows(db: Connection, table: str, connection: str) -> bool:

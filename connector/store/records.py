@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, select
 from connector.crm import ActivityRecord, ContactRecord, RemovedRecord
 from connector.model import Contact
 from connector.store import staging
-from connector.store.bulk import db_json, has_rows, insert_rows, marks, time_binder, update_rows
+from connector.store.bulk import db_json, has_rows, insert_rows, marks, select_rows, time_binder, update_rows
 from connector.store.first_load import FirstLoad
 from connector.store.queue import Queue
 from connector.store.removals import remove_contacts
@@ -41,6 +41,7 @@ _CONTACT_KEYS = ("connection", "crm_id")
 _ACTIVITY_COLUMNS = staging.COLUMNS
 _BY_KEY = itemgetter(1, 2)
 """An activity row's key within its connection (``contact_crm_id``, ``crm_id``)."""
+_BY_EMAIL = ("connection", "email", "crm_id", "stored_at")
 _BY_STORED = itemgetter(3, 2)
 """A contact row read by e-mail, in the order it was stored (``stored_at``, ``crm_id``)."""
 
@@ -198,11 +199,8 @@ class Records:
             # handed to the driver as it is (a HubSpot run asks this for ~600,000 e-mails of form submissions and
             # e-mail events: SQLAlchemy's expanding IN and result processing cost 3x the query); ``stored_at``
             # is only compared, so it is read as the driver gives it (text on SQLite, in the same order)
-            sql = f"SELECT connection, email, crm_id, stored_at FROM contacts WHERE email IN ({marks(db, len(part))})"
-            mine = sorted(
-                (row for row in db.exec_driver_sql(sql, tuple(part)) if row[0] == connection),
-                key=_BY_STORED,
-            )
+            rows = select_rows(db, _BY_EMAIL, f"FROM contacts WHERE email IN ({marks(db, len(part))})", part)
+            mine = sorted((row for row in rows if row[0] == connection), key=_BY_STORED)
             found.update({email: crm_id for _, email, crm_id, _ in mine})
         return found
 

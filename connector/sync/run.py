@@ -599,8 +599,11 @@ class _Run:
             client.use_directory(self._directory(client.connection))
 
     def _directory(self, name: str) -> ContactDirectory:
+        # asked by the client's reading threads while the run's thread stores pages: a read-only transaction,
+        # which on SQLite takes no write lock (each look-up used to wait for a page group's commit, and the
+        # group for the look-up); the contacts it finds were committed before the activities were read
         def contact_ids(emails: Sequence[str]) -> dict[str, str]:
-            with self._read() as db:
+            with self.store.read() as db:
                 return self.store.records.contact_ids_by_email(db, name, emails)
 
         return contact_ids

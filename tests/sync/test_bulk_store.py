@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from connector.crm import ActivityRecord, ContactRecord
 from connector.model import Activity, ActivityKind, Contact, Stage
-from connector.store import Decision, Deferral, Store, Written
+from connector.store import Decision, Deferral, Store, Written, open_store
+from connector.store.bulk import insert_rows, select_rows
 from connector.store.records import activity_hash, contact_hash, contact_json
 from connector.store.tables import activities, contacts, job_contacts
 
@@ -158,3 +161,61 @@ def test_e_mails_resolve_to_the_connections_own_contacts(store: Store) -> None:
         other = store.records.contact_ids_by_email(db, "hs2", ["10000000002@example.fr", "nobody@example.fr"])
     assert hs == {"10000000001@example.fr": "10000000001"}
     assert other == {"10000000002@example.fr": "10000000002"}
+
+
+def test_e_mails_resolve_past_one_in_list_with_hostile_text_and_the_latest_stored_contact(store: Store) -> None:
+    odd = ['o\'brien+"x"@exämple.fr', "a\\b@example.fr", "<script>@example.fr"]
+    people = [
+        ContactRecord(
+            crm_id=str(10**10 + n),
+            object_type="contact",
+            contact=Contact(email=address),
+            stage_values={},
+            modified_at=NOW,
+        )
+        for n, address in enumerate([f"p{n}@example.fr" for n in range(1_000)] + odd)
+    ]
+    later = people[0].model_copy(update={"crm_id": "20000000000"})  # the same address, stored after
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hs", people, force_dirty=False, now=NOW)
+        store.records.store_contacts(db, "job", "hs", [later], force_dirty=False, now=NOW + timedelta(seconds=1))
+    with store.read() as db:
+        found = store.records.contact_ids_by_email(db, "hs", [f"p{n}@example.fr" for n in range(1_000)] + odd)
+    assert len(found) == 1_003
+    assert found["p0@example.fr"] == "20000000000"
+    assert found["p999@example.fr"] == str(10**10 + 999)
+    assert found[odd[0]] == str(10**10 + 1_000)
+    assert found["<script>@example.fr"] == str(10**10 + 1_002)
+
+
+def _table(db: Connection) -> None:
+    db.exec_driver_sql("CREATE TEMPORARY TABLE bulk_probe (k TEXT PRIMARY KEY, v TEXT, n INTEGER)")
+
+
+def test_many_rows_go_in_whole_and_in_order_with_a_key_given_twice(store: Store) -> None:
+    rows = [(f"k{n:04d}", f"v{n}'\"", n) for n in range(301)]  # not a multiple of any statement's size
+    with store.begin() as db:
+        _table(db)
+        insert_rows(db, "bulk_probe", ("k", "v", "n"), rows)
+        insert_rows(db, "bulk_probe", ("k", "v", "n"), [("k0001", "first", 1), ("k0001", "second", 2), ("new", "x", 0)],
+                    conflict=("k",), update=("v", "n"))  # fmt: skip
+        insert_rows(db, "bulk_probe", ("k", "v", "n"), [("k0002", "kept?", 9), ("k0002", "no", 8)], conflict=("k",))
+        stored = db.exec_driver_sql("SELECT k, v, n FROM bulk_probe ORDER BY k").all()
+    expected = dict((k, (v, n)) for k, v, n in rows) | {"k0001": ("second", 2), "new": ("x", 0)}
+    assert {k: (v, n) for k, v, n in stored} == expected
+
+
+def test_sqlite_allowing_few_parameters_gets_smaller_statements(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'few.db'}")
+    try:
+        with store.begin() as db:
+            driver = db.connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)  # 3 columns: 3 rows a statement at most
+            _table(db)
+            insert_rows(db, "bulk_probe", ("k", "v", "n"), [(f"k{n}", "v", n) for n in range(25)])
+            assert db.exec_driver_sql("SELECT count(*), sum(n) FROM bulk_probe").one() == (25, sum(range(25)))
+            found = select_rows(db, ("k", "n"), "FROM bulk_probe WHERE n < ? ORDER BY n", [3])
+        assert found == [("k0", 0), ("k1", 1), ("k2", 2)]
+    finally:
+        store.close()
