@@ -84,7 +84,6 @@ from connector.store import (
 )
 from connector.store.database import create_store_engine
 from connector.store.values import PersonConflict, RecordEmails, RecordKey
-from connector.sync.collector import tuned_collector
 from connector.sync.decide import ChunkPlan, StageWrite, decide_chunk
 from connector.sync.helper import (
     Failed,
@@ -103,6 +102,7 @@ from connector.sync.people import plan_links, record_emails
 from connector.sync.redact import safe_error, safe_message, secret_values
 from connector.sync.result import ConnectionCounts, RunResult
 from connector.sync.settle import MAX_RETRY_ATTEMPTS, Settlement, settle_batch
+from connector.sync.tuning import tuned
 from connector.sync.unify import Decider, hand_set_conflicts, person_decider, person_evidence
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class RunSettings:
     """Queued contacts from which helpers are started (a shorter queue is decided before they would start)."""
 
 
-@tuned_collector()  # see connector.sync.collector: 17 % of a run's CPU went to collecting cycles
+@tuned()  # see connector.sync.tuning: 17 % of a run's CPU went to collecting cycles, 8-10 % to thread switches
 def run_job(
     job: Job,
     config: Config,
@@ -1131,7 +1131,7 @@ class _Run:
                 each.full_batches()
 
 
-@tuned_collector()  # as in the run's process: a helper makes as many short-lived objects
+@tuned()  # as in the run's process: a helper makes as many short-lived objects
 def decide_beside(
     number: int, task: HelperTask, bounds: list[str], claims: Any, ahead: Any, out: Any, stop: Any
 ) -> None:
