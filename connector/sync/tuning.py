@@ -27,7 +27,7 @@ let go of the interpreter lock (a socket read, an SQLite statement). A thread
 coming back from such a call waits until the one computing is asked to yield,
 which Python does every switch interval: 5 ms by default, paid again on every
 call. :data:`SWITCH_INTERVAL` makes the wait shorter; at 100,000 HubSpot
-contacts the run took 8-10 % less time (``docs/benchmarks.md``).
+contacts the run took 4-10 % less time (``docs/benchmarks.md``).
 
 Runs that overlap in one process share one tuning, undone when the last of
 them ends.
