@@ -297,10 +297,9 @@ def activity_rows(
 def select_rows(db: Connection, columns: Sequence[str], rest: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """``SELECT columns rest`` (``rest``: ``FROM ... WHERE ...``, from this package), every row at once.
 
-    On SQLite the rows come as one JSON array made by SQLite (``json_group_array``): the driver steps a
-    statement once a row, letting go of the interpreter lock and taking it back each time, which costs up to
-    the switch interval (5 ms) while another thread parses; the client's reading threads look up e-mails
-    hundreds at a time. Values come back as JSON gives them: text, numbers, or none."""
+    On SQLite the rows come as one JSON array made by SQLite (``json_group_array``), so the driver steps the
+    statement once, not once a row (see the module's docs). Values come back as JSON gives them: text,
+    numbers, or none."""
     names = ", ".join(columns)
     if db.dialect.name != "sqlite":
         return [tuple(row) for row in db.exec_driver_sql(f"SELECT {names} {rest}", tuple(params))]
