@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, inspect, select, update
 
 from connector.progress import ProgressEvent
 from connector.store import Store
@@ -106,6 +106,89 @@ def test_settling_replaces_what_another_job_stored_meanwhile_and_requeues_its_co
                     ("90000000003", "10000000009", "Kept")]  # fmt: skip
     # the other job's contact lost an activity: decided again; this job's contact was queued when staged
     assert dirty == [("job", "10000000001"), ("other-job", "10000000009")]
+
+
+@contextmanager
+def index_statements(store: Store, fail_move: bool = False) -> Iterator[list[str]]:
+    """The ``DROP INDEX`` / ``CREATE INDEX`` statements run meanwhile; ``fail_move``: the move into ``activities``
+    fails as a full disk would make it."""
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool) -> None:
+        if " INDEX " in statement.upper():
+            seen.append(statement.split("(")[0].strip())
+        if fail_move and statement.startswith("INSERT INTO activities"):
+            raise OSError("disk full")
+
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
+
+
+def activity_indexes(store: Store) -> list[tuple[str | None, list[str | None]]]:
+    return sorted((index["name"], index["column_names"]) for index in inspect(store.engine).get_indexes("activities"))
+
+
+def stage(store: Store, connection: str, count: int) -> None:
+    """A first load of ``count`` activities of ``connection`` staged, in reverse key order."""
+    with store.begin() as db:
+        load = store.records.first_load(db, connection, "activities")
+        ids = [f"9{n:010d}" for n in range(count)]
+        store.records.store_activities(db, "job", connection, [act(ids[n], f"1{n % 7:010d}") for n in
+                                       reversed(range(count))], force_dirty=False, now=NOW, first_load=load)  # fmt: skip
+
+
+def test_a_first_load_larger_than_the_stored_rows_builds_the_indexes_again_on_sqlite(store: Store) -> None:
+    before = activity_indexes(store)
+    assert ("ix_activities_connection_crm_id", ["connection", "crm_id"]) in before
+    stage(store, HS, 60)
+    with index_statements(store) as statements, store.begin() as db:
+        assert store.records.settle_staged(db, "job", HS) == 60
+    sqlite = store.engine.dialect.name == "sqlite"
+    # dropped and created in the move's transaction on SQLite; PostgreSQL keeps its index (a drop locks out readers)
+    rebuilt = [
+        'DROP INDEX "ix_activities_connection_crm_id"',
+        "CREATE INDEX ix_activities_connection_crm_id ON activities",
+    ]
+    assert statements == (rebuilt if sqlite else [])
+    assert activity_indexes(store) == before
+    with store.begin() as db:
+        found = db.execute(select(activities.c.contact_crm_id).where(activities.c.connection == HS,
+                                                                      activities.c.crm_id == "90000000009"))  # fmt: skip
+        assert found.scalars().all() == ["10000000002"]
+    # the next connection's first load is smaller than what is stored: its rows go in through the index
+    stage(store, "other", 10)
+    with index_statements(store) as statements, store.begin() as db:
+        assert store.records.settle_staged(db, "job", "other") == 10
+    assert statements == []
+    assert counts(store) == (70, 0)
+
+
+def test_settling_one_connection_leaves_another_connections_staged_rows(store: Store) -> None:
+    stage(store, "other", 20)
+    stage(store, HS, 30)
+    with store.begin() as db:
+        assert store.records.settle_staged(db, "job", HS) == 30
+        assert store.records.staged(db, "other") and not store.records.staged(db, HS)
+    assert counts(store) == (30, 20)
+    with store.begin() as db:
+        assert store.records.settle_staged(db, "job", "other") == 20
+    assert counts(store) == (50, 0)
+
+
+def test_a_move_that_fails_leaves_the_indexes_and_the_staged_rows_as_they_were(store: Store) -> None:
+    before = activity_indexes(store)
+    stage(store, HS, 30)
+    with index_statements(store, fail_move=True), pytest.raises(Exception, match="disk full"), store.begin() as db:
+        store.records.settle_staged(db, "job", HS)
+    assert activity_indexes(store) == before
+    assert counts(store) == (0, 30)
+    with store.begin() as db:
+        assert store.records.settle_staged(db, "job", HS) == 30
+    assert activity_indexes(store) == before
+    assert counts(store) == (30, 0)
 
 
 def counts(store: Store) -> tuple[int, int]:
