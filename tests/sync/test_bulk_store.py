@@ -6,12 +6,12 @@ import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Column, Connection, MetaData, Table, Text, select
 
 from connector.crm import ActivityRecord, ContactRecord
 from connector.model import Activity, ActivityKind, Contact, Stage
 from connector.store import Decision, Deferral, Store, Written, open_store
-from connector.store.bulk import insert_rows, select_rows
+from connector.store.bulk import insert_rows, select_rows, update_rows
 from connector.store.records import activity_hash, contact_hash, contact_json
 from connector.store.tables import activities, contacts, job_contacts
 
@@ -192,6 +192,9 @@ def _table(db: Connection) -> None:
     db.exec_driver_sql("CREATE TEMPORARY TABLE bulk_probe (k TEXT PRIMARY KEY, v TEXT, n INTEGER)")
 
 
+PROBE = Table("bulk_probe", MetaData(), Column("k", Text, primary_key=True), Column("v", Text), Column("n", Text))
+
+
 def test_many_rows_go_in_whole_and_in_order_with_a_key_given_twice(store: Store) -> None:
     rows = [(f"k{n:04d}", f"v{n}'\"", n) for n in range(301)]  # not a multiple of any statement's size
     with store.begin() as db:
@@ -205,6 +208,21 @@ def test_many_rows_go_in_whole_and_in_order_with_a_key_given_twice(store: Store)
     assert {k: (v, n) for k, v, n in stored} == expected
 
 
+def test_many_rows_are_updated_by_their_keys_with_a_key_given_twice(store: Store) -> None:
+    rows = [(f"k{n:04d}", "old", n) for n in range(301)]
+    # every row but the last, hostile text, one key twice (the last tuple wins), one key not stored (no row made)
+    changes = [(f"k{n:04d}", f"v{n}'\"); DROP TABLE bulk_probe; --\u202e", n * 2) for n in range(300)]
+    changes += [("k0007", None, -1), ("absent", "x", 0)]
+    with store.begin() as db:
+        _table(db)
+        insert_rows(db, "bulk_probe", ("k", "v", "n"), rows)
+        update_rows(db, PROBE, ("k",), ("v", "n"), changes)
+        stored = db.exec_driver_sql("SELECT k, v, n FROM bulk_probe ORDER BY k").all()
+    expected = {k: ("old", n) for k, _, n in rows} | {k: (v, n) for k, v, n in changes if k != "absent"}
+    assert {k: (v, n) for k, v, n in stored} == expected
+    assert expected["k0007"] == (None, -1) and expected["k0300"] == ("old", 300)
+
+
 def test_sqlite_allowing_few_parameters_gets_smaller_statements(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'few.db'}")
     try:
@@ -216,6 +234,8 @@ def test_sqlite_allowing_few_parameters_gets_smaller_statements(tmp_path: Path) 
             insert_rows(db, "bulk_probe", ("k", "v", "n"), [(f"k{n}", "v", n) for n in range(25)])
             assert db.exec_driver_sql("SELECT count(*), sum(n) FROM bulk_probe").one() == (25, sum(range(25)))
             found = select_rows(db, ("k", "n"), "FROM bulk_probe WHERE n < ? ORDER BY n", [3])
+            update_rows(db, PROBE, ("k",), ("n",), [(f"k{n}", n + 1) for n in range(25)])  # 2 values: 5 rows
+            assert db.exec_driver_sql("SELECT sum(n) FROM bulk_probe").scalar() == sum(range(1, 26))
         assert found == [("k0", 0), ("k1", 1), ("k2", 2)]
     finally:
         store.close()
