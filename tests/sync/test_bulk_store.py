@@ -99,6 +99,21 @@ def test_activities_read_back_for_the_decision_as_aware_utc_times_in_order(store
     assert all(a.occurred_at.tzinfo is UTC for a in queued.activities)
 
 
+HOSTILE = ['Guide "quoted" \\ back', "\u202eevil\u0007\x1b[31m", "emoji \U0001f600 <b>", "line\nbreak\ttab", None, ""]
+
+
+def test_many_activities_with_hostile_text_read_back_whole_for_the_decision(store: Store) -> None:
+    records = [
+        act(f"{n:05d}\"'{HOSTILE[n % 3]}", "c\u202e1", detail=HOSTILE[n % len(HOSTILE)] or None) for n in range(1_200)
+    ]
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hs", [person("c\u202e1")], force_dirty=False, now=NOW)
+        store.records.store_activities(db, "job", "hs", records, force_dirty=False, now=NOW)
+        (queued,) = store.queue.due(db, "job", "hs", after="", limit=10, now=NOW)
+    assert sorted((a.id, a.detail) for a in queued.activities) == sorted((r.crm_id, r.activity.detail) for r in records)
+    assert {a.occurred_at for a in queued.activities} == {datetime(2026, 11, 2, 8, 30, tzinfo=UTC)}
+
+
 def test_a_decided_contact_is_queued_again_by_a_new_activity_and_a_queued_one_stays_queued(store: Store) -> None:
     with store.begin() as db:
         store.records.store_contacts(db, "job", "hs", [person("c1"), person("c2")], force_dirty=False, now=NOW)
