@@ -8,6 +8,11 @@ index pages, and storing the load cost 35 s where appending the same rows to an
 unindexed table and moving them in key order at the end costs 11 s (the same
 rows, measured on one machine).
 
+The move still fills ``activities``' ``(connection, crm_id)`` index, whose
+order is not the key's: on SQLite, a first load larger than what is stored
+drops that index and builds it again after the move, in the same transaction
+(at a million rows, 9.3 s became 3.3 s).
+
 So a pull that starts while ``activities`` holds nothing of its connection
 appends its rows to ``activity_staging`` (with the page group they came in:
 ``batch``), and its checkpoints commit with them as before. When the pull has
