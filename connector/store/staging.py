@@ -157,10 +157,8 @@ def _rebuild_pays(db: Connection, connection: str) -> bool:
     PostgreSQL keeps it: dropping an index locks the whole table against readers until the commit."""
     if db.dialect.name != "sqlite":
         return False
-    one = marks(db, 1)
-    staged_rows = db.exec_driver_sql(f"SELECT count(*) FROM {TABLE} WHERE connection = {one}", (connection,)).scalar()
-    stored_rows = db.exec_driver_sql("SELECT count(*) FROM activities").scalar()
-    return bool(staged_rows) and (staged_rows or 0) >= (stored_rows or 0)
+    staged_rows = db.exec_driver_sql(f"SELECT count(*) FROM {TABLE} WHERE connection = ?", (connection,)).scalar_one()
+    return staged_rows >= db.exec_driver_sql("SELECT count(*) FROM activities").scalar_one()
 
 
 @contextmanager
