@@ -16,8 +16,9 @@ and taking it back while another thread parses waits for that thread to yield.
 On PostgreSQL (psycopg) the rows go in with ``COPY``, about six times
 cheaper for the server than ``executemany`` of ``INSERT``s: straight into the
 table for a plain insert, else into a temporary staging table (emptied at
-commit) and from there with one ``INSERT ... SELECT ... ON CONFLICT``. Other
-PostgreSQL drivers get the ``executemany``.
+commit) and from there with one ``INSERT ... SELECT ... ON CONFLICT``. Rows are
+updated by key with one ``UPDATE ... FROM unnest(arrays)`` per 200 rows, planned
+once, not once a row. Other PostgreSQL drivers get the ``executemany``.
 """
 
 from __future__ import annotations
@@ -201,17 +202,22 @@ def update_rows(
     new values (made what the column types would make them: :func:`db_time`, :func:`db_json`, storable text).
     A key given twice: the last tuple wins, as with one ``UPDATE`` per tuple.
 
-    On SQLite, ``UPDATE ... FROM (VALUES ...)`` statements of many rows (:func:`_update_values`); elsewhere one
-    ``executemany`` of tuples (psycopg pipelines it and prepares the statement). A single ``UPDATE ...
-    FROM unnest(arrays)`` per set was tried on PostgreSQL and dropped: with the run's stale statistics the
-    planner joined by a sequential scan of the whole ``contacts`` table (wide rows) for every batch of 100,
-    and the record stage of the 20,000-contact pipeline benchmark went from 8 s to 92 s."""
+    On SQLite, ``UPDATE ... FROM (VALUES ...)`` statements of many rows (:func:`_update_values`); on PostgreSQL
+    with psycopg, ``UPDATE ... FROM unnest(arrays)`` statements (:func:`_update_arrays`); elsewhere one
+    ``executemany`` of tuples. The arrays were tried once before and dropped, when a pull left the tables
+    without statistics: the planner then joined by a sequential scan of the whole ``contacts`` table for every
+    batch. A pull that fills the tables now analyzes them (:meth:`connector.store.records.Records.refresh_statistics`), and at
+    :data:`POSTGRES_ROWS_PER_UPDATE` rows a statement the plan finds each row by its key (checked with
+    ``EXPLAIN`` at 100,000 rows; at 2,000 rows a statement the queue's update scanned the whole index)."""
     if not rows:
         return
     rows = _last_per_key((*keys, *columns), rows, keys, keep_last=True)
     count = len(keys)
     if db.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= SQLITE_UPDATE_FROM:
         _update_values(db, table.name, keys, columns, rows)
+        return
+    if db.dialect.name == "postgresql" and db.dialect.driver == "psycopg":
+        _update_arrays(db, table, keys, columns, rows)
         return
     sets = ", ".join(f"{column} = {marks(db, 1)}" for column in columns)
     where = " AND ".join(f"{key} = {marks(db, 1)}" for key in keys)
@@ -236,6 +242,28 @@ def _update_values(
     for start, size in _sqlite_parts(db, width, len(rows)):
         sql = f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([row] * size)}) AS v WHERE {where}"
         db.exec_driver_sql(sql, tuple(chain.from_iterable(rows[start : start + size])))
+
+
+POSTGRES_ROWS_PER_UPDATE = 200
+"""Most rows in one PostgreSQL ``UPDATE ... FROM unnest(...)``: few enough that the planner finds each row by its
+key (a nested loop over the primary key) rather than reading the whole table to join it."""
+
+
+def _update_arrays(
+    db: Connection, table: Table, keys: Sequence[str], columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``rows`` (one per key) set in ``UPDATE ... FROM unnest(arrays)`` statements of up to
+    :data:`POSTGRES_ROWS_PER_UPDATE` rows, one array per column, typed as the column is. An ``executemany`` of
+    one ``UPDATE`` a row made the server parse and plan every row (plans are made for each execution's values,
+    :func:`connector.store.database.create_store_engine`); this plans once per statement."""
+    names = [*keys, *columns]
+    arrays = ", ".join(f"%s::{table.c[name].type.compile(dialect=db.dialect)}[]" for name in names)
+    sets = ", ".join(f"{name} = v.{name}" for name in columns)
+    where = " AND ".join(f"t.{key} = v.{key}" for key in keys)
+    sql = f"UPDATE {table.name} AS t SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) WHERE {where}"
+    for start in range(0, len(rows), POSTGRES_ROWS_PER_UPDATE):
+        part = rows[start : start + POSTGRES_ROWS_PER_UPDATE]
+        db.exec_driver_sql(sql, tuple([row[n] for row in part] for n in range(len(names))))
 
 
 def set_where_in(

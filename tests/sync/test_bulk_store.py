@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import Column, Connection, MetaData, Table, Text, select
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text, select
 
 from connector.crm import ActivityRecord, ContactRecord
 from connector.model import Activity, ActivityKind, Contact, Stage
@@ -167,6 +167,29 @@ def test_decisions_backoffs_and_writes_are_set_in_bulk_and_read_back_typed(store
     assert stored.content_hash == contact_hash("contact", first.contact_json, stored.stage_values)
 
 
+def test_decisions_for_more_contacts_than_one_statement_sets_are_each_kept(store: Store) -> None:
+    # 450 rows: PostgreSQL sets them in three statements of arrays, SQLite in several of VALUES
+    ids = [f"{n:011d}" for n in range(450)]
+    later = NOW + timedelta(hours=5)
+    with store.begin() as db:
+        store.records.store_contacts(db, "job", "hs", [person(i) for i in ids], force_dirty=False, now=NOW)
+    decisions = [
+        Decision(crm_id, Stage.MQL if n % 2 else None, f"rule-{n}" if n % 3 else None,
+                 (f"« {n} »'); DROP TABLE job_contacts; --", '\\"'), NOW + timedelta(seconds=n),
+                 done=False, decide_again_at=later if n % 4 == 0 else None)
+        for n, crm_id in enumerate(ids)
+    ]  # fmt: skip
+    with store.begin() as db:
+        store.queue.record_decisions(db, "job", "hs", decisions)
+        rows = {row.crm_id: row for row in db.execute(select(job_contacts)).all()}
+    assert len(rows) == 450
+    for n, crm_id in enumerate(ids):
+        row = rows[crm_id]
+        assert (row.decided_stage, row.rule) == ("mql" if n % 2 else None, f"rule-{n}" if n % 3 else None)
+        assert row.reasons == [f"« {n} »'); DROP TABLE job_contacts; --", '\\"']
+        assert (row.decided_at, row.decide_again_at) == (NOW + timedelta(seconds=n), later if n % 4 == 0 else None)
+
+
 def test_e_mails_resolve_to_the_connections_own_contacts(store: Store) -> None:
     with store.begin() as db:
         store.records.store_contacts(db, "job", "hs", [person("10000000001")], force_dirty=False, now=NOW)
@@ -207,7 +230,7 @@ def _table(db: Connection) -> None:
     db.exec_driver_sql("CREATE TEMPORARY TABLE bulk_probe (k TEXT PRIMARY KEY, v TEXT, n INTEGER)")
 
 
-PROBE = Table("bulk_probe", MetaData(), Column("k", Text, primary_key=True), Column("v", Text), Column("n", Text))
+PROBE = Table("bulk_probe", MetaData(), Column("k", Text, primary_key=True), Column("v", Text), Column("n", Integer))
 
 
 def test_many_rows_go_in_whole_and_in_order_with_a_key_given_twice(store: Store) -> None:
