@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, inspect, select, update
+from sqlalchemy import event, func, insert, inspect, select, update
 
 from connector.progress import ProgressEvent
 from connector.store import Store
@@ -189,6 +189,36 @@ def test_a_move_that_fails_leaves_the_indexes_and_the_staged_rows_as_they_were(s
         assert store.records.settle_staged(db, "job", HS) == 30
     assert activity_indexes(store) == before
     assert counts(store) == (30, 0)
+
+
+def test_a_copy_stored_while_the_rows_move_is_replaced_by_the_staged_one_on_postgresql(store: Store) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing is stored while a move runs, which upserts there")
+    stage(store, HS, 30)
+    moves: list[str] = []
+
+    def another_job_stores(_conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
+        if not statement.startswith("INSERT INTO activities ("):
+            return
+        moves.append("upsert" if "ON CONFLICT" in statement else "insert")
+        if len(moves) == 1:
+            # committed by another connection after the move deleted the stored copies, before it inserts
+            with store.engine.begin() as other:
+                other.execute(insert(activities).values(
+                    connection=HS, contact_crm_id="10000000000", crm_id="90000000000", kind="form",
+                    occurred_at=NOW, detail="stored meanwhile", content_hash="0" * 40, modified_at=NOW))  # fmt: skip
+
+    event.listen(store.engine, "before_cursor_execute", another_job_stores)
+    try:
+        with store.begin() as db:
+            assert store.records.settle_staged(db, "job", HS) == 30
+    finally:
+        event.remove(store.engine, "before_cursor_execute", another_job_stores)
+    assert moves == ["insert", "insert", "upsert"]  # the plain insert, the other job's, then the upsert
+    assert counts(store) == (30, 0)
+    with store.begin() as db:
+        detail = db.execute(select(activities.c.detail).where(activities.c.crm_id == "90000000000")).scalar_one()
+    assert detail == "Guide"
 
 
 def counts(store: Store) -> tuple[int, int]:
