@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select, update
 
 from connector.store.bulk import db_json, db_time, insert_rows, marks
-from connector.store.sql import in_chunks
+from connector.store.sql import IN_LIST_SIZE, in_chunks
 from connector.store.tables import ladder_notes, storable
 from connector.store.values import Change, LadderNote
 
@@ -30,6 +30,11 @@ _COLUMNS = (
 )
 
 
+_INTENTS_PER_LOOK_UP = 200
+"""Intent ids per look-up of the history on PostgreSQL. With 500 (a group of recorded answers) the planner read
+the whole table instead of probing its unique index: 13 ms a look-up at 80,000 rows, against 0.9 ms for 200."""
+
+
 class History:
     def record(self, db: Connection, job: str, connection: str, changes: Sequence[Change]) -> int:
         """A history row per change that landed; an intent already recorded is skipped. Returns rows added."""
@@ -37,7 +42,8 @@ class History:
             return 0
         seen: set[str] = set()
         keys = [change.intent.intent_id for change in changes]
-        for part in in_chunks(keys):
+        size = _INTENTS_PER_LOOK_UP if db.dialect.name == "postgresql" else IN_LIST_SIZE
+        for part in in_chunks(keys, size):
             sql = f"SELECT intent_id FROM stage_changes WHERE intent_id IN ({marks(db, len(part))})"
             seen.update(row[0] for row in db.exec_driver_sql(sql, tuple(part)))
         rows = []

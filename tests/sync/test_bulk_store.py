@@ -14,6 +14,7 @@ from connector.store import Decision, Deferral, Store, Written, open_store
 from connector.store.bulk import insert_rows, select_rows, update_rows
 from connector.store.records import activity_hash, contact_hash, contact_json
 from connector.store.tables import activities, contacts, job_contacts
+from connector.store.values import Change, PendingWrite
 
 NOW = datetime(2026, 11, 20, 9, 0, 0, 123456, tzinfo=UTC)
 PARIS = timezone(timedelta(hours=1))
@@ -188,6 +189,25 @@ def test_decisions_for_more_contacts_than_one_statement_sets_are_each_kept(store
         assert (row.decided_stage, row.rule) == ("mql" if n % 2 else None, f"rule-{n}" if n % 3 else None)
         assert row.reasons == [f"« {n} »'); DROP TABLE job_contacts; --", '\\"']
         assert (row.decided_at, row.decide_again_at) == (NOW + timedelta(seconds=n), later if n % 4 == 0 else None)
+
+
+def test_history_records_each_intent_once_across_look_ups_and_counts_the_rows_added(store: Store) -> None:
+    def change(n: int, to: Stage = Stage.MQL) -> Change:
+        intent = PendingWrite(f"{n:08d}-0000-4000-8000-000000000000", "run-1", "lead", Stage.LEAD, to, to.value,
+                              "mql-form", (f"« {n} »'); --",), NOW)  # fmt: skip
+        return Change(f"{n:011d}", f"p{n}@example.fr", intent)
+
+    with store.begin() as db:
+        assert store.history.record(db, "job", "hs", [change(n) for n in range(300)]) == 300
+    with store.begin() as db:
+        # 150 recorded already, 150 new, one new intent given twice (the first kept): two look-ups on PostgreSQL
+        again = [change(n, Stage.SQL) for n in range(150, 450)] + [change(449, Stage.MEETING)]
+        assert store.history.record(db, "job", "hs", again) == 150
+        rows = db.exec_driver_sql("SELECT intent_id, to_stage FROM stage_changes").all()
+    by_intent = dict(rows)
+    assert len(rows) == len(by_intent) == 450
+    assert by_intent[change(0).intent.intent_id] == by_intent[change(299).intent.intent_id] == "mql"
+    assert by_intent[change(300).intent.intent_id] == by_intent[change(449).intent.intent_id] == "sql"
 
 
 def test_e_mails_resolve_to_the_connections_own_contacts(store: Store) -> None:
