@@ -206,9 +206,10 @@ def update_rows(
     with psycopg, ``UPDATE ... FROM unnest(arrays)`` statements (:func:`_update_arrays`); elsewhere one
     ``executemany`` of tuples. The arrays were tried once before and dropped, when a pull left the tables
     without statistics: the planner then joined by a sequential scan of the whole ``contacts`` table for every
-    batch. A pull that fills the tables now analyzes them (:meth:`connector.store.records.Records.refresh_statistics`), and at
-    :data:`POSTGRES_ROWS_PER_UPDATE` rows a statement the plan finds each row by its key (checked with
-    ``EXPLAIN`` at 100,000 rows; at 2,000 rows a statement the queue's update scanned the whole index)."""
+    batch. A pull that fills the tables now analyzes them
+    (:meth:`connector.store.records.Records.refresh_statistics`), and at :data:`POSTGRES_ROWS_PER_UPDATE` rows a
+    statement the plan finds each row by its key (checked with ``EXPLAIN`` at 100,000 rows; at 2,000 rows a
+    statement the queue's update scanned the whole index)."""
     if not rows:
         return
     rows = _last_per_key((*keys, *columns), rows, keys, keep_last=True)
