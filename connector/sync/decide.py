@@ -4,12 +4,15 @@ For each queued contact: was a write of an interrupted run found to have
 landed (the CRM shows its value)? what do the rules decide? what does the
 planner say to write, or why nothing? The result says what to store
 (decisions, outbox intents, outbox entries that are stale, dead letters no
-longer needed) and which writes to make. Nothing here reads a clock, a CRM
-or the store: ``now`` and ``new_id`` are passed in.
+longer needed) and which writes to make. Nothing here reads a CRM or the
+store, and the decisions read no clock: ``now`` and ``new_id`` are passed in
+(the default ``new_id``, :func:`new_intent_id`, starts each id with the time).
 """
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -58,7 +61,18 @@ class ChunkPlan:
 
 
 def new_intent_id() -> str:
-    return str(uuid.uuid4())
+    """A random UUID in RFC 9562's version 7 layout: the milliseconds since the epoch first (48 bits), then 74
+    random bits. Intents made one after the other sort together, so the history's unique index on them takes a
+    group of recorded changes in a few pages at its end, not in one random page each: recording 100,000 changes
+    in groups of 500 on SQLite took 3.5-4.5 s with these ids and 5.3-8.7 s with random (version 4) ones."""
+    random = int.from_bytes(os.urandom(10), "big")
+    value = (time.time_ns() // 1_000_000 & _MS_MASK) << 80 | 0x7 << 76 | (random >> 62 & 0xFFF) << 64
+    value |= 0b10 << 62 | random & _RANDOM_B_MASK  # the variant of RFC 9562, then 62 random bits
+    return str(uuid.UUID(int=value))
+
+
+_MS_MASK = (1 << 48) - 1
+_RANDOM_B_MASK = (1 << 62) - 1
 
 
 def decide_chunk(

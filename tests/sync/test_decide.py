@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +16,7 @@ from connector.model import Activity, Stage
 from connector.planner import BEYOND_LADDER
 from connector.runs import WriteMode
 from connector.store import QueuedContact
-from connector.sync.decide import decide_chunk
+from connector.sync.decide import decide_chunk, new_intent_id
 from tests.sync.builders import NOW, OFF_ICP, STAGE_FIELD, downloads, intent, queued
 
 REPO = Path(__file__).resolve().parents[2]
@@ -202,3 +204,17 @@ def test_a_meeting_ahead_gives_the_decision_its_moment_to_decide_again(rules: Ru
     [decision] = plan.decisions
     assert decision.stage == Stage.LEAD
     assert decision.decide_again_at == ahead.occurred_at
+
+
+def test_intent_ids_are_unique_version_7_uuids_that_sort_by_the_time_they_were_made() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [new_intent_id() for _ in range(10_000)]
+    time.sleep(0.002)
+    later = new_intent_id()
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    for made in (ids[0], ids[-1], later):
+        parsed = uuid.UUID(made)
+        assert (str(parsed), parsed.version, parsed.variant) == (made, 7, uuid.RFC_4122)
+        assert before <= parsed.int >> 80 <= after
+    assert max(ids) < later  # a later millisecond sorts after every id made before it
