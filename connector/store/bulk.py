@@ -120,10 +120,17 @@ def _insert_values(
 ) -> None:
     """``rows`` in order, in ``INSERT``s of many rows (:func:`_sqlite_parts`); a key given twice is upserted
     twice, as with one row a statement."""
+    _each_sqlite_part(db, width, rows, lambda values: f"INSERT INTO {table} ({names}) VALUES {values}{tail}")
+
+
+def _each_sqlite_part(
+    db: Connection, width: int, rows: Sequence[tuple[Any, ...]], statement: Callable[[str], str]
+) -> None:
+    """Run ``statement(values)`` for each part of ``rows`` (:func:`_sqlite_parts`), ``values`` being the part's
+    ``(?, ...), (?, ...)`` list, with the part's values in order."""
     row = f"({', '.join(['?'] * width)})"
     for start, size in _sqlite_parts(db, width, len(rows)):
-        sql = f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * size)}{tail}"
-        db.exec_driver_sql(sql, tuple(chain.from_iterable(rows[start : start + size])))
+        db.exec_driver_sql(statement(", ".join([row] * size)), tuple(chain.from_iterable(rows[start : start + size])))
 
 
 def _sqlite_parts(db: Connection, width: int, count: int) -> Iterator[tuple[int, int]]:
@@ -213,7 +220,6 @@ def update_rows(
     if not rows:
         return
     rows = _last_per_key((*keys, *columns), rows, keys, keep_last=True)
-    count = len(keys)
     if db.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= SQLITE_UPDATE_FROM:
         _update_values(db, table.name, keys, columns, rows)
         return
@@ -222,6 +228,7 @@ def update_rows(
         return
     sets = ", ".join(f"{column} = {marks(db, 1)}" for column in columns)
     where = " AND ".join(f"{key} = {marks(db, 1)}" for key in keys)
+    count = len(keys)
     db.exec_driver_sql(f"UPDATE {table.name} SET {sets} WHERE {where}", [row[count:] + row[:count] for row in rows])
 
 
@@ -236,13 +243,10 @@ def _update_values(
     by its key. ``executemany`` steps its statement once a row and lets go of the interpreter lock each time: with
     another thread computing (a client's reader, the calling thread, a helper's pickling thread) taking it back
     waited up to the switch interval, ~1 ms a row where one statement of 128 rows took ~40 µs a row."""
-    width = len(keys) + len(columns)
     sets = ", ".join(f"{column} = v.column{len(keys) + n + 1}" for n, column in enumerate(columns))
     where = " AND ".join(f"{table}.{key} = v.column{n + 1}" for n, key in enumerate(keys))
-    row = f"({', '.join(['?'] * width)})"
-    for start, size in _sqlite_parts(db, width, len(rows)):
-        sql = f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([row] * size)}) AS v WHERE {where}"
-        db.exec_driver_sql(sql, tuple(chain.from_iterable(rows[start : start + size])))
+    _each_sqlite_part(db, len(keys) + len(columns), rows,
+                      lambda values: f"UPDATE {table} SET {sets} FROM (VALUES {values}) AS v WHERE {where}")  # fmt: skip
 
 
 POSTGRES_ROWS_PER_UPDATE = 200
